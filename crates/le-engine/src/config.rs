@@ -131,7 +131,9 @@ impl SpectrumConfig {
         if k == 0 || k > d {
             return Err(LeError::InvalidConfig {
                 field: "k",
-                message: format!("number of exponents must be in 1..={d} (the state dimension), got {k}"),
+                message: format!(
+                    "number of exponents must be in 1..={d} (the state dimension), got {k}"
+                ),
             });
         }
         Ok(k)

@@ -396,7 +396,7 @@ fn jacobian_sequence_member<T: Real>(
     cfg: &SpectrumConfig,
     member: u64,
 ) -> Result<Spectrum> {
-    if d == 0 || jacobians.len() % (d * d) != 0 {
+    if d == 0 || !jacobians.len().is_multiple_of(d * d) {
         return Err(LeError::InvalidConfig {
             field: "jacobians",
             message: format!(

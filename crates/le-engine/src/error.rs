@@ -15,7 +15,7 @@ pub enum LeError {
     Unsupported(String),
 
     /// A file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: cannot read")]
     Io {
         path: PathBuf,
         #[source]

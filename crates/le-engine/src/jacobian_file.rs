@@ -38,7 +38,10 @@ pub struct JacobianFile {
 fn read_f64s(bytes: &[u8], dtype: Dtype) -> Option<Vec<f64>> {
     match dtype {
         Dtype::F64 => Some(
-            bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+            bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
         ),
         Dtype::F32 => Some(
             bytes
@@ -72,7 +75,12 @@ impl JacobianFile {
             } else {
                 expected_shape.to_string()
             };
-            return Err(LeError::BadShape { path, name: name.into(), expected: what, found: shape });
+            return Err(LeError::BadShape {
+                path,
+                name: name.into(),
+                expected: what,
+                found: shape,
+            });
         }
         let (len, dim) = (shape[0], shape[1]);
         let data = match view.dtype() {
@@ -180,7 +188,7 @@ impl JacobianFile {
 pub fn save_jacobians(path: impl AsRef<Path>, jacobians: &[f64], d: usize, dt: f64) -> Result<()> {
     let path = path.as_ref();
     let dd = d * d;
-    if d == 0 || jacobians.len() % dd != 0 {
+    if d == 0 || !jacobians.len().is_multiple_of(dd) {
         return Err(LeError::InvalidConfig {
             field: "jacobians",
             message: format!("{} values do not form a [T, {d}, {d}] sequence", jacobians.len()),

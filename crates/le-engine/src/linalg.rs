@@ -8,7 +8,14 @@ use crate::scalar::Real;
 
 /// `z = J q` (or `z = J^T q` when `transpose`), `J` row-major `d x d`, `q`, `z` column-major
 /// `d x k`. Uses the `gemm` crate above a small size, a plain loop below it.
-pub fn jacobian_times<T: Real>(jac: &[T], d: usize, q: &[T], k: usize, z: &mut [T], transpose: bool) {
+pub fn jacobian_times<T: Real>(
+    jac: &[T],
+    d: usize,
+    q: &[T],
+    k: usize,
+    z: &mut [T],
+    transpose: bool,
+) {
     assert_eq!(jac.len(), d * d, "Jacobian must be D x D = {d} x {d}");
     assert!(q.len() >= d * k && z.len() >= d * k, "blocks must be D x k = {d} x {k}");
     // (row stride, column stride) of J or J^T seen as the left operand.

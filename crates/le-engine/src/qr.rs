@@ -8,55 +8,89 @@
 //!
 //! Reflectors `H_c = I - tau_c v_c v_c^T` (`v_c[c] = 1`, `v_c[..c] = 0`) are computed as in
 //! LAPACK's `dlarfg` (`beta = -sign(alpha) ||x||`, so no cancellation), with an overflow- and
-//! underflow-safe norm. The columns are processed in panels of [`PANEL_WIDTH`]: inside a panel
-//! each column first receives the panel's earlier reflectors (left-looking), then every column
-//! to the right of the panel receives all the panel's reflectors while it sits in L1 cache
-//! (right-looking between panels). This performs exactly the flops of unblocked Householder,
-//! `2 D k^2 - 2 k^3 / 3`, but reads the trailing matrix once per panel instead of once per
-//! reflector. `Q = H_0 ... H_{k-1} [I_k; 0]` is then formed in place by backward accumulation
-//! (LAPACK `dorg2r`, blocked the same way), another `2 D k^2 - 2 k^3 / 3` flops. Finally the
-//! signs are fixed: if `R_cc < 0`, column `c` of `Q` and row `c` of `R` change sign, so the
-//! factorisation is the unique one with a non-negative diagonal.
+//! underflow-safe norm. Columns are processed in panels of `nb` ([`DEFAULT_PANEL_WIDTH`]), as in
+//! LAPACK `dgeqrf`: inside a panel each column first receives the panel's earlier reflectors
+//! (left-looking, level-2 work on a `D x nb` slab that stays in cache); the panel's reflectors
+//! are then aggregated into the compact WY form `H_p ... H_{p+nb-1} = I - V T V^T` (`dlarft`)
+//! and applied to the whole trailing block with two GEMMs, `W = V^T C`, `W = T^T W`,
+//! `C -= V W` (the `gemm` crate, register-blocked and SIMD-dispatched). Most flops thus run at
+//! GEMM speed. `Q = H_0 ... H_{k-1} [I_k; 0]` is then formed in place by backward accumulation
+//! (LAPACK `dorgqr`: the same block reflectors, kept from the factorisation, applied with GEMMs;
+//! `dorg2r` inside each panel). Finally the signs are fixed: if `R_cc < 0`, column `c` of `Q`
+//! and row `c` of `R` change sign, so the factorisation is the unique one with a non-negative
+//! diagonal.
 //!
-//! The inner kernels (dot product and `axpy` over one column) are compiled three times —
+//! Flops: `2 D k^2 - 2 k^3 / 3` for the factorisation and as much again for `Q` (plus
+//! `O(D k nb)` for the `T` factors).
+//!
+//! The level-2 kernels (dot product and `axpy` over one column) are compiled three times —
 //! AVX-512, AVX2+FMA and baseline x86-64 — and chosen at run time, so binaries stay portable
 //! (no `target-cpu=native`). All scratch lives in a caller-owned [`QrWorkspace`]: nothing is
-//! allocated per call.
+//! allocated per call by this module (the `gemm` crate keeps its packing buffers in
+//! thread-local storage).
 
 use crate::scalar::Real;
 
-/// Number of columns per panel (see the module docs). 16 columns of a `D = 128` block are
-/// 16 KiB in `f64`, which stays in L1 while the trailing columns stream past.
-pub const PANEL_WIDTH: usize = 16;
+/// Default number of columns per panel (see the module docs), chosen with `orchestrator bench
+/// --panel-widths` (the README records the sweep). [`QrWorkspace::with_panel_width`] overrides it.
+pub const DEFAULT_PANEL_WIDTH: usize = 8;
+
+/// Largest panel width a workspace accepts.
+pub const MAX_PANEL_WIDTH: usize = 64;
 
 /// Reusable scratch for [`orthonormalize_in_place`] on blocks of one shape.
 #[derive(Debug, Clone)]
 pub struct QrWorkspace<T: Real> {
     d: usize,
     k: usize,
+    /// Panel width `nb`.
+    nb: usize,
     tau: Vec<T>,
     sign: Vec<T>,
-    /// `PANEL_WIDTH` reflectors of length `d`, contiguous (reflector `j` of the panel starting at
-    /// column `p` uses rows `p + j .. d`, entry `p + j` is the implicit 1).
+    /// `nb` reflectors of length `d`, contiguous (reflector `j` of the panel starting at
+    /// column `p` uses rows `p + j .. d`, entry `p + j` is the implicit 1, rows `p .. p + j` are
+    /// zero so the panel is the `(d - p) x nb` matrix `V` of the compact WY form).
     panel: Vec<T>,
+    /// The `nb x nb` upper-triangular factors `T` of every panel (`H_p ... H_{pe-1} =
+    /// I - V T V^T`), kept from the factorisation for forming `Q`.
+    t_factors: Vec<T>,
+    /// `nb x k` scratch for `W = V^T C`.
+    w: Vec<T>,
 }
 
 impl<T: Real> QrWorkspace<T> {
     /// Scratch for blocks of `d` rows and `k` columns (`k <= d`).
     pub fn new(d: usize, k: usize) -> Self {
+        Self::with_panel_width(d, k, DEFAULT_PANEL_WIDTH)
+    }
+
+    /// Scratch with an explicit panel width `nb` (`1 ..= MAX_PANEL_WIDTH`).
+    pub fn with_panel_width(d: usize, k: usize, nb: usize) -> Self {
         assert!(k <= d, "QR of a D x k block needs k <= D (got D = {d}, k = {k})");
+        assert!(
+            (1..=MAX_PANEL_WIDTH).contains(&nb),
+            "panel width must be in 1..={MAX_PANEL_WIDTH}"
+        );
         Self {
             d,
             k,
+            nb,
             tau: vec![T::zero(); k],
             sign: vec![T::one(); k],
-            panel: vec![T::zero(); PANEL_WIDTH * d],
+            panel: vec![T::zero(); nb * d],
+            t_factors: vec![T::zero(); k.div_ceil(nb).max(1) * nb * nb],
+            w: vec![T::zero(); nb * k],
         }
     }
 
+    /// Panel width of this workspace.
+    pub fn panel_width(&self) -> usize {
+        self.nb
+    }
+
     /// Number of scalars of type `T` this workspace holds (for memory budgeting).
-    pub fn scratch_len(d: usize, k: usize) -> usize {
-        2 * k + PANEL_WIDTH * d
+    pub fn scratch_len(d: usize, k: usize, nb: usize) -> usize {
+        2 * k + nb * d + k.div_ceil(nb).max(1) * nb * nb + nb * k
     }
 
     /// Rows of the blocks this workspace serves.
@@ -122,7 +156,14 @@ pub fn form_q_in_place<T: Real>(a: &mut [T], ws: &mut QrWorkspace<T>) {
 
 fn check_shapes<T: Real>(a: &[T], k: usize, ws: &QrWorkspace<T>) {
     assert_eq!(k, ws.k, "log_diag has {k} entries, the workspace is for k = {}", ws.k);
-    assert_eq!(a.len(), ws.d * ws.k, "block has {} entries, expected D * k = {} * {}", a.len(), ws.d, ws.k);
+    assert_eq!(
+        a.len(),
+        ws.d * ws.k,
+        "block has {} entries, expected D * k = {} * {}",
+        a.len(),
+        ws.d,
+        ws.k
+    );
 }
 
 /// Run-time choice of the instruction set for the column kernels.
@@ -229,35 +270,44 @@ fn fmadd<T: Real, const FMA: bool>(a: T, b: T, c: T) -> T {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
-const LANES: usize = 32;
+const LANES: usize = 8;
 
-/// `sum_i x_i y_i` with `LANES` independent partial sums (vectorises, hides FMA latency).
+/// `sum_i x_i y_i`: four independent 8-wide partial sums (vectorise to one register each and
+/// hide the FMA latency), then 8-wide chunks, then a short scalar tail.
 #[inline(always)]
 pub(crate) fn dot<T: Real, const FMA: bool>(x: &[T], y: &[T]) -> T {
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &y[..n]);
-    let mut acc = [T::zero(); LANES];
-    let xc = x.chunks_exact(LANES);
-    let yc = y.chunks_exact(LANES);
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (xs, ys) in xc.zip(yc) {
-        for l in 0..LANES {
-            acc[l] = fmadd::<T, FMA>(xs[l], ys[l], acc[l]);
+    let mut acc = [[T::zero(); LANES]; 4];
+    let mut i = 0;
+    while i + 4 * LANES <= n {
+        for (u, accu) in acc.iter_mut().enumerate() {
+            let xs = &x[i + u * LANES..i + (u + 1) * LANES];
+            let ys = &y[i + u * LANES..i + (u + 1) * LANES];
+            for l in 0..LANES {
+                accu[l] = fmadd::<T, FMA>(xs[l], ys[l], accu[l]);
+            }
         }
+        i += 4 * LANES;
+    }
+    while i + LANES <= n {
+        let xs = &x[i..i + LANES];
+        let ys = &y[i..i + LANES];
+        for l in 0..LANES {
+            acc[0][l] = fmadd::<T, FMA>(xs[l], ys[l], acc[0][l]);
+        }
+        i += LANES;
     }
     let mut tail = T::zero();
-    for (&a, &b) in xr.iter().zip(yr) {
-        tail = fmadd::<T, FMA>(a, b, tail);
+    while i < n {
+        tail = fmadd::<T, FMA>(x[i], y[i], tail);
+        i += 1;
     }
-    // pairwise reduction of the partial sums
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            acc[l] = acc[l] + acc[l + width];
-        }
+    let mut s = [T::zero(); LANES];
+    for l in 0..LANES {
+        s[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
     }
-    acc[0] + tail
+    ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + tail
 }
 
 /// `y += alpha x`.
@@ -327,18 +377,187 @@ fn make_reflector<T: Real, const FMA: bool>(x: &mut [T]) -> T {
     let tau = (beta - alpha) / beta;
     let inv = T::one() / (alpha - beta);
     for v in &mut x[1..] {
-        *v = *v * inv;
+        *v *= inv;
     }
     x[0] = beta;
     tau
 }
 
+/// Trailing updates narrower than this many columns are applied column by column (the GEMM
+/// call overhead does not pay off below it).
+const GEMM_MIN_COLS: usize = 8;
+
+/// `dst (m x n, col-major, leading dim ld_dst) = alpha_dst * dst + beta * lhs * rhs` with
+/// arbitrary strides for `lhs` (`m x kk`) and `rhs` (`kk x n`), one thread.
+///
+/// # Safety
+/// Every element reached through the given shapes and strides must be in bounds of the
+/// respective slice; the callers below derive the strides from the block layout.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn factor_impl<T: Real, const FMA: bool>(a: &mut [T], log_diag: &mut [f64], ws: &mut QrWorkspace<T>) {
+unsafe fn gemm_strided<T: Real>(
+    m: usize,
+    n: usize,
+    kk: usize,
+    dst: *mut T,
+    ld_dst: usize,
+    read_dst: bool,
+    lhs: *const T,
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: *const T,
+    rhs_rs: usize,
+    rhs_cs: usize,
+    beta: T,
+) {
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            kk,
+            dst,
+            ld_dst as isize,
+            1,
+            read_dst,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            T::one(),
+            beta,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Build the upper-triangular `T` (`nb x nb`, col-major) of the panel whose reflectors sit in
+/// `ws.panel` (LAPACK `dlarft`, forward, columnwise): `T_jj = tau_j`,
+/// `T[0..j, j] = -tau_j T[0..j, 0..j] V[:, 0..j]^T v_j`.
+#[inline(always)]
+fn build_t<T: Real, const FMA: bool>(ws: &mut QrWorkspace<T>, p: usize, pe: usize, t: &mut [T]) {
+    let d = ws.d;
+    let nb = ws.nb;
+    let mut tmp = [T::zero(); MAX_PANEL_WIDTH];
+    for j in 0..pe - p {
+        let tau = ws.tau[p + j];
+        let vj = &ws.panel[j * d + p + j..(j + 1) * d];
+        for (i, ti) in tmp.iter_mut().enumerate().take(j) {
+            let vi = &ws.panel[i * d + p + j..(i + 1) * d];
+            *ti = -tau * dot::<T, FMA>(vi, vj);
+        }
+        for i in 0..j {
+            let mut s = T::zero();
+            for l in i..j {
+                s = fmadd::<T, FMA>(t[i + l * nb], tmp[l], s);
+            }
+            t[i + j * nb] = s;
+        }
+        t[j + j * nb] = tau;
+        for i in j + 1..nb {
+            t[i + j * nb] = T::zero();
+        }
+    }
+}
+
+/// `C -= V op(T) V^T C` for the trailing block `C = a[p.., c0..k]` with the panel `V` in
+/// `ws.panel` and its `T` in `t`: `op(T) = T^T` applies `H_{pe-1} ... H_p` (factorisation),
+/// `op(T) = T` applies `H_p ... H_{pe-1}` (forming `Q`).
+#[inline(always)]
+fn apply_block_reflector<T: Real, const FMA: bool>(
+    a: &mut [T],
+    ws: &mut QrWorkspace<T>,
+    t: &[T],
+    p: usize,
+    pe: usize,
+    c0: usize,
+    transpose_t: bool,
+) {
     let (d, k) = (ws.d, ws.k);
+    let nb = pe - p;
+    let m = d - p;
+    let n2 = k - c0;
+    let ldt = ws.nb;
+    // W = V^T C  (nb x n2, leading dim nb)
+    // SAFETY: V is rows p..d of the panel slots (element (i, j) at p + i + j d, j < nb <=
+    // ws.nb), C is rows p..d of columns c0..k of `a` (element (i, c) at (c0 + c) d + p + i),
+    // W is nb x n2 inside ws.w (len ws.nb * k).
+    unsafe {
+        gemm_strided(
+            nb,
+            n2,
+            m,
+            ws.w.as_mut_ptr(),
+            nb,
+            false,
+            ws.panel.as_ptr().add(p),
+            d,
+            1,
+            a.as_ptr().add(c0 * d + p),
+            1,
+            d,
+            T::one(),
+        );
+    }
+    // W = op(T) W, in place, column by column
+    for c in 0..n2 {
+        let w = &mut ws.w[c * nb..(c + 1) * nb];
+        if transpose_t {
+            // w'_j = sum_{i <= j} T[i, j] w_i, from the bottom up
+            for j in (0..nb).rev() {
+                let mut s = T::zero();
+                for i in 0..=j {
+                    s = fmadd::<T, FMA>(t[i + j * ldt], w[i], s);
+                }
+                w[j] = s;
+            }
+        } else {
+            // w'_i = sum_{j >= i} T[i, j] w_j, from the top down
+            for i in 0..nb {
+                let mut s = T::zero();
+                for j in i..nb {
+                    s = fmadd::<T, FMA>(t[i + j * ldt], w[j], s);
+                }
+                w[i] = s;
+            }
+        }
+    }
+    // C -= V W
+    // SAFETY: as above.
+    unsafe {
+        gemm_strided(
+            m,
+            n2,
+            nb,
+            a.as_mut_ptr().add(c0 * d + p),
+            d,
+            true,
+            ws.panel.as_ptr().add(p),
+            1,
+            d,
+            ws.w.as_ptr(),
+            1,
+            nb,
+            -T::one(),
+        );
+    }
+}
+
+#[inline(always)]
+fn factor_impl<T: Real, const FMA: bool>(
+    a: &mut [T],
+    log_diag: &mut [f64],
+    ws: &mut QrWorkspace<T>,
+) {
+    let (d, k, nb) = (ws.d, ws.k, ws.nb);
+    let mut t_factors = std::mem::take(&mut ws.t_factors);
     let mut p = 0;
     while p < k {
-        let pe = (p + PANEL_WIDTH).min(k);
+        let pe = (p + nb).min(k);
         // Panel: left-looking inside the panel.
         for c in p..pe {
             let col = &mut a[c * d..(c + 1) * d];
@@ -352,45 +571,65 @@ fn factor_impl<T: Real, const FMA: bool>(a: &mut [T], log_diag: &mut [f64], ws: 
             log_diag[c] = beta.as_f64().abs().ln();
             ws.sign[c] = if beta < T::zero() { -T::one() } else { T::one() };
             let slot = &mut ws.panel[(c - p) * d..(c - p + 1) * d];
+            for x in &mut slot[p..c] {
+                *x = T::zero();
+            }
             slot[c] = T::one();
             slot[c + 1..].copy_from_slice(&col[c + 1..]);
         }
-        // Trailing columns: each receives the whole panel while it is in cache.
-        for j in pe..k {
-            let col = &mut a[j * d..(j + 1) * d];
-            for r in p..pe {
-                let v = &ws.panel[(r - p) * d + r..(r - p + 1) * d];
-                apply_reflector::<T, FMA>(v, ws.tau[r], &mut col[r..]);
+        let pi = p / nb;
+        let t = &mut t_factors[pi * nb * nb..(pi + 1) * nb * nb];
+        build_t::<T, FMA>(ws, p, pe, t);
+        if k - pe >= GEMM_MIN_COLS {
+            apply_block_reflector::<T, FMA>(a, ws, t, p, pe, pe, true);
+        } else {
+            // Narrow trailing block: each column receives the panel while it is in cache.
+            for j in pe..k {
+                let col = &mut a[j * d..(j + 1) * d];
+                for r in p..pe {
+                    let v = &ws.panel[(r - p) * d + r..(r - p + 1) * d];
+                    apply_reflector::<T, FMA>(v, ws.tau[r], &mut col[r..]);
+                }
             }
         }
         p = pe;
     }
+    ws.t_factors = t_factors;
 }
 
 #[inline(always)]
 fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
-    let (d, k) = (ws.d, ws.k);
+    let (d, k, nb) = (ws.d, ws.k, ws.nb);
     if k == 0 {
         return;
     }
+    let t_factors = std::mem::take(&mut ws.t_factors);
     // Panels from the last to the first.
-    let npanels = k.div_ceil(PANEL_WIDTH);
+    let npanels = k.div_ceil(nb);
     for pi in (0..npanels).rev() {
-        let p = pi * PANEL_WIDTH;
-        let pe = (p + PANEL_WIDTH).min(k);
+        let p = pi * nb;
+        let pe = (p + nb).min(k);
         // Save the panel's reflectors before their columns are overwritten.
         for c in p..pe {
             let slot = &mut ws.panel[(c - p) * d..(c - p + 1) * d];
+            for x in &mut slot[p..c] {
+                *x = T::zero();
+            }
             slot[c] = T::one();
             slot[c + 1..].copy_from_slice(&a[c * d + c + 1..(c + 1) * d]);
         }
-        // Columns right of the panel already hold H_pe ... H_{k-1} [I; 0]; apply
-        // H_{pe-1}, ..., H_p (rows above p stay zero).
-        for j in pe..k {
-            let col = &mut a[j * d..(j + 1) * d];
-            for r in (p..pe).rev() {
-                let v = &ws.panel[(r - p) * d + r..(r - p + 1) * d];
-                apply_reflector::<T, FMA>(v, ws.tau[r], &mut col[r..]);
+        // Columns right of the panel already hold H_pe ... H_{k-1} [I; 0] (zero above row pe);
+        // apply H_p ... H_{pe-1} = I - V T V^T.
+        if k - pe >= GEMM_MIN_COLS {
+            let t = &t_factors[pi * nb * nb..(pi + 1) * nb * nb];
+            apply_block_reflector::<T, FMA>(a, ws, t, p, pe, pe, false);
+        } else {
+            for j in pe..k {
+                let col = &mut a[j * d..(j + 1) * d];
+                for r in (p..pe).rev() {
+                    let v = &ws.panel[(r - p) * d + r..(r - p + 1) * d];
+                    apply_reflector::<T, FMA>(v, ws.tau[r], &mut col[r..]);
+                }
             }
         }
         // Inside the panel: unblocked backward accumulation (dorg2r).
@@ -411,6 +650,7 @@ fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
             }
         }
     }
+    ws.t_factors = t_factors;
     // Sign fix: diag(R) >= 0.
     for c in 0..k {
         if ws.sign[c] < T::zero() {

@@ -77,6 +77,7 @@ pub struct Spectrum {
 
 impl Spectrum {
     /// Assemble a spectrum from exponents in QR order (already in the final units).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_exponents(
         exponents_qr_order: Vec<f64>,
         mean_log_abs_det: Option<f64>,
@@ -91,7 +92,8 @@ impl Spectrum {
         exponents.sort_by(|a, b| b.total_cmp(a));
         let sum = exponents.iter().sum();
         let n_positive = exponents.iter().filter(|&&l| l > zero_tolerance).count();
-        let entropy_rate = exponents.iter().filter(|&&l| l > zero_tolerance).sum();
+        // (an empty float sum is -0.0 in Rust; start from +0.0)
+        let entropy_rate = 0.0 + exponents.iter().filter(|&&l| l > zero_tolerance).sum::<f64>();
         let kaplan_yorke = kaplan_yorke_dimension(&exponents);
         Self {
             exponents,
@@ -152,8 +154,12 @@ impl SpectrumStats {
     pub fn of(spectra: &[Spectrum]) -> Self {
         let k = spectra.first().map_or(0, |s| s.exponents.len());
         let finite: Vec<&Spectrum> = spectra.iter().filter(|s| s.status.is_finite()).collect();
-        let diverged =
-            spectra.iter().enumerate().filter(|(_, s)| !s.status.is_finite()).map(|(i, _)| i).collect();
+        let diverged = spectra
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.status.is_finite())
+            .map(|(i, _)| i)
+            .collect();
         let n = finite.len();
         let mut mean = vec![f64::NAN; k];
         let mut std = vec![f64::NAN; k];

@@ -140,10 +140,8 @@ fn sum_rule_holds_for_a_chaotic_network_and_a_random_sequence() {
 #[test]
 fn random_initial_basis_gives_the_same_spectrum() {
     let base = map_spectrum(&Henon::default(), &[0.1f64, 0.1], &cfg(1000, 200_000)).unwrap();
-    let c = SpectrumConfig {
-        initial_basis: InitialBasis::Random { seed: 42 },
-        ..cfg(1000, 200_000)
-    };
+    let c =
+        SpectrumConfig { initial_basis: InitialBasis::Random { seed: 42 }, ..cfg(1000, 200_000) };
     let s = map_spectrum(&Henon::default(), &[0.1f64, 0.1], &c).unwrap();
     // same orbit, different Q_0: after the warm-up the bases agree, so do the sums
     assert_close(&s.exponents, &base.exponents, 1e-9, "random Q0");
@@ -195,13 +193,21 @@ fn divergence_is_reported_not_hidden() {
 
 #[test]
 fn configuration_errors_are_typed() {
-    let e = map_spectrum(&Henon::default(), &[0.1f64, 0.1], &SpectrumConfig { k: Some(3), ..cfg(0, 5) });
+    let e = map_spectrum(
+        &Henon::default(),
+        &[0.1f64, 0.1],
+        &SpectrumConfig { k: Some(3), ..cfg(0, 5) },
+    );
     assert!(e.unwrap_err().to_string().contains("1..=2"));
     let e = map_spectrum(&Henon::default(), &[0.1f64], &cfg(0, 5));
     assert!(e.unwrap_err().to_string().contains("initial_state"));
     let e = map_spectrum(&Henon::default(), &[0.1f32, 0.1], &cfg(0, 5));
     assert!(e.unwrap_err().to_string().contains("precision"));
-    let e = map_spectrum(&Henon::default(), &[0.1f64, 0.1], &SpectrumConfig { ons_interval: 0, ..cfg(0, 5) });
+    let e = map_spectrum(
+        &Henon::default(),
+        &[0.1f64, 0.1],
+        &SpectrumConfig { ons_interval: 0, ..cfg(0, 5) },
+    );
     assert!(e.unwrap_err().to_string().contains("ons_interval"));
     let e = jacobian_sequence_spectrum(&[1.0f64; 8], 2, 1.0, &cfg(2, 1));
     assert!(e.unwrap_err().to_string().contains("warm-up"));

@@ -3,8 +3,8 @@
 
 use le_engine::systems::{Henon, Lorenz63};
 use le_engine::{
-    DiscreteMap, JacobianFile, LeError, MapWorkspace, Precision, Rk4, SpectrumConfig,
-    map_spectrum, save_jacobians,
+    DiscreteMap, JacobianFile, LeError, MapWorkspace, Precision, Rk4, SpectrumConfig, map_spectrum,
+    save_jacobians,
 };
 
 /// Jacobians of `map` along the orbit from `x0`, `[steps, D, D]` row-major.
@@ -55,7 +55,8 @@ fn file_path_equals_built_in_path() {
     let path = dir.path().join("lorenz.safetensors");
     save_jacobians(&path, &jac, 3, dt).unwrap();
     let cfg = SpectrumConfig { steps, ..SpectrumConfig::default() };
-    let built_in = le_engine::flow_spectrum(&Lorenz63::default(), &[1.0f64, 1.0, 1.0], dt, &cfg).unwrap();
+    let built_in =
+        le_engine::flow_spectrum(&Lorenz63::default(), &[1.0f64, 1.0, 1.0], dt, &cfg).unwrap();
     let from_file = JacobianFile::load(&path).unwrap().spectrum(&cfg).unwrap();
     for (a, b) in built_in.exponents.iter().zip(&from_file.exponents) {
         assert!((a - b).abs() < 1e-9, "{a} vs {b}");
@@ -66,11 +67,17 @@ fn file_path_equals_built_in_path() {
     assert!((s32.exponents[0] - built_in.exponents[0]).abs() < 1e-2);
 }
 
-fn write_raw(path: &std::path::Path, tensors: Vec<(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)>) {
+fn write_raw(
+    path: &std::path::Path,
+    tensors: Vec<(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+) {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(n, dt, shape, bytes)| {
-            (n.to_string(), safetensors::tensor::TensorView::new(*dt, shape.clone(), bytes).unwrap())
+            (
+                n.to_string(),
+                safetensors::tensor::TensorView::new(*dt, shape.clone(), bytes).unwrap(),
+            )
         })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
@@ -99,21 +106,33 @@ fn bad_files_give_typed_errors_naming_the_problem() {
     assert!(matches!(e, LeError::MissingTensor { .. }), "{e}");
     assert!(e.to_string().contains("jacobians") && e.to_string().contains("[T, D, D]"));
 
-    write_raw(&p("rank2.safetensors"), vec![("jacobians", Dtype::F64, vec![2, 2], f64_bytes(&[1.0; 4]))]);
+    write_raw(
+        &p("rank2.safetensors"),
+        vec![("jacobians", Dtype::F64, vec![2, 2], f64_bytes(&[1.0; 4]))],
+    );
     let e = JacobianFile::load(p("rank2.safetensors")).unwrap_err();
     assert!(matches!(e, LeError::BadShape { .. }), "{e}");
 
-    write_raw(&p("nonsq.safetensors"), vec![("jacobians", Dtype::F64, vec![1, 2, 3], f64_bytes(&[1.0; 6]))]);
+    write_raw(
+        &p("nonsq.safetensors"),
+        vec![("jacobians", Dtype::F64, vec![1, 2, 3], f64_bytes(&[1.0; 6]))],
+    );
     let e = JacobianFile::load(p("nonsq.safetensors")).unwrap_err();
     assert!(e.to_string().contains("square"), "{e}");
 
-    write_raw(&p("int.safetensors"), vec![("jacobians", Dtype::I32, vec![1, 1, 1], vec![0, 0, 0, 0])]);
+    write_raw(
+        &p("int.safetensors"),
+        vec![("jacobians", Dtype::I32, vec![1, 1, 1], vec![0, 0, 0, 0])],
+    );
     let e = JacobianFile::load(p("int.safetensors")).unwrap_err();
     assert!(matches!(e, LeError::BadDtype { .. }), "{e}");
 
     let mut vals = vec![1.0; 8];
     vals[6] = f64::NAN;
-    write_raw(&p("nan.safetensors"), vec![("jacobians", Dtype::F64, vec![2, 2, 2], f64_bytes(&vals))]);
+    write_raw(
+        &p("nan.safetensors"),
+        vec![("jacobians", Dtype::F64, vec![2, 2, 2], f64_bytes(&vals))],
+    );
     let e = JacobianFile::load(p("nan.safetensors")).unwrap_err();
     match &e {
         LeError::NonFinite { index, .. } => assert_eq!(index, &vec![1, 1, 0]),

@@ -1,0 +1,1 @@
+//! aelle (work in progress)

@@ -1,0 +1,212 @@
+//! Command-line arguments (clap derive). Parsing only: validation into engine settings lives
+//! next to each command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// AeLLE-rs: Lyapunov spectra of dynamical systems and recurrent networks, fast.
+///
+/// Without a subcommand, runs the default experiment (`run`).
+#[derive(Debug, Parser)]
+#[command(name = "orchestrator", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the default experiment and write its report (the default command).
+    Run(RunArgs),
+    /// Lyapunov spectrum of a built-in system or of a Jacobian sequence file.
+    Spectrum(Box<SpectrumArgs>),
+    /// Benchmarks: Householder QR and spectrum steps against this machine's GEMM rate.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Folder that holds the run folders.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// Name of this run (its folder is RUNS_DIR/NAME).
+    #[arg(long, default_value = "reference-systems")]
+    pub name: String,
+}
+
+impl RunArgs {
+    /// The defaults clap would give (for the no-subcommand case).
+    pub fn default_args() -> Self {
+        Self { runs_dir: "runs".into(), name: "reference-systems".into() }
+    }
+}
+
+/// Built-in reference systems (METHOD.md section 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SystemName {
+    /// x' = A x; A from --matrix (default diag(1.1, 0.8)). Exponents ln|eig A| for normal A.
+    Linear,
+    /// x' = r x (1 - x); --param r=4. Exponent ln 2 at r = 4.
+    Logistic,
+    /// (x, y)' = (1 - a x^2 + y, b x); --param a=1.4 --param b=0.3. Exponents 0.41922, -1.62319.
+    Henon,
+    /// Arnold's cat map [[2,1],[1,1]] mod 1. Exponents +-0.9624236501.
+    Cat,
+    /// Lorenz-63 flow; --param sigma=10 --param rho=28 --param beta=2.6667; RK4 with --dt.
+    /// Exponents 0.9056, 0, -14.5723 per unit time.
+    Lorenz63,
+    /// Random network h' = tanh(g W h), W ~ N(0, 1/N) seeded by --seed; --param n=64 --param g=1.5.
+    /// For g < 1 the spectrum is ln|eig(g W)|.
+    TanhRnn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrientationArg {
+    /// Z = J Q (forward dynamics; default).
+    Jq,
+    /// Z = J^T Q (what the published PyTorch reference code computes).
+    Jtq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogBaseArg {
+    /// Natural log (nats).
+    E,
+    /// Log base 2 (bits, as in the reference code).
+    #[value(name = "2")]
+    Two,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    F64,
+    F32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BasisArg {
+    /// First k columns of the identity.
+    Identity,
+    /// Seeded random orthonormal basis (seed from --seed).
+    Random,
+}
+
+/// Arguments of `spectrum`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    orchestrator spectrum --system henon --steps 1000000\n  \
+    orchestrator spectrum --system lorenz63 --dt 0.01 --steps 1000000 --json\n  \
+    orchestrator spectrum --jacobians my_rnn_jacobians.safetensors --k 10 --log-base 2\n\n\
+    Jacobian files: tensor `jacobians` [T, D, D] (F32 or F64), rows are outputs\n\
+    (J[i][j] = d x_{t+1,i} / d x_{t,j}), J_t applied at step t; optional scalar tensor `dt`.\n\
+    Exponents are per step for maps, per unit time for flows and files with `dt`.")]
+pub struct SpectrumArgs {
+    /// A built-in reference system.
+    #[arg(long, value_enum, conflicts_with = "jacobians", required_unless_present = "jacobians")]
+    pub system: Option<SystemName>,
+
+    /// A safetensors file with a `jacobians` tensor [T, D, D] (and optional scalar `dt`).
+    #[arg(long, value_name = "FILE")]
+    pub jacobians: Option<PathBuf>,
+
+    /// System parameter NAME=VALUE (repeatable), e.g. --param a=1.4.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+
+    /// Matrix of the linear system, rows separated by ';', e.g. "1.1,0;0,0.8".
+    #[arg(long)]
+    pub matrix: Option<String>,
+
+    /// Initial state, comma-separated (default: a standard point on or near the attractor).
+    #[arg(long, value_name = "X1,X2,..")]
+    pub x0: Option<String>,
+
+    /// Accumulated steps T (maps: iterations; flows: RK4 steps). Default 100000.
+    #[arg(long)]
+    pub steps: Option<usize>,
+
+    /// Warm-up steps (re-orthonormalised, not accumulated). Default 1000 for systems, 0 for files.
+    #[arg(long)]
+    pub warmup: Option<usize>,
+
+    /// RK4 time step for flows (default 0.01).
+    #[arg(long)]
+    pub dt: Option<f64>,
+
+    /// Number of exponents k <= D (default: all).
+    #[arg(long)]
+    pub k: Option<usize>,
+
+    /// Re-orthonormalisation interval T_ons (a QR is always done at the last step).
+    #[arg(long, default_value_t = 1)]
+    pub ons: usize,
+
+    /// Seed for the random basis, random networks and the batch's initial perturbations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Initial basis Q_0.
+    #[arg(long, value_enum, default_value_t = BasisArg::Identity)]
+    pub basis: BasisArg,
+
+    /// Tangent orientation.
+    #[arg(long, value_enum, default_value_t = OrientationArg::Jq)]
+    pub orientation: OrientationArg,
+
+    /// Log base of the exponents.
+    #[arg(long, value_enum, default_value_t = LogBaseArg::E)]
+    pub log_base: LogBaseArg,
+
+    /// Precision of state and tangent vectors (logs always accumulate in f64).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]
+    pub precision: PrecisionArg,
+
+    /// Record the running estimate every N accumulated steps.
+    #[arg(long, value_name = "N")]
+    pub trace_every: Option<usize>,
+
+    /// Number of trajectories for a built-in system: initial states x0 + 1e-3 N(0, 1) (seeded);
+    /// reports mean and standard deviation over them.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+
+    /// Exponents above this count as positive (n_positive, entropy rate); keeps a flow's
+    /// zero exponent, estimated as a small number of either sign, out.
+    #[arg(long, default_value_t = 1e-3)]
+    pub zero_tol: f64,
+
+    /// Print one JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Block sizes D (k = D).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![64usize, 128, 256])]
+    pub sizes: Vec<usize>,
+    /// Also sweep these QR panel widths (e.g. 4,8,16,32), side by side in this run.
+    #[arg(long, value_delimiter = ',')]
+    pub panel_widths: Vec<usize>,
+    /// Minimum wall time per measurement, in milliseconds.
+    #[arg(long, default_value_t = 400)]
+    pub min_ms: u64,
+    /// Also write the report as Markdown to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
