@@ -49,7 +49,7 @@ pub fn initial_basis<T: Real>(d: usize, k: usize, basis: InitialBasis, member: u
     q
 }
 
-fn check_precision<T: Real>(cfg: &SpectrumConfig) -> Result<()> {
+pub(crate) fn check_precision<T: Real>(cfg: &SpectrumConfig) -> Result<()> {
     let want = match cfg.precision {
         Precision::F32 => "f32",
         Precision::F64 => "f64",

@@ -1,0 +1,428 @@
+//! Batched forward step and tangent step of every cell, for `B` sequences of one network.
+//!
+//! Layouts (all column-major, one column per sequence or per tangent vector):
+//! * forward state of layer `l`: `S x B` with `S = N` (RNN, GRU, ASRNN), `2N` (LSTM `[h; c]`,
+//!   CoRNN `[y; z]`); the layer's output (next layer's input) is the first `N` rows;
+//! * gate pre-activations: `G N x B` (`G` gate blocks stacked as in PyTorch);
+//! * tangent blocks: `Dt x (B k)` with `Dt = L * St` (per layer `St` rows: `[h]`, `[h; c]`,
+//!   `[y; z]`), sequence `b` owning columns `b k .. (b + 1) k`.
+//!
+//! Tangent formulas (`P = U_rec Q_rec + W_in dIn`, one GEMM each over all `B k` columns;
+//! `s(x)` logistic; `dIn` = previous layer's new output perturbation, zero for layer 0):
+//! * RNN: `dh' = (1 - h'^2) * P`.
+//! * GRU (`da = W_in dIn`, `du = U Q_h` kept apart because `r` multiplies only `u_n`):
+//!   `dr = r(1-r)(da_r + du_r)`, `dz = z(1-z)(da_z + du_z)`,
+//!   `dn = (1 - n^2)(da_n + dr * u_n + r * du_n)`, `dh' = (1-z) dn + (h - n) dz + z dh`.
+//! * LSTM: `dc' = f(1-f) c P_f + i(1-i) g P_i + i(1-g^2) P_g + f dc` (last term only for the full
+//!   state), `dh' = o(1-o) tanh(c') P_o + o (1 - tanh^2 c') dc'`.
+//! * ASRNN: `dh' = dh + eps (1 - tanh^2 pre) * P`.
+//! * CoRNN: `dz' = dz + dt((1 - tanh^2 pre) * P - gamma dy - eps dz)`, `dy' = dy + dt dz'`.
+
+use super::{CellKind, LstmState, Network};
+use crate::scalar::Real;
+
+/// `dst (m x n, col-major, ld_dst) (+)= lhs (m x kk, row-major, ld_lhs) * rhs (kk x n,
+/// col-major, column stride ld_rhs)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul<T: Real>(
+    m: usize,
+    n: usize,
+    kk: usize,
+    lhs: &[T],
+    ld_lhs: usize,
+    rhs: &[T],
+    ld_rhs: usize,
+    dst: &mut [T],
+    ld_dst: usize,
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(ld_lhs >= kk && lhs.len() >= (m - 1) * ld_lhs + kk, "lhs too small");
+    assert!(ld_rhs >= kk && rhs.len() >= (n - 1) * ld_rhs + kk, "rhs too small");
+    assert!(ld_dst >= m && dst.len() >= (n - 1) * ld_dst + m, "dst too small");
+    if kk == 0 {
+        if !accumulate {
+            for c in 0..n {
+                dst[c * ld_dst..c * ld_dst + m].fill(T::zero());
+            }
+        }
+        return;
+    }
+    // SAFETY: the asserts above bound every element the strides reach.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            kk,
+            dst.as_mut_ptr(),
+            ld_dst as isize,
+            1,
+            accumulate,
+            lhs.as_ptr(),
+            1,
+            ld_lhs as isize,
+            rhs.as_ptr(),
+            ld_rhs as isize,
+            1,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+#[inline(always)]
+fn sigmoid<T: Real>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+/// Forward state, cached gate values and scratch for `B` sequences of one network.
+pub(crate) struct BatchState<T: Real> {
+    batch: usize,
+    /// Forward layer state size `S`.
+    s: usize,
+    states: Vec<Vec<T>>,
+    old: Vec<Vec<T>>,
+    /// Per layer `G N x B`: gate activations (GRU `r, z, n`; LSTM `i, f, g, o`).
+    gates: Vec<Vec<T>>,
+    /// Per layer `N x B`: RNN/ASRNN/CoRNN `1 - tanh^2(pre)`; GRU `u_n`; LSTM `tanh(c')`.
+    aux: Vec<Vec<T>>,
+    pre_in: Vec<T>,
+    pre_rec: Vec<T>,
+    /// Tangent scratch `G N x (B k)`.
+    p_rec: Vec<T>,
+    p_in: Vec<T>,
+    pub(crate) par: gemm::Parallelism,
+}
+
+impl<T: Real> BatchState<T> {
+    /// Zero state for `batch` sequences.
+    pub(crate) fn new(net: &Network<T>, batch: usize, _lstm: LstmState) -> Self {
+        let (n, g, l) = (net.hidden, net.kind.gates(), net.layers.len());
+        let s = net.layer_state();
+        Self {
+            batch,
+            s,
+            states: vec![vec![T::zero(); s * batch]; l],
+            old: vec![vec![T::zero(); s * batch]; l],
+            gates: vec![vec![T::zero(); g * n * batch]; l],
+            aux: vec![vec![T::zero(); n * batch]; l],
+            pre_in: vec![T::zero(); g * n * batch],
+            pre_rec: vec![T::zero(); g * n * batch],
+            p_rec: Vec::new(),
+            p_in: Vec::new(),
+            par: gemm::Parallelism::None,
+        }
+    }
+
+    /// Column stride of a layer's state (`S`).
+    pub(crate) fn layer_stride(&self) -> usize {
+        self.s
+    }
+
+    /// Layer `l`'s state, `S x B` (output = first `N` rows of each column).
+    pub(crate) fn layer_output(&self, l: usize) -> &[T] {
+        &self.states[l]
+    }
+
+    /// All layers' states of sequence `b`, concatenated (`D = L S`).
+    pub(crate) fn sequence_state(&self, b: usize, out: &mut [T]) {
+        for (l, st) in self.states.iter().enumerate() {
+            out[l * self.s..(l + 1) * self.s].copy_from_slice(&st[b * self.s..(b + 1) * self.s]);
+        }
+    }
+
+    /// Set the states of sequence `b` from a concatenated `D`-vector.
+    pub(crate) fn set_sequence_state(&mut self, b: usize, x: &[T]) {
+        let s = self.s;
+        for (l, st) in self.states.iter_mut().enumerate() {
+            st[b * s..(b + 1) * s].copy_from_slice(&x[l * s..(l + 1) * s]);
+        }
+    }
+
+    /// Whether every state entry of sequence `b` is finite.
+    pub(crate) fn sequence_is_finite(&self, b: usize) -> bool {
+        self.states.iter().all(|st| st[b * self.s..(b + 1) * self.s].iter().all(|v| v.is_finite()))
+    }
+
+    /// Advance all `B` sequences by one step with the inputs at time `t` (`inputs [B, T, I]`
+    /// row-major with `steps = T`), caching what the tangent step needs.
+    pub(crate) fn forward(&mut self, net: &Network<T>, inputs: &[T], steps: usize, t: usize) {
+        let (n, g, bsz, s) = (net.hidden, net.kind.gates(), self.batch, self.s);
+        let gn = g * n;
+        for (l, layer) in net.layers.iter().enumerate() {
+            std::mem::swap(&mut self.old[l], &mut self.states[l]);
+            // pre_in = W_in x + b_in
+            if l == 0 {
+                let i = net.input;
+                matmul(
+                    gn,
+                    bsz,
+                    i,
+                    &layer.w_in,
+                    i,
+                    &inputs[t * i..],
+                    steps * i,
+                    &mut self.pre_in,
+                    gn,
+                    false,
+                    self.par,
+                );
+            } else {
+                let prev = &self.states[l - 1];
+                matmul(gn, bsz, n, &layer.w_in, n, prev, s, &mut self.pre_in, gn, false, self.par);
+            }
+            // pre_rec = W_rec state_rec + b_rec (rec = h, or (y, z) for CoRNN)
+            let r = if net.kind == CellKind::Cornn { 2 * n } else { n };
+            matmul(
+                gn,
+                bsz,
+                r,
+                &layer.w_rec,
+                r,
+                &self.old[l],
+                s,
+                &mut self.pre_rec,
+                gn,
+                false,
+                self.par,
+            );
+            for b in 0..bsz {
+                let pi = &mut self.pre_in[b * gn..(b + 1) * gn];
+                let pr = &mut self.pre_rec[b * gn..(b + 1) * gn];
+                for (v, &bias) in pi.iter_mut().zip(&layer.b_in) {
+                    *v += bias;
+                }
+                for (v, &bias) in pr.iter_mut().zip(&layer.b_rec) {
+                    *v += bias;
+                }
+                let old = &self.old[l][b * s..(b + 1) * s];
+                let new = &mut self.states[l][b * s..(b + 1) * s];
+                let gates = &mut self.gates[l][b * gn..(b + 1) * gn];
+                let aux = &mut self.aux[l][b * n..(b + 1) * n];
+                let consts = &net.constants;
+                match net.kind {
+                    CellKind::Rnn => {
+                        for j in 0..n {
+                            let h = (pi[j] + pr[j]).tanh();
+                            new[j] = h;
+                            aux[j] = T::one() - h * h;
+                        }
+                    }
+                    CellKind::Gru => {
+                        for j in 0..n {
+                            let r = sigmoid(pi[j] + pr[j]);
+                            let z = sigmoid(pi[n + j] + pr[n + j]);
+                            let un = pr[2 * n + j];
+                            let nn = (pi[2 * n + j] + r * un).tanh();
+                            new[j] = (T::one() - z) * nn + z * old[j];
+                            gates[j] = r;
+                            gates[n + j] = z;
+                            gates[2 * n + j] = nn;
+                            aux[j] = un;
+                        }
+                    }
+                    CellKind::Lstm => {
+                        for j in 0..n {
+                            let ig = sigmoid(pi[j] + pr[j]);
+                            let fg = sigmoid(pi[n + j] + pr[n + j]);
+                            let gg = (pi[2 * n + j] + pr[2 * n + j]).tanh();
+                            let og = sigmoid(pi[3 * n + j] + pr[3 * n + j]);
+                            let c = fg * old[n + j] + ig * gg;
+                            let tc = c.tanh();
+                            new[j] = og * tc;
+                            new[n + j] = c;
+                            gates[j] = ig;
+                            gates[n + j] = fg;
+                            gates[2 * n + j] = gg;
+                            gates[3 * n + j] = og;
+                            aux[j] = tc;
+                        }
+                    }
+                    CellKind::Asrnn => {
+                        let eps = T::from_f64(consts.eps);
+                        for j in 0..n {
+                            let a = (pi[j] + pr[j]).tanh();
+                            new[j] = old[j] + eps * a;
+                            aux[j] = T::one() - a * a;
+                        }
+                    }
+                    CellKind::Cornn => {
+                        let (dt, gamma, eps) = (
+                            T::from_f64(consts.dt),
+                            T::from_f64(consts.gamma),
+                            T::from_f64(consts.eps),
+                        );
+                        for j in 0..n {
+                            let a = (pi[j] + pr[j]).tanh();
+                            let (y, z) = (old[j], old[n + j]);
+                            let z2 = z + dt * (a - gamma * y - eps * z);
+                            new[n + j] = z2;
+                            new[j] = y + dt * z2;
+                            aux[j] = T::one() - a * a;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `z = J q` for the step just taken by [`BatchState::forward`]: `q`, `z` are `Dt x (B k)`
+    /// (column-major, leading dimension `Dt`), sequence `b` owning columns `b k .. (b + 1) k`.
+    pub(crate) fn tangent(
+        &mut self,
+        net: &Network<T>,
+        lstm: LstmState,
+        q: &[T],
+        z: &mut [T],
+        k: usize,
+    ) {
+        let (n, g, bsz, s) = (net.hidden, net.kind.gates(), self.batch, self.s);
+        let gn = g * n;
+        let st = net.tangent_layer_state(lstm);
+        let dt_rows = st * net.layers.len();
+        let cols = bsz * k;
+        if self.p_rec.len() < gn * cols {
+            self.p_rec.resize(gn * cols, T::zero());
+        }
+        let separate_input = net.kind == CellKind::Gru;
+        if separate_input && net.layers.len() > 1 && self.p_in.len() < gn * cols {
+            self.p_in.resize(gn * cols, T::zero());
+        }
+        for (l, layer) in net.layers.iter().enumerate() {
+            let off = l * st;
+            let r = if net.kind == CellKind::Cornn { 2 * n } else { n };
+            // P = U_rec Q_rec (all B k columns at once)
+            matmul(
+                gn,
+                cols,
+                r,
+                &layer.w_rec,
+                r,
+                &q[off..],
+                dt_rows,
+                &mut self.p_rec,
+                gn,
+                false,
+                self.par,
+            );
+            // + W_in dIn (previous layer's new output rows of z)
+            let has_input = l > 0;
+            if has_input {
+                // rows prev_off .. prev_off + N of every column of z (already written this step)
+                let zp = &z[(l - 1) * st..];
+                if separate_input {
+                    matmul(
+                        gn,
+                        cols,
+                        n,
+                        &layer.w_in,
+                        n,
+                        zp,
+                        dt_rows,
+                        &mut self.p_in,
+                        gn,
+                        false,
+                        self.par,
+                    );
+                } else {
+                    matmul(
+                        gn,
+                        cols,
+                        n,
+                        &layer.w_in,
+                        n,
+                        zp,
+                        dt_rows,
+                        &mut self.p_rec,
+                        gn,
+                        true,
+                        self.par,
+                    );
+                }
+            }
+            let consts = &net.constants;
+            for c in 0..cols {
+                let b = c / k;
+                let p = &self.p_rec[c * gn..(c + 1) * gn];
+                let qc = &q[c * dt_rows + off..c * dt_rows + off + st];
+                let old = &self.old[l][b * s..(b + 1) * s];
+                let gates = &self.gates[l][b * gn..(b + 1) * gn];
+                let aux = &self.aux[l][b * n..(b + 1) * n];
+                let zc = &mut z[c * dt_rows + off..c * dt_rows + off + st];
+                match net.kind {
+                    CellKind::Rnn => {
+                        for j in 0..n {
+                            zc[j] = aux[j] * p[j];
+                        }
+                    }
+                    CellKind::Gru => {
+                        let pin =
+                            if has_input { Some(&self.p_in[c * gn..(c + 1) * gn]) } else { None };
+                        for j in 0..n {
+                            let (r, zg, nn, un) =
+                                (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
+                            let (da_r, da_z, da_n) = match pin {
+                                Some(pi) => (pi[j], pi[n + j], pi[2 * n + j]),
+                                None => (T::zero(), T::zero(), T::zero()),
+                            };
+                            let dr = r * (T::one() - r) * (da_r + p[j]);
+                            let dz = zg * (T::one() - zg) * (da_z + p[n + j]);
+                            let dn = (T::one() - nn * nn) * (da_n + dr * un + r * p[2 * n + j]);
+                            zc[j] = (T::one() - zg) * dn + (old[j] - nn) * dz + zg * qc[j];
+                        }
+                    }
+                    CellKind::Lstm => {
+                        let full = lstm == LstmState::Full;
+                        for j in 0..n {
+                            let (ig, fg, gg, og, tc) = (
+                                gates[j],
+                                gates[n + j],
+                                gates[2 * n + j],
+                                gates[3 * n + j],
+                                aux[j],
+                            );
+                            let mut dc = fg * (T::one() - fg) * old[n + j] * p[n + j]
+                                + ig * (T::one() - ig) * gg * p[j]
+                                + ig * (T::one() - gg * gg) * p[2 * n + j];
+                            if full {
+                                dc += fg * qc[n + j];
+                            }
+                            let dh = og * (T::one() - og) * tc * p[3 * n + j]
+                                + og * (T::one() - tc * tc) * dc;
+                            zc[j] = dh;
+                            if full {
+                                zc[n + j] = dc;
+                            }
+                        }
+                    }
+                    CellKind::Asrnn => {
+                        let eps = T::from_f64(consts.eps);
+                        for j in 0..n {
+                            zc[j] = qc[j] + eps * aux[j] * p[j];
+                        }
+                    }
+                    CellKind::Cornn => {
+                        let (dt, gamma, eps) = (
+                            T::from_f64(consts.dt),
+                            T::from_f64(consts.gamma),
+                            T::from_f64(consts.eps),
+                        );
+                        for j in 0..n {
+                            let (dy, dzo) = (qc[j], qc[n + j]);
+                            let dz = dzo + dt * (aux[j] * p[j] - gamma * dy - eps * dzo);
+                            zc[n + j] = dz;
+                            zc[j] = dy + dt * dz;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

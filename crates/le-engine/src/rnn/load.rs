@@ -1,0 +1,428 @@
+//! Loading networks from safetensors files with PyTorch parameter names
+//! (`docs/checkpoint-format.md`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+
+use super::{CellConstants, CellKind, Layer, Network};
+use crate::error::{LeError, Result};
+use crate::scalar::Real;
+
+/// How to read a weights file. Everything is optional: the architecture and constants come from
+/// the file's `__metadata__` when not given here; a value given here must not contradict it.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Cell kind (overrides a missing `arch` metadata entry).
+    pub arch: Option<CellKind>,
+    /// Common prefix of the tensor names (e.g. `rnn.`); found automatically when the file holds
+    /// exactly one network.
+    pub prefix: Option<String>,
+    /// ASRNN `eps` / CoRNN `eps`.
+    pub eps: Option<f64>,
+    /// ASRNN `gamma` / CoRNN `gamma`.
+    pub gamma: Option<f64>,
+    /// CoRNN `dt`.
+    pub dt: Option<f64>,
+}
+
+struct File<'a> {
+    path: PathBuf,
+    st: SafeTensors<'a>,
+    prefix: String,
+}
+
+fn to_f64s(path: &Path, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f64>> {
+    let v: Vec<f64> = match dtype {
+        Dtype::F64 => {
+            bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect()
+        }
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64)
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes(c.try_into().expect("2")).to_f64())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes(c.try_into().expect("2")).to_f64())
+            .collect(),
+        other => {
+            return Err(LeError::BadDtype {
+                path: path.to_path_buf(),
+                name: name.into(),
+                expected: "F32, F64, F16 or BF16".into(),
+                found: format!("{other:?}"),
+            });
+        }
+    };
+    Ok(v)
+}
+
+impl File<'_> {
+    fn has(&self, name: &str) -> bool {
+        self.st.tensor(&format!("{}{name}", self.prefix)).is_ok()
+    }
+
+    /// Read tensor `name` (without prefix) with the expected shape, as `T`, rejecting
+    /// non-finite values.
+    fn read<T: Real>(&self, name: &str, shape: &[usize]) -> Result<Vec<T>> {
+        let full = format!("{}{name}", self.prefix);
+        let view = self.st.tensor(&full).map_err(|_| LeError::MissingTensor {
+            path: self.path.clone(),
+            name: full.clone(),
+            expected: format!("shape {shape:?}"),
+        })?;
+        if view.shape() != shape {
+            return Err(LeError::BadShape {
+                path: self.path.clone(),
+                name: full,
+                expected: format!("{shape:?}"),
+                found: view.shape().to_vec(),
+            });
+        }
+        let v = to_f64s(&self.path, &full, view.dtype(), view.data())?;
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            let mut index = Vec::with_capacity(shape.len());
+            let mut rem = i;
+            for d in (0..shape.len()).rev() {
+                index.push(rem % shape[d]);
+                rem /= shape[d];
+            }
+            index.reverse();
+            return Err(LeError::NonFinite {
+                path: self.path.clone(),
+                name: full,
+                index,
+                value: v[i],
+            });
+        }
+        Ok(v.into_iter().map(T::from_f64).collect())
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.st.tensor(&format!("{}{name}", self.prefix)).ok().map(|v| v.shape().to_vec())
+    }
+}
+
+fn meta_f64(path: &Path, meta: &HashMap<String, String>, key: &str) -> Result<Option<f64>> {
+    match meta.get(key) {
+        None => Ok(None),
+        Some(v) => {
+            v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).map(Some).ok_or_else(|| {
+                LeError::BadMetadata {
+                    path: path.to_path_buf(),
+                    key: key.into(),
+                    message: format!("expected a finite number, got `{v}`"),
+                }
+            })
+        }
+    }
+}
+
+fn meta_usize(path: &Path, meta: &HashMap<String, String>, key: &str) -> Result<Option<usize>> {
+    match meta.get(key) {
+        None => Ok(None),
+        Some(v) => v.trim().parse::<usize>().map(Some).map_err(|_| LeError::BadMetadata {
+            path: path.to_path_buf(),
+            key: key.into(),
+            message: format!("expected a non-negative integer, got `{v}`"),
+        }),
+    }
+}
+
+/// Resolve a constant: option > metadata > default; option and metadata must agree.
+fn constant(
+    path: &Path,
+    meta: &HashMap<String, String>,
+    key: &str,
+    option: Option<f64>,
+    default: Option<f64>,
+    arch: CellKind,
+) -> Result<f64> {
+    let from_meta = meta_f64(path, meta, key)?;
+    if let (Some(o), Some(m)) = (option, from_meta)
+        && (o - m).abs() > 1e-12 * m.abs().max(1.0)
+    {
+        return Err(LeError::BadMetadata {
+            path: path.to_path_buf(),
+            key: key.into(),
+            message: format!("the file says {m}, the caller asked for {o}"),
+        });
+    }
+    option.or(from_meta).or(default).ok_or_else(|| LeError::BadMetadata {
+        path: path.to_path_buf(),
+        key: key.into(),
+        message: format!("{} needs `{key}` (in __metadata__ or given explicitly)", arch.name()),
+    })
+}
+
+impl<T: Real> Network<T> {
+    /// Load a network from a safetensors file (PyTorch names, see `docs/checkpoint-format.md`).
+    /// Every problem — unreadable or truncated file, missing tensor, wrong shape or dtype,
+    /// non-finite weights, metadata that contradicts the tensors — is a typed error naming the
+    /// file, the tensor and what was expected.
+    pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let bytes =
+            std::fs::read(&path).map_err(|source| LeError::Io { path: path.clone(), source })?;
+        Self::from_bytes(&bytes, &path, opts)
+    }
+
+    /// [`Network::load`] from bytes already in memory (`path` is used in messages).
+    pub fn from_bytes(bytes: &[u8], path: &Path, opts: &LoadOptions) -> Result<Self> {
+        let path = path.to_path_buf();
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| LeError::Safetensors { path: path.clone(), message: e.to_string() })?;
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| LeError::Safetensors { path: path.clone(), message: e.to_string() })?;
+        let meta: HashMap<String, String> = header.metadata().clone().unwrap_or_default();
+
+        // Architecture: option or metadata, consistent.
+        let meta_arch = match meta.get("arch") {
+            None => None,
+            Some(a) => Some(CellKind::parse(a).ok_or_else(|| LeError::BadMetadata {
+                path: path.clone(),
+                key: "arch".into(),
+                message: format!("unknown cell `{a}` (expected rnn, gru, lstm, asrnn or cornn)"),
+            })?),
+        };
+        let kind = match (opts.arch, meta_arch) {
+            (Some(o), Some(m)) if o != m => {
+                return Err(LeError::BadMetadata {
+                    path,
+                    key: "arch".into(),
+                    message: format!(
+                        "the file says {}, the caller asked for {}",
+                        m.name(),
+                        o.name()
+                    ),
+                });
+            }
+            (Some(o), _) => o,
+            (None, Some(m)) => m,
+            (None, None) => {
+                return Err(LeError::BadMetadata {
+                    path,
+                    key: "arch".into(),
+                    message: "the cell kind is unknown: no `arch` in __metadata__ and none given \
+                              (pass --arch rnn|gru|lstm|asrnn|cornn)"
+                        .into(),
+                });
+            }
+        };
+        let anchor = if kind == CellKind::Cornn { "weight_hy_l0" } else { "weight_hh_l0" };
+
+        // Prefix: given, or the unique one in front of the anchor tensor.
+        let prefix = match &opts.prefix {
+            Some(p) => p.clone(),
+            None => {
+                let mut found: Vec<String> = st
+                    .names()
+                    .into_iter()
+                    .filter_map(|n| n.strip_suffix(anchor).map(str::to_string))
+                    .collect();
+                found.sort();
+                match found.len() {
+                    1 => found.remove(0),
+                    0 => {
+                        return Err(LeError::MissingTensor {
+                            path,
+                            name: anchor.into(),
+                            expected: format!(
+                                "a {} network's `{anchor}` (optionally with a prefix such as `rnn.`)",
+                                kind.name()
+                            ),
+                        });
+                    }
+                    _ => {
+                        return Err(LeError::BadMetadata {
+                            path,
+                            key: "prefix".into(),
+                            message: format!(
+                                "several networks in the file (prefixes {found:?}); choose one with --prefix"
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        let file = File { path: path.clone(), st, prefix };
+
+        // Sizes from the first layer's tensors.
+        let g = kind.gates();
+        let Some(rec_shape) = file.shape(anchor) else {
+            return Err(LeError::MissingTensor {
+                path,
+                name: format!("{}{anchor}", file.prefix),
+                expected: "shape [G N, N]".into(),
+            });
+        };
+        if rec_shape.len() != 2 || rec_shape[1] == 0 || rec_shape[0] != g * rec_shape[1] {
+            return Err(LeError::BadShape {
+                path,
+                name: format!("{}{anchor}", file.prefix),
+                expected: format!("[{g} N, N] for {} (N = hidden size)", kind.name()),
+                found: rec_shape,
+            });
+        }
+        let n = rec_shape[1];
+        let input = match file.shape("weight_ih_l0") {
+            Some(s) if s.len() == 2 => s[1],
+            Some(s) => {
+                return Err(LeError::BadShape {
+                    path,
+                    name: format!("{}weight_ih_l0", file.prefix),
+                    expected: format!("[{} , I]", g * n),
+                    found: s,
+                });
+            }
+            None => {
+                return Err(LeError::MissingTensor {
+                    path,
+                    name: format!("{}weight_ih_l0", file.prefix),
+                    expected: format!("shape [{}, I]", g * n),
+                });
+            }
+        };
+        let mut num_layers = 0;
+        while file.has(&format!("{}{num_layers}", &anchor[..anchor.len() - 1])) {
+            num_layers += 1;
+        }
+        let bias_name = |l: usize| match kind {
+            CellKind::Asrnn | CellKind::Cornn => format!("bias_l{l}"),
+            _ => format!("bias_ih_l{l}"),
+        };
+        let bias = file.has(&bias_name(0));
+
+        // Metadata must agree with the tensors.
+        let checks = [("hidden_size", n), ("input_size", input), ("num_layers", num_layers)];
+        for (key, got) in checks {
+            if let Some(m) = meta_usize(&path, &meta, key)?
+                && m != got
+            {
+                return Err(LeError::BadMetadata {
+                    path,
+                    key: key.into(),
+                    message: format!("says {m} but the tensors give {got}"),
+                });
+            }
+        }
+        if let Some(b) = meta.get("bias") {
+            let want = match b.trim() {
+                "true" | "True" | "1" => true,
+                "false" | "False" | "0" => false,
+                other => {
+                    return Err(LeError::BadMetadata {
+                        path,
+                        key: "bias".into(),
+                        message: format!("expected true or false, got `{other}`"),
+                    });
+                }
+            };
+            if want != bias {
+                return Err(LeError::BadMetadata {
+                    path,
+                    key: "bias".into(),
+                    message: format!(
+                        "says {want} but tensor `{}{}` is {}",
+                        file.prefix,
+                        bias_name(0),
+                        if bias { "present" } else { "absent" }
+                    ),
+                });
+            }
+        }
+
+        let constants = match kind {
+            CellKind::Asrnn => CellConstants {
+                eps: constant(&path, &meta, "eps", opts.eps, Some(0.01), kind)?,
+                gamma: constant(&path, &meta, "gamma", opts.gamma, None, kind)?,
+                dt: 0.0,
+            },
+            CellKind::Cornn => CellConstants {
+                eps: constant(&path, &meta, "eps", opts.eps, Some(4.7), kind)?,
+                gamma: constant(&path, &meta, "gamma", opts.gamma, Some(2.7), kind)?,
+                dt: constant(&path, &meta, "dt", opts.dt, Some(0.042), kind)?,
+            },
+            _ => CellConstants { eps: 0.0, gamma: 0.0, dt: 0.0 },
+        };
+
+        let mut layers = Vec::with_capacity(num_layers);
+        for l in 0..num_layers {
+            let i_l = if l == 0 { input } else { n };
+            let zeros = vec![T::zero(); g * n];
+            let layer = match kind {
+                CellKind::Rnn | CellKind::Gru | CellKind::Lstm => {
+                    let (b_in, b_rec) = if bias {
+                        (
+                            file.read(&format!("bias_ih_l{l}"), &[g * n])?,
+                            file.read(&format!("bias_hh_l{l}"), &[g * n])?,
+                        )
+                    } else {
+                        for name in [format!("bias_ih_l{l}"), format!("bias_hh_l{l}")] {
+                            if file.has(&name) {
+                                return Err(LeError::BadMetadata {
+                                    path,
+                                    key: "bias".into(),
+                                    message: format!(
+                                        "tensor `{}{name}` is present but layer 0 has no bias",
+                                        file.prefix
+                                    ),
+                                });
+                            }
+                        }
+                        (zeros.clone(), zeros)
+                    };
+                    Layer {
+                        input: i_l,
+                        w_in: file.read(&format!("weight_ih_l{l}"), &[g * n, i_l])?,
+                        w_rec: file.read(&format!("weight_hh_l{l}"), &[g * n, n])?,
+                        b_in,
+                        b_rec,
+                    }
+                }
+                CellKind::Asrnn => {
+                    let w: Vec<T> = file.read(&format!("weight_hh_l{l}"), &[n, n])?;
+                    Layer {
+                        input: i_l,
+                        w_in: file.read(&format!("weight_ih_l{l}"), &[n, i_l])?,
+                        w_rec: Network::asrnn_recurrent(&w, n, constants.gamma),
+                        b_in: if bias {
+                            file.read(&format!("bias_l{l}"), &[n])?
+                        } else {
+                            zeros.clone()
+                        },
+                        b_rec: zeros,
+                    }
+                }
+                CellKind::Cornn => {
+                    let wy: Vec<T> = file.read(&format!("weight_hy_l{l}"), &[n, n])?;
+                    let wz: Vec<T> = file.read(&format!("weight_hz_l{l}"), &[n, n])?;
+                    let mut w_rec = vec![T::zero(); n * 2 * n];
+                    for i in 0..n {
+                        w_rec[i * 2 * n..i * 2 * n + n].copy_from_slice(&wy[i * n..(i + 1) * n]);
+                        w_rec[i * 2 * n + n..(i + 1) * 2 * n]
+                            .copy_from_slice(&wz[i * n..(i + 1) * n]);
+                    }
+                    Layer {
+                        input: i_l,
+                        w_in: file.read(&format!("weight_ih_l{l}"), &[n, i_l])?,
+                        w_rec,
+                        b_in: if bias {
+                            file.read(&format!("bias_l{l}"), &[n])?
+                        } else {
+                            zeros.clone()
+                        },
+                        b_rec: zeros,
+                    }
+                }
+            };
+            layers.push(layer);
+        }
+        Network::from_layers(kind, n, input, bias, constants, layers)
+    }
+}

@@ -1,0 +1,292 @@
+//! Recurrent networks: the five cells of `METHOD.md` §2 as plain arrays, their forward step and
+//! their tangent map, and spectra of whole populations.
+//!
+//! * [`Network`]: one stacked network (1-3 or more layers) of one [`CellKind`], loaded from
+//!   safetensors with PyTorch parameter names ([`Network::load`], format in
+//!   `docs/checkpoint-format.md`) or built from arrays ([`Network::from_layers`]).
+//! * The tangent step `Z = J Q` never forms `J` and never forms `diag(v) U`: per layer it is one
+//!   GEMM of the recurrent weights with the layer's rows of `Q` for **all B sequences at once**
+//!   (`U [Q_1 .. Q_B]`), one GEMM of the input weights with the previous layer's new output
+//!   rows (stacked layers: the Jacobian is block lower-triangular), then elementwise work with
+//!   the gate values of the forward step (see `cell.rs` for every cell's formulas).
+//! * [`population_spectra`]: `M` networks of one kind and size, driven by inputs `[B, T, I]`
+//!   (shared, or one set per network), returning spectra `[M][B]` with per-network mean, std and
+//!   status; networks run in parallel (rayon), `f32` state with `f64` log sums by default.
+//! * [`SequenceMap`]: one network on one input sequence as a [`crate::DiscreteMap`] — the
+//!   one-sequence-at-a-time twin of the batched path, run by the generic engine.
+
+mod cell;
+mod load;
+mod population;
+mod sequence_map;
+
+pub use load::LoadOptions;
+pub use population::{
+    InputSet, PopulationSpectra, RnnSpectrumConfig, WarmupMode, network_spectra, population_spectra,
+};
+pub use sequence_map::SequenceMap;
+
+use crate::error::{LeError, Result};
+use crate::scalar::Real;
+
+/// The recurrent cells (PyTorch gate order and names where PyTorch has the cell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellKind {
+    /// `h' = tanh(W x + b_ih + U h + b_hh)`.
+    Rnn,
+    /// PyTorch GRU, gates `[r; z; n]`, `n = tanh(W_n x + b_in + r * (U_n h + b_hn))`.
+    Gru,
+    /// PyTorch LSTM, gates `[i; f; g; o]`, state `(h, c)`.
+    Lstm,
+    /// Antisymmetric RNN (Chang et al. 2019): `h' = h + eps tanh((W - W^T - gamma I) h + V x + b)`.
+    Asrnn,
+    /// Coupled oscillatory RNN (Rusch & Mishra 2021), state `(y, z)`.
+    Cornn,
+}
+
+impl CellKind {
+    /// Number of gate blocks of the pre-activation (`G` in `[G N, N]`).
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::Rnn | CellKind::Asrnn | CellKind::Cornn => 1,
+            CellKind::Gru => 3,
+            CellKind::Lstm => 4,
+        }
+    }
+
+    /// Forward state size per layer in units of `N` (LSTM `(h, c)` and CoRNN `(y, z)`: 2).
+    pub fn state_blocks(self) -> usize {
+        match self {
+            CellKind::Lstm | CellKind::Cornn => 2,
+            _ => 1,
+        }
+    }
+
+    /// The lowercase name used in metadata (`rnn`, `gru`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CellKind::Rnn => "rnn",
+            CellKind::Gru => "gru",
+            CellKind::Lstm => "lstm",
+            CellKind::Asrnn => "asrnn",
+            CellKind::Cornn => "cornn",
+        }
+    }
+
+    /// Parse a metadata / CLI name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "rnn" | "tanh" | "rnn_tanh" | "vanilla" => CellKind::Rnn,
+            "gru" => CellKind::Gru,
+            "lstm" => CellKind::Lstm,
+            "asrnn" | "antisymmetric" => CellKind::Asrnn,
+            "cornn" => CellKind::Cornn,
+            _ => return None,
+        })
+    }
+}
+
+/// Which state the LSTM tangent map acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LstmState {
+    /// The full `(h, c)` state: `2N` exponents per layer (default; the dynamics' true spectrum).
+    #[default]
+    Full,
+    /// `h` only with `c` frozen inside each step (`dh'/dh`, `N x N`): what the published
+    /// reference code computes. Not the spectrum of the full dynamics.
+    HOnly,
+}
+
+/// Cell constants of ASRNN and CoRNN (unused by the other cells).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CellConstants {
+    /// ASRNN step size / CoRNN damping.
+    pub eps: f64,
+    /// ASRNN diffusion / CoRNN stiffness.
+    pub gamma: f64,
+    /// CoRNN time step.
+    pub dt: f64,
+}
+
+/// Parameters of one layer, row-major, in precision `T`.
+///
+/// Shapes (`G` = [`CellKind::gates`], `I` = input size of this layer, `N` = hidden size):
+/// `w_in [G N, I]`, `b_in [G N]`; `w_rec [G N, R]` with `R = N` (the recurrent matrix acting on
+/// `h`; for ASRNN the assembled `M = W - W^T - gamma I`) or `R = 2N` for CoRNN (`[W_y  W_z]`
+/// acting on `(y, z)`); `b_rec [G N]` (`b_hh`; zero for ASRNN and CoRNN).
+#[derive(Debug, Clone)]
+pub struct Layer<T: Real> {
+    pub input: usize,
+    pub w_in: Vec<T>,
+    pub b_in: Vec<T>,
+    pub w_rec: Vec<T>,
+    pub b_rec: Vec<T>,
+}
+
+/// A stacked recurrent network of one cell kind.
+#[derive(Debug, Clone)]
+pub struct Network<T: Real> {
+    pub kind: CellKind,
+    /// Hidden size `N`.
+    pub hidden: usize,
+    /// Input size of the first layer.
+    pub input: usize,
+    /// Whether the loaded weights had biases (biases are stored as zeros otherwise).
+    pub bias: bool,
+    pub constants: CellConstants,
+    pub layers: Vec<Layer<T>>,
+}
+
+impl<T: Real> Network<T> {
+    /// Build a network from layers, checking every shape. For ASRNN, `w_rec` must already be
+    /// `M = W - W^T - gamma I`; use [`Network::asrnn_recurrent`] to assemble it.
+    pub fn from_layers(
+        kind: CellKind,
+        hidden: usize,
+        input: usize,
+        bias: bool,
+        constants: CellConstants,
+        layers: Vec<Layer<T>>,
+    ) -> Result<Self> {
+        let bad = |message: String| LeError::InvalidConfig { field: "network", message };
+        if hidden == 0 || input == 0 || layers.is_empty() {
+            return Err(bad(format!(
+                "hidden size, input size and layer count must be >= 1 (got {hidden}, {input}, {})",
+                layers.len()
+            )));
+        }
+        let g = kind.gates();
+        let r = if kind == CellKind::Cornn { 2 * hidden } else { hidden };
+        for (l, layer) in layers.iter().enumerate() {
+            let want_in = if l == 0 { input } else { hidden };
+            let checks = [
+                ("input size", layer.input, want_in),
+                ("w_in", layer.w_in.len(), g * hidden * want_in),
+                ("b_in", layer.b_in.len(), g * hidden),
+                ("w_rec", layer.w_rec.len(), g * hidden * r),
+                ("b_rec", layer.b_rec.len(), g * hidden),
+            ];
+            for (name, got, want) in checks {
+                if got != want {
+                    return Err(bad(format!(
+                        "layer {l}: {name} has {got} entries, expected {want}"
+                    )));
+                }
+            }
+        }
+        Ok(Self { kind, hidden, input, bias, constants, layers })
+    }
+
+    /// `M = W - W^T - gamma I` (row-major `N x N`) of an ASRNN layer.
+    pub fn asrnn_recurrent(w: &[T], n: usize, gamma: f64) -> Vec<T> {
+        let mut m = vec![T::zero(); n * n];
+        for i in 0..n {
+            for j in 0..n {
+                m[i * n + j] = w[i * n + j] - w[j * n + i];
+            }
+            m[i * n + i] -= T::from_f64(gamma);
+        }
+        m
+    }
+
+    /// Number of layers.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Forward state size per layer (`N`, or `2N` for LSTM and CoRNN).
+    pub fn layer_state(&self) -> usize {
+        self.kind.state_blocks() * self.hidden
+    }
+
+    /// Size of the full forward state `D` (all layers).
+    pub fn state_dim(&self) -> usize {
+        self.layer_state() * self.layers.len()
+    }
+
+    /// Size of the tangent state (all layers): `D`, except `N` per layer for LSTM h-only.
+    pub fn tangent_dim(&self, lstm: LstmState) -> usize {
+        self.tangent_layer_state(lstm) * self.layers.len()
+    }
+
+    /// Tangent state size per layer.
+    pub fn tangent_layer_state(&self, lstm: LstmState) -> usize {
+        if self.kind == CellKind::Lstm && lstm == LstmState::HOnly {
+            self.hidden
+        } else {
+            self.layer_state()
+        }
+    }
+
+    /// One forward step of a single sequence: the full state `x` (`D = L S`, layers
+    /// concatenated, `[h]`, `[h; c]` or `[y; z]` per layer) and the input `u` (`I`) give the next
+    /// state.
+    pub fn step_state(&self, x: &[T], u: &[T]) -> Result<Vec<T>> {
+        self.check_point(x, u)?;
+        let mut run = cell::BatchState::new(self, 1, LstmState::Full);
+        run.set_sequence_state(0, x);
+        run.forward(self, u, 1, 0);
+        let mut next = vec![T::zero(); self.state_dim()];
+        run.sequence_state(0, &mut next);
+        Ok(next)
+    }
+
+    /// The explicit Jacobian of [`Network::step_state`] at `(x, u)` on the tangent state
+    /// (`Dt x Dt`, row-major, rows are outputs), built by applying the tangent map to the
+    /// identity. For LSTM h-only it is `dh'/dh` with `c` frozen (per layer block).
+    pub fn jacobian_at(&self, x: &[T], u: &[T], lstm: LstmState) -> Result<Vec<T>> {
+        self.check_point(x, u)?;
+        let d = self.tangent_dim(lstm);
+        let mut run = cell::BatchState::new(self, 1, lstm);
+        run.set_sequence_state(0, x);
+        run.forward(self, u, 1, 0);
+        let mut eye = vec![T::zero(); d * d];
+        for i in 0..d {
+            eye[i * d + i] = T::one();
+        }
+        let mut jac = vec![T::zero(); d * d];
+        run.tangent(self, lstm, &eye, &mut jac, d);
+        for i in 0..d {
+            for j in i + 1..d {
+                jac.swap(i * d + j, j * d + i);
+            }
+        }
+        Ok(jac)
+    }
+
+    fn check_point(&self, x: &[T], u: &[T]) -> Result<()> {
+        if x.len() != self.state_dim() || u.len() != self.input {
+            return Err(LeError::InvalidConfig {
+                field: "state",
+                message: format!(
+                    "expected a state of {} and an input of {} values, got {} and {}",
+                    self.state_dim(),
+                    self.input,
+                    x.len(),
+                    u.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Run the network from the zero state over `inputs` (`[B, T, I]` row-major) and return the
+    /// top layer's output at every step (`h`, or `y` for CoRNN), `[B, T, N]` row-major.
+    pub fn forward_top_hidden(&self, inputs: &[T], batch: usize, steps: usize) -> Result<Vec<T>> {
+        population::check_inputs(inputs, batch, steps, self.input, "inputs")?;
+        let n = self.hidden;
+        let mut run = cell::BatchState::new(self, batch, LstmState::Full);
+        let mut out = vec![T::zero(); batch * steps * n];
+        for t in 0..steps {
+            run.forward(self, inputs, steps, t);
+            let top = run.layer_output(self.layers.len() - 1);
+            for b in 0..batch {
+                out[(b * steps + t) * n..(b * steps + t + 1) * n]
+                    .copy_from_slice(&top[b * run.layer_stride()..b * run.layer_stride() + n]);
+            }
+        }
+        Ok(out)
+    }
+}

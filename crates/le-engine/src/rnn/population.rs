@@ -1,0 +1,443 @@
+//! Spectra of populations of networks: the batched CPU backend.
+//!
+//! Per network, all `B` driving sequences advance together: one forward GEMM per weight block
+//! and step for all sequences, one tangent GEMM `U [Q_1 .. Q_B]` per weight block and step
+//! (see `cell.rs`), then a Householder QR of each sequence's `Dt x k` block. Networks run in
+//! parallel over rayon's pool when there are at least as many networks as threads; otherwise
+//! the networks run one after the other and each one's GEMMs and QRs use all threads.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::cell::{BatchState, matmul};
+use super::{LstmState, Network};
+use crate::config::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig};
+use crate::engine::{CompensatedSum, initial_basis};
+use crate::error::{LeError, Result};
+use crate::qr::{QrWorkspace, orthonormalize_in_place};
+use crate::scalar::Real;
+use crate::spectrum::{Spectrum, SpectrumStats, Status, TracePoint};
+
+/// How the warm-up treats the driving inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarmupMode {
+    /// The first `warmup` inputs of each sequence advance state and basis (re-orthonormalised,
+    /// not accumulated); exponents average over the remaining `T - warmup` steps. Default.
+    #[default]
+    Tangent,
+    /// Reference behaviour: the first `warmup` inputs advance the state only (no tangent
+    /// dynamics), then all `T` inputs are replayed from `Q_0` and accumulated.
+    ReplayInputs,
+}
+
+/// Settings of an RNN spectrum computation.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RnnSpectrumConfig {
+    /// The Benettin settings (`k`, `warmup`, `ons_interval`, orientation, log base, `Q_0`,
+    /// precision, trace, zero tolerance); `steps` is ignored (the inputs' `T` decides) and so is
+    /// `log_det` (the batched path never forms `J`).
+    pub spectrum: SpectrumConfig,
+    /// LSTM full `(h, c)` (default) or h-only.
+    pub lstm_state: LstmState,
+    /// Warm-up over the inputs with tangent dynamics (default) or replay (reference).
+    pub warmup_mode: WarmupMode,
+}
+
+impl Default for RnnSpectrumConfig {
+    fn default() -> Self {
+        Self {
+            spectrum: SpectrumConfig {
+                precision: Precision::F32,
+                log_det: false,
+                ..SpectrumConfig::default()
+            },
+            lstm_state: LstmState::Full,
+            warmup_mode: WarmupMode::Tangent,
+        }
+    }
+}
+
+impl RnnSpectrumConfig {
+    /// The published PyTorch code's conventions: `J^T Q`, log2, `Q_0 = I`, QR every step,
+    /// warm-up that advances the state over the first `warmup` inputs and then replays all of
+    /// them, LSTM h-only; `f32`.
+    pub fn reference(k: Option<usize>, warmup: usize) -> Self {
+        Self {
+            spectrum: SpectrumConfig {
+                k,
+                warmup,
+                ons_interval: 1,
+                orientation: Orientation::JtQ,
+                log_base: LogBase::Two,
+                initial_basis: InitialBasis::Identity,
+                precision: Precision::F32,
+                log_det: false,
+                ..SpectrumConfig::default()
+            },
+            lstm_state: LstmState::HOnly,
+            warmup_mode: WarmupMode::ReplayInputs,
+        }
+    }
+}
+
+/// Driving inputs of a population: one `[B, T, I]` set shared by all networks, or one per
+/// network (all with the same `B`, `T`).
+#[derive(Debug, Clone)]
+pub struct InputSet<'a, T: Real> {
+    sets: Vec<&'a [T]>,
+    pub batch: usize,
+    pub steps: usize,
+}
+
+impl<'a, T: Real> InputSet<'a, T> {
+    /// One set `[batch, steps, I]` for every network.
+    pub fn shared(data: &'a [T], batch: usize, steps: usize) -> Self {
+        Self { sets: vec![data], batch, steps }
+    }
+
+    /// One set per network, in network order.
+    pub fn per_network(sets: Vec<&'a [T]>, batch: usize, steps: usize) -> Self {
+        Self { sets, batch, steps }
+    }
+
+    fn for_network(&self, m: usize) -> &'a [T] {
+        if self.sets.len() == 1 { self.sets[0] } else { self.sets[m] }
+    }
+}
+
+/// Spectra of a population: `spectra[m][b]` for network `m` and driving sequence `b`, and per
+/// network statistics over the sequences.
+#[derive(Debug, Clone, Serialize)]
+pub struct PopulationSpectra {
+    pub spectra: Vec<Vec<Spectrum>>,
+    pub stats: Vec<SpectrumStats>,
+}
+
+/// Check that `inputs` is a finite `[batch, steps, input]` array.
+pub(crate) fn check_inputs<T: Real>(
+    inputs: &[T],
+    batch: usize,
+    steps: usize,
+    input: usize,
+    name: &'static str,
+) -> Result<()> {
+    if batch == 0 || steps == 0 {
+        return Err(LeError::InvalidConfig {
+            field: name,
+            message: format!(
+                "need at least one sequence and one step (got B = {batch}, T = {steps})"
+            ),
+        });
+    }
+    if inputs.len() != batch * steps * input {
+        return Err(LeError::InvalidConfig {
+            field: name,
+            message: format!(
+                "expected [B, T, I] = [{batch}, {steps}, {input}] = {} values, got {}",
+                batch * steps * input,
+                inputs.len()
+            ),
+        });
+    }
+    if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
+        return Err(LeError::InvalidConfig {
+            field: name,
+            message: format!(
+                "non-finite value at [{}, {}, {}]",
+                i / (steps * input),
+                (i / input) % steps,
+                i % input
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Spectra of every network of `nets` (same cell kind and sizes) driven by `inputs`.
+pub fn population_spectra<T: Real>(
+    nets: &[Network<T>],
+    inputs: &InputSet<'_, T>,
+    cfg: &RnnSpectrumConfig,
+) -> Result<PopulationSpectra> {
+    if nets.is_empty() {
+        return Err(LeError::InvalidConfig {
+            field: "networks",
+            message: "the population is empty".into(),
+        });
+    }
+    if inputs.sets.len() != 1 && inputs.sets.len() != nets.len() {
+        return Err(LeError::InvalidConfig {
+            field: "inputs",
+            message: format!(
+                "{} input sets for {} networks (expected 1 or one per network)",
+                inputs.sets.len(),
+                nets.len()
+            ),
+        });
+    }
+    let first = &nets[0];
+    for (m, net) in nets.iter().enumerate() {
+        if net.kind != first.kind
+            || net.hidden != first.hidden
+            || net.input != first.input
+            || net.layers.len() != first.layers.len()
+        {
+            return Err(LeError::InvalidConfig {
+                field: "networks",
+                message: format!(
+                    "network {m} is a {} with N = {}, I = {}, {} layers; network 0 is a {} with N = {}, I = {}, {} layers",
+                    net.kind.name(),
+                    net.hidden,
+                    net.input,
+                    net.layers.len(),
+                    first.kind.name(),
+                    first.hidden,
+                    first.input,
+                    first.layers.len()
+                ),
+            });
+        }
+    }
+    let threads = rayon::current_num_threads();
+    let spectra: Vec<Vec<Spectrum>> = if nets.len() >= threads {
+        nets.par_iter()
+            .enumerate()
+            .map(|(m, net)| {
+                network_spectra_with(
+                    net,
+                    inputs.for_network(m),
+                    inputs.batch,
+                    inputs.steps,
+                    cfg,
+                    gemm::Parallelism::None,
+                    false,
+                )
+            })
+            .collect::<Result<_>>()?
+    } else {
+        nets.iter()
+            .enumerate()
+            .map(|(m, net)| {
+                network_spectra_with(
+                    net,
+                    inputs.for_network(m),
+                    inputs.batch,
+                    inputs.steps,
+                    cfg,
+                    gemm::Parallelism::Rayon(threads),
+                    true,
+                )
+            })
+            .collect::<Result<_>>()?
+    };
+    let stats = spectra.iter().map(|s| SpectrumStats::of(s)).collect();
+    Ok(PopulationSpectra { spectra, stats })
+}
+
+/// Spectra of one network for each of the `batch` sequences of `inputs` (`[B, T, I]`),
+/// using all threads.
+pub fn network_spectra<T: Real>(
+    net: &Network<T>,
+    inputs: &[T],
+    batch: usize,
+    steps: usize,
+    cfg: &RnnSpectrumConfig,
+) -> Result<Vec<Spectrum>> {
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    network_spectra_with(net, inputs, batch, steps, cfg, par, threads > 1)
+}
+
+struct SequenceAccumulator {
+    sums: Vec<CompensatedSum>,
+    logs: Vec<f64>,
+    status: Status,
+    trace: Vec<TracePoint>,
+    next_trace: Option<usize>,
+    accumulated: usize,
+}
+
+fn network_spectra_with<T: Real>(
+    net: &Network<T>,
+    inputs: &[T],
+    batch: usize,
+    steps: usize,
+    cfg: &RnnSpectrumConfig,
+    par: gemm::Parallelism,
+    parallel_qr: bool,
+) -> Result<Vec<Spectrum>> {
+    let sc = &cfg.spectrum;
+    sc.validate()?;
+    crate::engine::check_precision::<T>(sc)?;
+    check_inputs(inputs, batch, steps, net.input, "inputs")?;
+    let lstm = cfg.lstm_state;
+    let d = net.tangent_dim(lstm);
+    let k = sc.resolve_k(d)?;
+    let warmup = sc.warmup;
+    if warmup >= steps {
+        return Err(LeError::InvalidConfig {
+            field: "warmup",
+            message: format!(
+                "warm-up of {warmup} steps leaves none of the T = {steps} input steps"
+            ),
+        });
+    }
+    let (first_accumulated, total) = match cfg.warmup_mode {
+        WarmupMode::Tangent => (warmup, steps),
+        WarmupMode::ReplayInputs => (0, steps),
+    };
+    let accumulated_steps = total - first_accumulated;
+    let mut state = BatchState::new(net, batch, lstm);
+    state.par = par;
+    if cfg.warmup_mode == WarmupMode::ReplayInputs {
+        for t in 0..warmup {
+            state.forward(net, inputs, steps, t);
+        }
+    }
+    let block = d * k;
+    let mut q = vec![T::zero(); batch * block];
+    for b in 0..batch {
+        q[b * block..(b + 1) * block].copy_from_slice(&initial_basis::<T>(
+            d,
+            k,
+            sc.initial_basis,
+            b as u64,
+        ));
+    }
+    let mut z = vec![T::zero(); batch * block];
+    let transpose = sc.orientation == Orientation::JtQ;
+    // Reference orientation: the explicit Jacobians J_b (d x d, column j = J e_j) of all
+    // sequences, from the tangent map applied to identity blocks.
+    let (eye, mut jall) = if transpose {
+        let mut eye = vec![T::zero(); batch * d * d];
+        for b in 0..batch {
+            for i in 0..d {
+                eye[b * d * d + i * d + i] = T::one();
+            }
+        }
+        (eye, vec![T::zero(); batch * d * d])
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut workspaces: Vec<QrWorkspace<T>> =
+        (0..if parallel_qr { batch } else { 1 }).map(|_| QrWorkspace::new(d, k)).collect();
+    let mut acc: Vec<SequenceAccumulator> = (0..batch)
+        .map(|_| SequenceAccumulator {
+            sums: vec![CompensatedSum::default(); k],
+            logs: vec![0.0; k],
+            status: Status::Finite,
+            trace: Vec::new(),
+            next_trace: sc.trace_every,
+            accumulated: 0,
+        })
+        .collect();
+    let scale = sc.log_base.from_nats();
+
+    for s in 0..total {
+        state.forward(net, inputs, steps, s);
+        for (b, a) in acc.iter_mut().enumerate() {
+            if a.status.is_finite() && !state.sequence_is_finite(b) {
+                a.status = Status::Diverged {
+                    step: s,
+                    reason: "the network state became non-finite".into(),
+                };
+            }
+        }
+        if transpose {
+            state.tangent(net, lstm, &eye, &mut jall, d);
+            for b in 0..batch {
+                // J_b^T as a row-major matrix is J_b's column-major storage.
+                matmul(
+                    d,
+                    k,
+                    d,
+                    &jall[b * d * d..(b + 1) * d * d],
+                    d,
+                    &q[b * block..],
+                    d,
+                    &mut z[b * block..],
+                    d,
+                    false,
+                    par,
+                );
+            }
+        } else {
+            state.tangent(net, lstm, &q, &mut z, k);
+        }
+        std::mem::swap(&mut q, &mut z);
+        let accumulate = s >= first_accumulated;
+        let in_phase = if accumulate { s - first_accumulated + 1 } else { s + 1 };
+        let phase_end = (!accumulate && s + 1 == first_accumulated) || s + 1 == total;
+        if in_phase % sc.ons_interval != 0 && !phase_end {
+            continue;
+        }
+        let qr_one = |qb: &mut [T], a: &mut SequenceAccumulator, ws: &mut QrWorkspace<T>| {
+            if !a.status.is_finite() {
+                return;
+            }
+            orthonormalize_in_place(qb, &mut a.logs, ws);
+            if let Some(i) = a.logs.iter().position(|l| !l.is_finite()) {
+                let reason = if a.logs[i] == f64::NEG_INFINITY {
+                    format!("tangent vector {i} collapsed to zero (R_ii = 0)")
+                } else {
+                    format!("non-finite tangent vector {i}")
+                };
+                a.status = Status::Diverged { step: s, reason };
+                qb.fill(T::zero());
+                return;
+            }
+            if accumulate {
+                for (sum, &l) in a.sums.iter_mut().zip(&a.logs) {
+                    sum.add(l);
+                }
+                a.accumulated = in_phase;
+                if let (Some(every), Some(at)) = (sc.trace_every, a.next_trace.as_mut())
+                    && in_phase >= *at
+                {
+                    let norm = scale / in_phase as f64;
+                    a.trace.push(TracePoint {
+                        step: in_phase,
+                        exponents: a.sums.iter().map(|v| v.value() * norm).collect(),
+                    });
+                    while *at <= in_phase {
+                        *at += every;
+                    }
+                }
+            }
+        };
+        if parallel_qr {
+            q.par_chunks_mut(block)
+                .zip(acc.par_iter_mut())
+                .zip(workspaces.par_iter_mut())
+                .for_each(|((qb, a), ws)| qr_one(qb, a, ws));
+        } else {
+            let ws = &mut workspaces[0];
+            for (qb, a) in q.chunks_mut(block).zip(acc.iter_mut()) {
+                qr_one(qb, a, ws);
+            }
+        }
+    }
+    let norm = scale / accumulated_steps as f64;
+    Ok(acc
+        .into_iter()
+        .map(|a| {
+            let exponents = if a.status.is_finite() {
+                a.sums.iter().map(|v| v.value() * norm).collect()
+            } else {
+                vec![f64::NAN; k]
+            };
+            Spectrum::from_exponents(
+                exponents,
+                None,
+                if a.status.is_finite() { accumulated_steps } else { a.accumulated },
+                1.0,
+                sc.log_base,
+                sc.zero_tolerance,
+                a.status,
+                a.trace,
+            )
+        })
+        .collect())
+}

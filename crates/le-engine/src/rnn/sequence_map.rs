@@ -1,0 +1,83 @@
+//! One network driven by one input sequence, as a [`DiscreteMap`]: the slow, obviously-correct
+//! twin of the batched path (it re-runs the forward step for every tangent product and runs
+//! through the generic engine), and the way to get explicit Jacobians.
+
+use super::cell::BatchState;
+use super::{LstmState, Network};
+use crate::error::{LeError, Result};
+use crate::map::{DiscreteMap, MapWorkspace};
+use crate::scalar::Real;
+
+/// `x_{t+1} = f(x_t, u_t)` of `net` with the inputs `u` (`[T, I]` row-major) of one sequence.
+/// The state is the full forward state of all layers (`D = L S`); the tangent map acts on the
+/// same state, so LSTM h-only is not available here.
+pub struct SequenceMap<'a, T: Real> {
+    net: &'a Network<T>,
+    inputs: &'a [T],
+    steps: usize,
+}
+
+impl<'a, T: Real> SequenceMap<'a, T> {
+    /// Wrap `net` and one input sequence `inputs` (`[steps, I]`).
+    pub fn new(net: &'a Network<T>, inputs: &'a [T], steps: usize) -> Result<Self> {
+        if inputs.len() != steps * net.input {
+            return Err(LeError::InvalidConfig {
+                field: "inputs",
+                message: format!(
+                    "expected {steps} x {} = {} values, got {}",
+                    net.input,
+                    steps * net.input,
+                    inputs.len()
+                ),
+            });
+        }
+        Ok(Self { net, inputs, steps })
+    }
+
+    fn forward_from(&self, t: usize, x: &[T]) -> BatchState<T> {
+        let mut run = BatchState::new(self.net, 1, LstmState::Full);
+        run.set_sequence_state(0, x);
+        run.forward(self.net, self.inputs, self.steps, t.min(self.steps - 1));
+        run
+    }
+}
+
+impl<T: Real> DiscreteMap<T> for SequenceMap<'_, T> {
+    fn dim(&self) -> usize {
+        self.net.state_dim()
+    }
+
+    fn step(&self, t: usize, x: &[T], next: &mut [T], _ws: &mut MapWorkspace<T>) {
+        self.forward_from(t, x).sequence_state(0, next);
+    }
+
+    fn tangent(
+        &self,
+        t: usize,
+        x: &[T],
+        q: &[T],
+        k: usize,
+        z: &mut [T],
+        _ws: &mut MapWorkspace<T>,
+    ) -> bool {
+        let mut run = self.forward_from(t, x);
+        run.tangent(self.net, LstmState::Full, q, z, k);
+        true
+    }
+
+    /// The explicit Jacobian (`J e_j` for every `j`), row-major.
+    fn jacobian(&self, t: usize, x: &[T], jac: &mut [T], ws: &mut MapWorkspace<T>) -> bool {
+        let d = self.dim();
+        let mut eye = vec![T::zero(); d * d];
+        for i in 0..d {
+            eye[i * d + i] = T::one();
+        }
+        self.tangent(t, x, &eye, d, jac, ws);
+        for i in 0..d {
+            for j in i + 1..d {
+                jac.swap(i * d + j, j * d + i);
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,420 @@
+//! The five cells: tangent maps against central finite differences, forward steps against
+//! PyTorch, the sum rule, the random tanh network, and the batched path against the
+//! one-sequence-at-a-time twin.
+
+use le_engine::rnn::{
+    CellConstants, CellKind, InputSet, Layer, LoadOptions, LstmState, Network, RnnSpectrumConfig,
+    SequenceMap, WarmupMode, network_spectra, population_spectra,
+};
+use le_engine::{LogBase, Orientation, Precision, SpectrumConfig, map_spectrum};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+const KINDS: [CellKind; 5] =
+    [CellKind::Rnn, CellKind::Gru, CellKind::Lstm, CellKind::Asrnn, CellKind::Cornn];
+
+fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed)
+}
+
+fn uniform(r: &mut impl Rng, n: usize, p: f64) -> Vec<f64> {
+    (0..n).map(|_| r.random_range(-p..p)).collect()
+}
+
+/// A random network (weights ~ U(-p, p), ASRNN gamma = 0.5, CoRNN defaults).
+fn random_net(
+    kind: CellKind,
+    n: usize,
+    input: usize,
+    layers: usize,
+    bias: bool,
+    p: f64,
+    seed: u64,
+) -> Network<f64> {
+    let mut r = rng(seed);
+    let g = kind.gates();
+    let constants = match kind {
+        CellKind::Asrnn => CellConstants { eps: 0.1, gamma: 0.5, dt: 0.0 },
+        CellKind::Cornn => CellConstants { eps: 4.7, gamma: 2.7, dt: 0.042 },
+        _ => CellConstants { eps: 0.0, gamma: 0.0, dt: 0.0 },
+    };
+    let mut ls = Vec::new();
+    for l in 0..layers {
+        let i_l = if l == 0 { input } else { n };
+        let w_rec = match kind {
+            CellKind::Asrnn => {
+                Network::asrnn_recurrent(&uniform(&mut r, n * n, p), n, constants.gamma)
+            }
+            CellKind::Cornn => uniform(&mut r, n * 2 * n, p),
+            _ => uniform(&mut r, g * n * n, p),
+        };
+        let (b_in, b_rec) = if bias {
+            let b_rec = if matches!(kind, CellKind::Asrnn | CellKind::Cornn) {
+                vec![0.0; g * n]
+            } else {
+                uniform(&mut r, g * n, p)
+            };
+            (uniform(&mut r, g * n, p), b_rec)
+        } else {
+            (vec![0.0; g * n], vec![0.0; g * n])
+        };
+        ls.push(Layer { input: i_l, w_in: uniform(&mut r, g * n * i_l, p), b_in, w_rec, b_rec });
+    }
+    Network::from_layers(kind, n, input, bias, constants, ls).unwrap()
+}
+
+fn gaussian(seed: u64, n: usize) -> Vec<f64> {
+    let mut r = rng(seed);
+    (0..n).map(|_| StandardNormal.sample(&mut r)).collect()
+}
+
+#[test]
+fn tangent_maps_match_central_finite_differences() {
+    let (n, input) = (6, 3);
+    let h = 1e-6;
+    for kind in KINDS {
+        for layers in [1, 2] {
+            for bias in [true, false] {
+                let net = random_net(kind, n, input, layers, bias, 0.8, 17);
+                let d = net.state_dim();
+                let x: Vec<f64> = gaussian(3, d).iter().map(|v| 0.5 * v).collect();
+                let u = gaussian(4, input);
+                let jac = net.jacobian_at(&x, &u, LstmState::Full).unwrap();
+                let mut err = 0.0f64;
+                for j in 0..d {
+                    let (mut xp, mut xm) = (x.clone(), x.clone());
+                    xp[j] += h;
+                    xm[j] -= h;
+                    let (fp, fm) =
+                        (net.step_state(&xp, &u).unwrap(), net.step_state(&xm, &u).unwrap());
+                    for i in 0..d {
+                        let fd = (fp[i] - fm[i]) / (2.0 * h);
+                        err = err.max((fd - jac[i * d + j]).abs());
+                    }
+                }
+                assert!(
+                    err <= 1e-7,
+                    "{kind:?} layers={layers} bias={bias}: max |J - FD| = {err:e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lstm_h_only_tangent_is_dh_dh_with_c_frozen() {
+    let (n, input, h) = (5, 2, 1e-6);
+    for layers in [1, 2] {
+        let net = random_net(CellKind::Lstm, n, input, layers, true, 0.9, 5);
+        let x: Vec<f64> = gaussian(8, net.state_dim()).iter().map(|v| 0.5 * v).collect();
+        let u = gaussian(9, input);
+        let jac = net.jacobian_at(&x, &u, LstmState::HOnly).unwrap();
+        let dt = net.tangent_dim(LstmState::HOnly);
+        assert_eq!(dt, layers * n);
+        // perturb the h rows of each layer, keep every c; read the h rows of the result
+        let h_row = |t: usize| (t / n) * 2 * n + t % n;
+        let mut err = 0.0f64;
+        for j in 0..dt {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[h_row(j)] += h;
+            xm[h_row(j)] -= h;
+            let (fp, fm) = (net.step_state(&xp, &u).unwrap(), net.step_state(&xm, &u).unwrap());
+            for i in 0..dt {
+                let fd = (fp[h_row(i)] - fm[h_row(i)]) / (2.0 * h);
+                err = err.max((fd - jac[i * dt + j]).abs());
+            }
+        }
+        assert!(err <= 1e-7, "h-only, layers={layers}: {err:e}");
+    }
+}
+
+/// PyTorch fixtures written by scripts/reference/torch_cells.py (nn.RNN/GRU/LSTM, float64,
+/// weights U(-0.5, 0.5), inputs N(0, 1), zero initial state; torch version in the metadata).
+#[test]
+fn forward_matches_pytorch_modules() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut checked = 0;
+    for arch in ["rnn", "gru", "lstm"] {
+        for setting in ["l1_bias", "l2_nobias"] {
+            let path = dir.join(format!("torch_{arch}_{setting}.safetensors"));
+            let bytes = std::fs::read(&path).unwrap();
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let read = |name: &str| -> (Vec<f64>, Vec<usize>) {
+                let v = st.tensor(name).unwrap();
+                let data = v
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                (data, v.shape().to_vec())
+            };
+            let net = Network::<f64>::load(&path, &LoadOptions::default()).unwrap();
+            assert_eq!(net.kind.name(), arch);
+            assert_eq!(net.bias, setting.ends_with("_bias"));
+            let (inputs, ishape) = read("inputs");
+            let (output, _) = read("output");
+            let got = net.forward_top_hidden(&inputs, ishape[0], ishape[1]).unwrap();
+            let err = got.iter().zip(&output).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err < 1e-12, "{arch} {setting}: max |h - torch| = {err:e}");
+            // f32 load of the same file: f32 tolerance
+            let net32 = Network::<f32>::load(&path, &LoadOptions::default()).unwrap();
+            let in32: Vec<f32> = inputs.iter().map(|&v| v as f32).collect();
+            let got32 = net32.forward_top_hidden(&in32, ishape[0], ishape[1]).unwrap();
+            let err32 =
+                got32.iter().zip(&output).fold(0.0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+            assert!(err32 < 1e-5, "{arch} {setting} f32: {err32:e}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6);
+}
+
+fn cfg(k: Option<usize>, warmup: usize, precision: Precision) -> RnnSpectrumConfig {
+    RnnSpectrumConfig {
+        spectrum: SpectrumConfig {
+            k,
+            warmup,
+            precision,
+            log_det: false,
+            ..SpectrumConfig::default()
+        },
+        ..RnnSpectrumConfig::default()
+    }
+}
+
+#[test]
+fn batched_path_equals_one_sequence_at_a_time() {
+    let (batch, steps, input) = (3, 60, 4);
+    for kind in KINDS {
+        let net = random_net(kind, 5, input, 2, true, 0.9, 21);
+        let inputs = gaussian(22, batch * steps * input);
+        for orientation in [Orientation::JQ, Orientation::JtQ] {
+            let mut c = cfg(None, 10, Precision::F64);
+            c.spectrum.orientation = orientation;
+            let batched = network_spectra(&net, &inputs, batch, steps, &c).unwrap();
+            for (b, s) in batched.iter().enumerate() {
+                let seq = &inputs[b * steps * input..(b + 1) * steps * input];
+                let map = SequenceMap::new(&net, seq, steps).unwrap();
+                let gc = SpectrumConfig { steps: steps - 10, ..c.spectrum.clone() };
+                let twin = map_spectrum(&map, &vec![0.0; net.state_dim()], &gc).unwrap();
+                for (x, y) in s.exponents.iter().zip(&twin.exponents) {
+                    assert!((x - y).abs() < 1e-10, "{kind:?} {orientation:?} seq {b}: {x} vs {y}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn population_equals_separate_calls_and_per_network_inputs() {
+    let (batch, steps, input) = (4, 40, 3);
+    let nets: Vec<Network<f64>> =
+        (0..5).map(|s| random_net(CellKind::Gru, 6, input, 1, true, 1.0, 100 + s)).collect();
+    let inputs = gaussian(7, batch * steps * input);
+    let c = cfg(Some(4), 5, Precision::F64);
+    let pop = population_spectra(&nets, &InputSet::shared(&inputs, batch, steps), &c).unwrap();
+    assert_eq!(pop.spectra.len(), 5);
+    for (m, net) in nets.iter().enumerate() {
+        let alone = network_spectra(net, &inputs, batch, steps, &c).unwrap();
+        for (a, b) in alone.iter().zip(&pop.spectra[m]) {
+            for (x, y) in a.exponents.iter().zip(&b.exponents) {
+                assert!((x - y).abs() < 1e-12, "net {m}: {x} vs {y}");
+            }
+        }
+        assert_eq!(pop.stats[m].n_finite, batch);
+    }
+    // one input set per network
+    let other = gaussian(8, batch * steps * input);
+    let sets: Vec<&[f64]> =
+        (0..5).map(|m| if m % 2 == 0 { &inputs[..] } else { &other[..] }).collect();
+    let per = population_spectra(&nets, &InputSet::per_network(sets, batch, steps), &c).unwrap();
+    assert_eq!(per.spectra[0], pop.spectra[0]);
+    let alone1 = network_spectra(&nets[1], &other, batch, steps, &c).unwrap();
+    assert_eq!(per.spectra[1][0].exponents.len(), 4);
+    for (x, y) in alone1[2].exponents.iter().zip(&per.spectra[1][2].exponents) {
+        assert!((x - y).abs() < 1e-12);
+    }
+    // mixed populations are an error
+    let mixed = vec![nets[0].clone(), random_net(CellKind::Gru, 7, input, 1, true, 1.0, 1)];
+    assert!(population_spectra(&mixed, &InputSet::shared(&inputs, batch, steps), &c).is_err());
+}
+
+/// log |det J| by LU (f64), J from central finite differences of the forward step.
+fn log_abs_det_fd(net: &Network<f64>, x: &[f64], u: &[f64]) -> f64 {
+    let d = net.state_dim();
+    let h = 1e-6;
+    let mut jac = vec![0.0; d * d];
+    for j in 0..d {
+        let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
+        xp[j] += h;
+        xm[j] -= h;
+        let (fp, fm) = (net.step_state(&xp, u).unwrap(), net.step_state(&xm, u).unwrap());
+        for i in 0..d {
+            jac[i * d + j] = (fp[i] - fm[i]) / (2.0 * h);
+        }
+    }
+    let mut lu = vec![0.0; d * d];
+    le_engine::linalg::log_abs_det(&jac, d, &mut lu)
+}
+
+#[test]
+fn sum_of_exponents_equals_mean_log_det_of_explicit_jacobians() {
+    let (steps, input, warmup) = (120, 3, 20);
+    for kind in KINDS {
+        let net = random_net(kind, 5, input, 2, true, 1.2, 31);
+        let inputs = gaussian(32, steps * input);
+        let s =
+            network_spectra(&net, &inputs, 1, steps, &cfg(None, warmup, Precision::F64)).unwrap();
+        // the same trajectory, Jacobians formed explicitly by finite differences
+        let mut x = vec![0.0; net.state_dim()];
+        let mut sum = 0.0;
+        for t in 0..steps {
+            let u = &inputs[t * input..(t + 1) * input];
+            if t >= warmup {
+                sum += log_abs_det_fd(&net, &x, u);
+            }
+            x = net.step_state(&x, u).unwrap();
+        }
+        let mean = sum / (steps - warmup) as f64;
+        let got = s[0].sum;
+        assert!(
+            (got - mean).abs() <= 1e-6 * mean.abs().max(1.0),
+            "{kind:?}: sum {got} vs mean ln|det J| {mean}"
+        );
+    }
+}
+
+#[test]
+fn random_tanh_network_matches_eigenvalues_of_g_w() {
+    #[derive(serde::Deserialize)]
+    struct Fixture {
+        n: usize,
+        g: f64,
+        w_row_major: Vec<f64>,
+        log_abs_eig_sorted: Vec<f64>,
+    }
+    let f: Fixture = serde_json::from_str(include_str!("fixtures/tanh_rnn_eigs.json")).unwrap();
+    let n = f.n;
+    let layer = Layer {
+        input: 1,
+        w_in: vec![0.0; n],
+        b_in: vec![0.0; n],
+        w_rec: f.w_row_major.iter().map(|w| f.g * w).collect(),
+        b_rec: vec![0.0; n],
+    };
+    let consts = CellConstants { eps: 0.0, gamma: 0.0, dt: 0.0 };
+    let net = Network::from_layers(CellKind::Rnn, n, 1, false, consts, vec![layer]).unwrap();
+    let steps = 20_500;
+    let inputs = vec![0.0; steps];
+    let s = network_spectra(&net, &inputs, 1, steps, &cfg(None, 500, Precision::F64)).unwrap();
+    for (i, (a, b)) in s[0].exponents.iter().zip(&f.log_abs_eig_sorted).enumerate() {
+        assert!((a - b).abs() < 2e-3, "exponent {i}: {a} vs ln|eig| {b}");
+    }
+}
+
+#[test]
+fn f32_default_tracks_f64() {
+    let (batch, steps, input) = (2, 80, 3);
+    for kind in KINDS {
+        let net = random_net(kind, 6, input, 1, true, 0.9, 41);
+        let inputs = gaussian(42, batch * steps * input);
+        let s64 =
+            network_spectra(&net, &inputs, batch, steps, &cfg(None, 10, Precision::F64)).unwrap();
+        let net32 = to_f32(&net);
+        let in32: Vec<f32> = inputs.iter().map(|&v| v as f32).collect();
+        let s32 = network_spectra(
+            &net32,
+            &in32,
+            batch,
+            steps,
+            &RnnSpectrumConfig {
+                spectrum: SpectrumConfig { warmup: 10, ..RnnSpectrumConfig::default().spectrum },
+                ..RnnSpectrumConfig::default()
+            },
+        )
+        .unwrap();
+        for (a, b) in s64.iter().zip(&s32) {
+            for (x, y) in a.exponents.iter().zip(&b.exponents) {
+                assert!((x - y).abs() < 2e-3 * x.abs().max(1.0), "{kind:?}: f64 {x} vs f32 {y}");
+            }
+        }
+    }
+}
+
+fn to_f32(net: &Network<f64>) -> Network<f32> {
+    let c = |v: &Vec<f64>| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let layers = net
+        .layers
+        .iter()
+        .map(|l| Layer {
+            input: l.input,
+            w_in: c(&l.w_in),
+            b_in: c(&l.b_in),
+            w_rec: c(&l.w_rec),
+            b_rec: c(&l.b_rec),
+        })
+        .collect();
+    Network::from_layers(net.kind, net.hidden, net.input, net.bias, net.constants, layers).unwrap()
+}
+
+#[test]
+fn reference_mode_replays_the_warmup_inputs() {
+    let (steps, input, warmup) = (50, 3, 8);
+    let net = random_net(CellKind::Gru, 6, input, 1, true, 1.0, 51);
+    let inputs = gaussian(52, steps * input);
+    let mut c = RnnSpectrumConfig::reference(None, warmup);
+    c.spectrum.precision = Precision::F64;
+    assert_eq!(c.warmup_mode, WarmupMode::ReplayInputs);
+    assert_eq!(c.spectrum.log_base, LogBase::Two);
+    let s = network_spectra(&net, &inputs, 1, steps, &c).unwrap();
+    assert_eq!(s[0].steps, steps);
+    // twin: advance the state over the first `warmup` inputs, then all T inputs with J^T Q
+    let mut x = vec![0.0; net.state_dim()];
+    for t in 0..warmup {
+        x = net.step_state(&x, &inputs[t * input..(t + 1) * input]).unwrap();
+    }
+    let map = SequenceMap::new(&net, &inputs, steps).unwrap();
+    let gc = SpectrumConfig { warmup: 0, steps, ..c.spectrum.clone() };
+    let twin = map_spectrum(&map, &x, &gc).unwrap();
+    for (a, b) in s[0].exponents.iter().zip(&twin.exponents) {
+        assert!((a - b).abs() < 1e-10, "{a} vs {b}");
+    }
+    // LSTM h-only gives N exponents
+    let lstm = random_net(CellKind::Lstm, 6, input, 1, true, 1.0, 53);
+    let s = network_spectra(&lstm, &inputs, 1, steps, &c).unwrap();
+    assert_eq!(s[0].exponents.len(), 6);
+}
+
+#[test]
+fn diverging_sequences_are_reported_per_sequence() {
+    // A huge input saturates every tanh of sequence 1 at step 5: 1 - tanh^2 = 0 exactly, the
+    // Jacobian vanishes and the tangent vectors collapse (ln R_ii = -inf). Only that sequence
+    // is marked; the others go on.
+    let (batch, steps, input) = (3, 20, 2);
+    let net = random_net(CellKind::Rnn, 4, input, 1, false, 1.0, 61);
+    let mut inputs = gaussian(62, batch * steps * input);
+    inputs[(steps + 5) * input] = 1e6;
+    inputs[(steps + 5) * input + 1] = 1e6;
+    let s = network_spectra(&net, &inputs, batch, steps, &cfg(None, 2, Precision::F64)).unwrap();
+    assert!(s[0].status.is_finite() && s[2].status.is_finite());
+    match &s[1].status {
+        le_engine::Status::Diverged { step, reason } => {
+            assert_eq!(*step, 5);
+            assert!(reason.contains("collapsed"), "{reason}");
+        }
+        other => panic!("expected divergence, got {other}"),
+    }
+    assert!(s[1].exponents.iter().all(|v| v.is_nan()));
+    let stats = le_engine::SpectrumStats::of(&s);
+    assert_eq!(stats.diverged, vec![1]);
+
+    // An unstable CoRNN (dt far too large): the state itself overflows.
+    let mut net = random_net(CellKind::Cornn, 4, input, 1, true, 1.0, 63);
+    net.constants.dt = 50.0;
+    let long = gaussian(64, 300 * input);
+    let s = network_spectra(&net, &long, 1, 300, &cfg(None, 0, Precision::F64)).unwrap();
+    match &s[0].status {
+        le_engine::Status::Diverged { reason, .. } => assert!(!reason.is_empty()),
+        other => panic!("expected divergence, got {other}"),
+    }
+}
