@@ -34,6 +34,7 @@ pub mod jacobian_file;
 pub mod linalg;
 pub mod map;
 pub mod qr;
+pub mod qr_batched;
 pub mod rnn;
 pub mod scalar;
 pub mod spectrum;
