@@ -20,6 +20,9 @@
 //! Input and output are ordinary column-major blocks (`blocks[b * D * k ..]`); packing into
 //! and out of the interleaved layout costs `O(D k)` per block against `O(D k^2)` for the QR.
 
+// Index arithmetic over (row, column, lane) is the clearest way to write these kernels.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+
 use crate::qr::simd;
 use crate::scalar::Real;
 
@@ -74,9 +77,13 @@ impl<T: Real> BatchedQrWorkspace<T> {
 /// Orthonormalise `n = blocks.len() / (d k)` (at most [`LANES`]) column-major `d x k` blocks in
 /// place, exactly as [`crate::qr::orthonormalize_in_place`] does for one: on return each block
 /// is its `Q` (`diag(R) >= 0`) and `log_diag[b * k + i] = ln R_ii` of block `b`.
-pub fn orthonormalize_blocks<T: Real>(blocks: &mut [T], log_diag: &mut [f64], ws: &mut BatchedQrWorkspace<T>) {
+pub fn orthonormalize_blocks<T: Real>(
+    blocks: &mut [T],
+    log_diag: &mut [f64],
+    ws: &mut BatchedQrWorkspace<T>,
+) {
     let (d, k) = (ws.d, ws.k);
-    assert!(d * k > 0 && blocks.len() % (d * k) == 0, "blocks must be n x D x k");
+    assert!(d * k > 0 && blocks.len().is_multiple_of(d * k), "blocks must be n x D x k");
     let n = blocks.len() / (d * k);
     assert!(n <= LANES, "at most {LANES} blocks per call (got {n})");
     assert_eq!(log_diag.len(), n * k, "log_diag must hold n * k values");
@@ -91,13 +98,23 @@ pub fn orthonormalize_blocks<T: Real>(blocks: &mut [T], log_diag: &mut [f64], ws
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn batched_avx512<T: Real>(b: &mut [T], n: usize, l: &mut [f64], ws: &mut BatchedQrWorkspace<T>) {
+unsafe fn batched_avx512<T: Real>(
+    b: &mut [T],
+    n: usize,
+    l: &mut [f64],
+    ws: &mut BatchedQrWorkspace<T>,
+) {
     batched_impl::<T, true>(b, n, l, ws)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn batched_avx2<T: Real>(b: &mut [T], n: usize, l: &mut [f64], ws: &mut BatchedQrWorkspace<T>) {
+unsafe fn batched_avx2<T: Real>(
+    b: &mut [T],
+    n: usize,
+    l: &mut [f64],
+    ws: &mut BatchedQrWorkspace<T>,
+) {
     batched_impl::<T, true>(b, n, l, ws)
 }
 
@@ -125,19 +142,27 @@ fn batched_impl<T: Real, const FMA: bool>(
 ) {
     let (d, k) = (ws.d, ws.k);
     // pack: a[(i k + j) L + lane] = block[lane][j d + i]; padding lanes get [I; 0] (full
-    // rank). Loop order: every written line of LANES values is written once, and each block is
-    // read sequentially.
+    // rank). Through an L1-resident 16 x 16 tile: each block is read in contiguous runs and
+    // every line of `a` is written whole (16 scattered scalar streams thrash the cache).
+    let mut tile = [[T::zero(); LANES]; LANES];
     for j in 0..k {
-        for i in 0..d {
-            let dst = lanes_mut(&mut ws.a, (i * k + j) * LANES);
-            for (lane, x) in dst.iter_mut().enumerate() {
-                *x = if lane < n {
-                    blocks[lane * d * k + j * d + i]
-                } else if i == j {
-                    T::one()
+        for i0 in (0..d).step_by(LANES) {
+            let h = LANES.min(d - i0);
+            for (lane, row) in tile.iter_mut().enumerate() {
+                if lane < n {
+                    let at = lane * d * k + j * d + i0;
+                    row[..h].copy_from_slice(&blocks[at..at + h]);
                 } else {
-                    T::zero()
-                };
+                    for (ii, x) in row[..h].iter_mut().enumerate() {
+                        *x = if i0 + ii == j { T::one() } else { T::zero() };
+                    }
+                }
+            }
+            for ii in 0..h {
+                let dst = lanes_mut(&mut ws.a, ((i0 + ii) * k + j) * LANES);
+                for (lane, x) in dst.iter_mut().enumerate() {
+                    *x = tile[lane][ii];
+                }
             }
         }
     }
@@ -148,13 +173,20 @@ fn batched_impl<T: Real, const FMA: bool>(
         }
     }
     form_q::<T, FMA>(ws);
-    // unpack, fused with the sign fix (diag(R) >= 0)
+    // unpack, fused with the sign fix (diag(R) >= 0), through the same tile
     for j in 0..k {
         let sign = *lanes(&ws.sign, j * LANES);
-        for i in 0..d {
-            let src = lanes(&ws.a, (i * k + j) * LANES);
-            for lane in 0..n {
-                blocks[lane * d * k + j * d + i] = src[lane] * sign[lane];
+        for i0 in (0..d).step_by(LANES) {
+            let h = LANES.min(d - i0);
+            for ii in 0..h {
+                let src = lanes(&ws.a, ((i0 + ii) * k + j) * LANES);
+                for lane in 0..LANES {
+                    tile[lane][ii] = src[lane] * sign[lane];
+                }
+            }
+            for (lane, row) in tile.iter().enumerate().take(n) {
+                let at = lane * d * k + j * d + i0;
+                blocks[at..at + h].copy_from_slice(&row[..h]);
             }
         }
     }
@@ -242,7 +274,7 @@ fn factor<T: Real, const FMA: bool>(ws: &mut BatchedQrWorkspace<T>) {
                         s = T::zero();
                         for i in c + 1..d {
                             let t = ws.a[(i * k + c) * LANES + l] / m;
-                            s = s + t * t;
+                            s += t * t;
                         }
                         scale = m;
                     }
@@ -260,7 +292,7 @@ fn factor<T: Real, const FMA: bool>(ws: &mut BatchedQrWorkspace<T>) {
             for i in c + 1..d {
                 let x = lanes_mut(&mut ws.a, (i * k + c) * LANES);
                 for l in 0..LANES {
-                    x[l] = x[l] * inv[l];
+                    x[l] *= inv[l];
                 }
             }
             *lanes_mut(&mut ws.a, (c * k + c) * LANES) = beta;
@@ -308,7 +340,12 @@ fn zero_unused_panel_columns<T: Real>(ws: &mut BatchedQrWorkspace<T>, p: usize, 
 
 /// `T` factor (`dlarft`, forward, columnwise) of the panel at `p` of width `w`, all lanes.
 #[inline(always)]
-fn build_t<T: Real, const FMA: bool>(ws: &mut BatchedQrWorkspace<T>, p: usize, w: usize, pi: usize) {
+fn build_t<T: Real, const FMA: bool>(
+    ws: &mut BatchedQrWorkspace<T>,
+    p: usize,
+    w: usize,
+    pi: usize,
+) {
     let (d, nb) = (ws.d, ws.nb);
     let base = pi * nb * nb * LANES;
     ws.tf[base..base + nb * nb * LANES].fill(T::zero());
@@ -350,7 +387,12 @@ fn build_t<T: Real, const FMA: bool>(ws: &mut BatchedQrWorkspace<T>, p: usize, w
 /// `W[r][j..j + JT] = sum_i V[i][r] C[i][j..j + JT]` for all `NB` panel reflectors (reflectors
 /// beyond the panel's width are zero columns of `V`), accumulators in registers.
 #[inline(always)]
-fn vt_c_tile<T: Real, const FMA: bool, const JT: usize>(ws: &mut BatchedQrWorkspace<T>, p: usize, col: usize, wcol: usize) {
+fn vt_c_tile<T: Real, const FMA: bool, const JT: usize>(
+    ws: &mut BatchedQrWorkspace<T>,
+    p: usize,
+    col: usize,
+    wcol: usize,
+) {
     const NB: usize = BATCHED_PANEL_WIDTH;
     let (d, k) = (ws.d, ws.k);
     #[cfg(target_arch = "x86_64")]
@@ -363,12 +405,14 @@ fn vt_c_tile<T: Real, const FMA: bool, const JT: usize>(ws: &mut BatchedQrWorksp
     }
     let mut acc = [[[T::zero(); LANES]; JT]; NB];
     for i in p..d {
-        let vrow: &[T; NB * LANES] = ws.vp[i * NB * LANES..(i + 1) * NB * LANES].try_into().expect("row");
+        let vrow: &[T; NB * LANES] =
+            ws.vp[i * NB * LANES..(i + 1) * NB * LANES].try_into().expect("row");
         let xrow: &[T] = &ws.a[(i * k + col) * LANES..(i * k + col + JT) * LANES];
         for r in 0..NB {
             for jj in 0..JT {
                 for l in 0..LANES {
-                    acc[r][jj][l] = fma::<T, FMA>(vrow[r * LANES + l], xrow[jj * LANES + l], acc[r][jj][l]);
+                    acc[r][jj][l] =
+                        fma::<T, FMA>(vrow[r * LANES + l], xrow[jj * LANES + l], acc[r][jj][l]);
                 }
             }
         }
@@ -382,7 +426,12 @@ fn vt_c_tile<T: Real, const FMA: bool, const JT: usize>(ws: &mut BatchedQrWorksp
 
 /// `C[i][j..j + JT] -= sum_r V[i][r] W[r][j..j + JT]`, the `W` tile in registers.
 #[inline(always)]
-fn c_minus_vw_tile<T: Real, const FMA: bool, const JT: usize>(ws: &mut BatchedQrWorkspace<T>, p: usize, col: usize, wcol: usize) {
+fn c_minus_vw_tile<T: Real, const FMA: bool, const JT: usize>(
+    ws: &mut BatchedQrWorkspace<T>,
+    p: usize,
+    col: usize,
+    wcol: usize,
+) {
     const NB: usize = BATCHED_PANEL_WIDTH;
     let (d, k) = (ws.d, ws.k);
     #[cfg(target_arch = "x86_64")]
@@ -403,7 +452,8 @@ fn c_minus_vw_tile<T: Real, const FMA: bool, const JT: usize>(ws: &mut BatchedQr
         }
     }
     for i in p..d {
-        let vrow: &[T; NB * LANES] = ws.vp[i * NB * LANES..(i + 1) * NB * LANES].try_into().expect("row");
+        let vrow: &[T; NB * LANES] =
+            ws.vp[i * NB * LANES..(i + 1) * NB * LANES].try_into().expect("row");
         let xrow: &mut [T] = &mut ws.a[(i * k + col) * LANES..(i * k + col + JT) * LANES];
         for jj in 0..JT {
             let mut x = [T::zero(); LANES];
@@ -446,7 +496,8 @@ fn block_update<T: Real, const FMA: bool>(
     }
     // W = op(T) W, per column, in place
     let base = pi * NB * NB * LANES;
-    let tf: &[T; NB * NB * LANES] = ws.tf[base..base + NB * NB * LANES].try_into().expect("T factor");
+    let tf: &[T; NB * NB * LANES] =
+        ws.tf[base..base + NB * NB * LANES].try_into().expect("T factor");
     for jj in 0..n2 {
         let mut col = [[T::zero(); LANES]; NB];
         for (r, c) in col.iter_mut().enumerate() {
@@ -599,7 +650,10 @@ mod avx512_f32 {
         for (r, wr) in wt.iter_mut().enumerate() {
             for (jj, wrj) in wr.iter_mut().enumerate() {
                 // negated so the update is a plain FMA
-                *wrj = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_loadu_ps(w.as_ptr().add((r * k + wcol + jj) * LANES)));
+                *wrj = _mm512_sub_ps(
+                    _mm512_setzero_ps(),
+                    _mm512_loadu_ps(w.as_ptr().add((r * k + wcol + jj) * LANES)),
+                );
             }
         }
         for i in p..d {
@@ -637,7 +691,11 @@ mod avx512_f32 {
         d: usize,
         c: usize,
     ) {
-        assert!(a.len() >= ((d - 1) * k + c + 1) * LANES && vp.len() >= d * NB * LANES && tau.len() >= LANES);
+        assert!(
+            a.len() >= ((d - 1) * k + c + 1) * LANES
+                && vp.len() >= d * NB * LANES
+                && tau.len() >= LANES
+        );
         let mut s0 = _mm512_setzero_ps();
         let mut s1 = _mm512_setzero_ps();
         let mut i = row0;
@@ -645,14 +703,18 @@ mod avx512_f32 {
             let v0 = _mm512_loadu_ps(vp.as_ptr().add((i * NB + r) * LANES));
             let v1 = _mm512_loadu_ps(vp.as_ptr().add(((i + 1) * NB + r) * LANES));
             s0 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(a.as_ptr().add((i * k + c) * LANES)), s0);
-            s1 = _mm512_fmadd_ps(v1, _mm512_loadu_ps(a.as_ptr().add(((i + 1) * k + c) * LANES)), s1);
+            s1 =
+                _mm512_fmadd_ps(v1, _mm512_loadu_ps(a.as_ptr().add(((i + 1) * k + c) * LANES)), s1);
             i += 2;
         }
         if i < d {
             let v0 = _mm512_loadu_ps(vp.as_ptr().add((i * NB + r) * LANES));
             s0 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(a.as_ptr().add((i * k + c) * LANES)), s0);
         }
-        let s = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_add_ps(s0, s1), _mm512_loadu_ps(tau.as_ptr())));
+        let s = _mm512_sub_ps(
+            _mm512_setzero_ps(),
+            _mm512_mul_ps(_mm512_add_ps(s0, s1), _mm512_loadu_ps(tau.as_ptr())),
+        );
         for i in row0..d {
             let v = _mm512_loadu_ps(vp.as_ptr().add((i * NB + r) * LANES));
             let x = a.as_mut_ptr().add((i * k + c) * LANES);
@@ -691,7 +753,8 @@ pub fn simd_interleaved_pays<T: Real>() -> bool {
 fn use_avx512_f32<T: Real>() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && simd::level() == simd::Level::Avx512
+        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+            && simd::level() == simd::Level::Avx512
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
