@@ -1,0 +1,337 @@
+//! Network specifications and training configuration.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// Recurrent cell kind. Equations in the crate docs and `docs/checkpoint-format.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Vanilla tanh RNN: `h' = tanh(W x + b_ih + U h + b_hh)`.
+    Rnn,
+    /// GRU, PyTorch gate order `r, z, n`.
+    Gru,
+    /// LSTM, PyTorch gate order `i, f, g, o`.
+    Lstm,
+    /// Antisymmetric RNN: `h' = h + eps tanh((W - W^T - gamma I) h + V x + b)`.
+    Asrnn,
+    /// Coupled oscillatory RNN, state `(y, z)`.
+    Cornn,
+}
+
+impl Arch {
+    /// All cell kinds.
+    pub const ALL: [Arch; 5] = [Arch::Rnn, Arch::Gru, Arch::Lstm, Arch::Asrnn, Arch::Cornn];
+
+    /// The checkpoint name: `rnn`, `gru`, `lstm`, `asrnn`, `cornn`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Rnn => "rnn",
+            Arch::Gru => "gru",
+            Arch::Lstm => "lstm",
+            Arch::Asrnn => "asrnn",
+            Arch::Cornn => "cornn",
+        }
+    }
+
+    /// Parses a checkpoint name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| ModelError::InvalidConfig(format!("unknown arch {name:?}")))
+    }
+
+    /// Rows of `weight_ih` per hidden unit: 1, 3 (GRU) or 4 (LSTM).
+    pub fn gates(self) -> usize {
+        match self {
+            Arch::Gru => 3,
+            Arch::Lstm => 4,
+            Arch::Rnn | Arch::Asrnn | Arch::Cornn => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Cell constants of ASRNN and CoRNN; `None` takes the published default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellConstants {
+    /// ASRNN step `eps` (default 0.01); CoRNN damping `eps` (default 4.7).
+    pub eps: Option<f64>,
+    /// ASRNN diagonal shift `gamma` (default: the sweep's `p`, as the published code);
+    /// CoRNN stiffness `gamma` (default 2.7).
+    pub gamma: Option<f64>,
+    /// CoRNN time step `dt` (default 0.042).
+    pub dt: Option<f64>,
+}
+
+/// Resolved constants of one network (unused ones are 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ResolvedConstants {
+    /// See [`CellConstants::eps`].
+    pub eps: f64,
+    /// See [`CellConstants::gamma`].
+    pub gamma: f64,
+    /// See [`CellConstants::dt`].
+    pub dt: f64,
+}
+
+/// How the weights are drawn (seeded by [`NetSpec::seed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitScheme {
+    /// The published sweep: every cell parameter (input and recurrent weights and the biases,
+    /// as `param.uniform_(-p, p)` over the layer's parameters) ~ `U(-p, p)` with
+    /// `p = NetSpec::p`. The readout keeps PyTorch's `nn.Linear` init.
+    UniformP,
+    /// PyTorch's default: every cell parameter ~ `U(-1/sqrt(N), 1/sqrt(N))` (as
+    /// `nn.RNN`/`nn.GRU`/`nn.LSTM`), readout as `nn.Linear` (`U(-1/sqrt(N), 1/sqrt(N))`).
+    PytorchDefault,
+    /// Each `N x N` recurrent block (per gate) a random orthogonal matrix (QR of a Gaussian
+    /// matrix, sign-fixed so `diag(R) > 0`); everything else as [`InitScheme::PytorchDefault`].
+    OrthogonalRecurrent,
+}
+
+/// One network of a sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetSpec {
+    /// Folder name under `<out>/nets/`; must be a plain file name (`[A-Za-z0-9._-]+`).
+    pub id: String,
+    /// Cell kind.
+    pub arch: Arch,
+    /// Hidden size `N`.
+    pub hidden_size: usize,
+    /// Stacked layers, 1 to 3.
+    pub num_layers: usize,
+    /// Whether the cell has biases.
+    pub bias: bool,
+    /// Initialisation scheme.
+    pub init: InitScheme,
+    /// Sweep parameter `p` (init scale of [`InitScheme::UniformP`], ASRNN `gamma` default).
+    pub p: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Seed of the weights, the data order and the dropout masks.
+    pub seed: u64,
+    /// ASRNN / CoRNN constants.
+    #[serde(default)]
+    pub constants: CellConstants,
+}
+
+impl NetSpec {
+    /// A network with the published defaults: 1 layer, biases, `UniformP` init.
+    pub fn new(
+        id: impl Into<String>,
+        arch: Arch,
+        hidden_size: usize,
+        p: f64,
+        lr: f64,
+        seed: u64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            arch,
+            hidden_size,
+            num_layers: 1,
+            bias: true,
+            init: InitScheme::UniformP,
+            p,
+            lr,
+            seed,
+            constants: CellConstants::default(),
+        }
+    }
+
+    /// The cell constants with defaults filled in.
+    pub fn resolved_constants(&self) -> ResolvedConstants {
+        let c = self.constants;
+        match self.arch {
+            Arch::Asrnn => ResolvedConstants {
+                eps: c.eps.unwrap_or(0.01),
+                gamma: c.gamma.unwrap_or(self.p),
+                dt: 0.0,
+            },
+            Arch::Cornn => ResolvedConstants {
+                eps: c.eps.unwrap_or(4.7),
+                gamma: c.gamma.unwrap_or(2.7),
+                dt: c.dt.unwrap_or(0.042),
+            },
+            Arch::Rnn | Arch::Gru | Arch::Lstm => {
+                ResolvedConstants { eps: 0.0, gamma: 0.0, dt: 0.0 }
+            }
+        }
+    }
+
+    /// Checks sizes, finiteness and the id.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(ModelError::InvalidConfig(format!("network {:?}: {m}", self.id)));
+        if self.id.is_empty()
+            || self.id.starts_with('.')
+            || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return bad(
+                "id must be a non-empty plain name of [A-Za-z0-9._-] not starting with '.'".into(),
+            );
+        }
+        if self.hidden_size == 0 {
+            return bad("hidden_size must be at least 1".into());
+        }
+        if !(1..=3).contains(&self.num_layers) {
+            return bad(format!("num_layers must be 1, 2 or 3, got {}", self.num_layers));
+        }
+        if !self.p.is_finite() || (self.init == InitScheme::UniformP && self.p < 0.0) {
+            return bad(format!("p must be finite (and >= 0 for UniformP), got {}", self.p));
+        }
+        if !self.lr.is_finite() || self.lr < 0.0 {
+            return bad(format!("lr must be finite and >= 0, got {}", self.lr));
+        }
+        let r = self.resolved_constants();
+        if !(r.eps.is_finite() && r.gamma.is_finite() && r.dt.is_finite()) {
+            return bad("cell constants must be finite".into());
+        }
+        Ok(())
+    }
+}
+
+/// Optimiser (PyTorch semantics).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// `torch.optim.Adam`; `weight_decay` is an L2 term added to the gradient.
+    Adam,
+    /// `torch.optim.AdamW`; decoupled weight decay `theta *= 1 - lr * weight_decay`.
+    AdamW,
+}
+
+/// Training hyperparameters shared by every network of a sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Training epochs (checkpoints 0..=epochs are written).
+    pub epochs: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Adam `betas`.
+    pub betas: (f64, f64),
+    /// Adam `eps`.
+    pub adam_eps: f64,
+    /// Weight decay (L2 for Adam, decoupled for AdamW).
+    pub weight_decay: f64,
+    /// Clip each network's total gradient norm to this (`clip_grad_norm_`), if set.
+    pub grad_clip: Option<f64>,
+    /// Dropout probability on the readout input (training only), in `[0, 1)`.
+    pub readout_dropout: f64,
+    /// Batch size of evaluation passes.
+    pub eval_batch_size: usize,
+    /// Most networks trained together as one batched model.
+    pub max_population: usize,
+    /// Also evaluate the (unshuffled) train split at epoch 0.
+    pub eval_train_at_epoch0: bool,
+}
+
+impl Default for TrainConfig {
+    /// The published sequential-MNIST setting: Adam, lr per network, batch 128, 10 epochs.
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 128,
+            optimizer: OptimizerKind::Adam,
+            betas: (0.9, 0.999),
+            adam_eps: 1e-8,
+            weight_decay: 0.0,
+            grad_clip: None,
+            readout_dropout: 0.0,
+            eval_batch_size: 1000,
+            max_population: 16,
+            eval_train_at_epoch0: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(ModelError::InvalidConfig(format!("train config: {m}")));
+        if self.batch_size == 0 || self.eval_batch_size == 0 || self.max_population == 0 {
+            return bad("batch_size, eval_batch_size and max_population must be at least 1");
+        }
+        let (b1, b2) = self.betas;
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            return bad("betas must lie in [0, 1)");
+        }
+        if !(self.adam_eps > 0.0 && self.adam_eps.is_finite()) {
+            return bad("adam_eps must be positive");
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("weight_decay must be >= 0");
+        }
+        if let Some(c) = self.grad_clip
+            && !(c > 0.0 && c.is_finite())
+        {
+            return bad("grad_clip must be positive");
+        }
+        if !(0.0..1.0).contains(&self.readout_dropout) {
+            return bad("readout_dropout must lie in [0, 1)");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_names_round_trip() {
+        for a in Arch::ALL {
+            assert_eq!(Arch::from_name(a.name()).unwrap(), a);
+        }
+        assert!(Arch::from_name("transformer").is_err());
+    }
+
+    #[test]
+    fn validation_rejects_bad_specs_and_configs() {
+        let ok = NetSpec::new("net-1", Arch::Lstm, 8, 0.5, 0.01, 0);
+        ok.validate().unwrap();
+        for bad in [
+            NetSpec { id: String::new(), ..ok.clone() },
+            NetSpec { id: "a/b".into(), ..ok.clone() },
+            NetSpec { id: "..".into(), ..ok.clone() },
+            NetSpec { hidden_size: 0, ..ok.clone() },
+            NetSpec { num_layers: 0, ..ok.clone() },
+            NetSpec { num_layers: 4, ..ok.clone() },
+            NetSpec { p: f64::NAN, ..ok.clone() },
+            NetSpec { p: -1.0, ..ok.clone() },
+            NetSpec { lr: -0.1, ..ok.clone() },
+            NetSpec { lr: f64::INFINITY, ..ok.clone() },
+        ] {
+            assert!(matches!(bad.validate(), Err(ModelError::InvalidConfig(_))), "{bad:?}");
+        }
+        TrainConfig::default().validate().unwrap();
+        for bad in [
+            TrainConfig { batch_size: 0, ..TrainConfig::default() },
+            TrainConfig { betas: (1.0, 0.999), ..TrainConfig::default() },
+            TrainConfig { adam_eps: 0.0, ..TrainConfig::default() },
+            TrainConfig { grad_clip: Some(-1.0), ..TrainConfig::default() },
+            TrainConfig { readout_dropout: 1.0, ..TrainConfig::default() },
+            TrainConfig { weight_decay: f64::NAN, ..TrainConfig::default() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn constants_default_as_published() {
+        let a = NetSpec::new("a", Arch::Asrnn, 8, 0.7, 0.01, 0).resolved_constants();
+        assert_eq!((a.eps, a.gamma), (0.01, 0.7));
+        let c = NetSpec::new("c", Arch::Cornn, 8, 0.7, 0.01, 0).resolved_constants();
+        assert_eq!((c.dt, c.gamma, c.eps), (0.042, 2.7, 4.7));
+    }
+}
