@@ -5,7 +5,8 @@ use le_engine::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (d, iters) = (args.first().copied().unwrap_or(128), args.get(1).copied().unwrap_or(200));
-    let input: Vec<f32> = (0..LANES * d * d).map(|i| ((i * 7919 % 1013) as f32 / 1013.0) - 0.5).collect();
+    let input: Vec<f32> =
+        (0..LANES * d * d).map(|i| ((i * 7919 % 1013) as f32 / 1013.0) - 0.5).collect();
     let mut blocks = input.clone();
     let mut logs = vec![0.0; LANES * d];
     let mut ws = BatchedQrWorkspace::<f32>::new(d, d);
@@ -16,5 +17,9 @@ fn main() {
     }
     let per_block = start.elapsed().as_secs_f64() / (iters * LANES) as f64;
     let flops = 2.0 * le_engine::qr::qr_flops(d, d);
-    println!("D = {d}: {:.1} us per block, {:.1} GFLOP/s", per_block * 1e6, flops / per_block / 1e9);
+    println!(
+        "D = {d}: {:.1} us per block, {:.1} GFLOP/s",
+        per_block * 1e6,
+        flops / per_block / 1e9
+    );
 }

@@ -25,8 +25,11 @@
 //! Storage conventions: full Jacobians are row-major `D x D` with rows = outputs; tangent blocks
 //! are column-major `D x k`.
 //!
-//! Features: none yet (the CUDA backend arrives behind a `cuda` feature).
+//! Features: `cuda` adds the CUDA backend (`backend::CudaBackend`: NVRTC-compiled kernels from
+//! the `aelle-kernels` crate, cuBLAS, cudarc with dynamic loading, so it builds without a CUDA
+//! toolkit); without it the same names return a typed "built without CUDA" error.
 
+pub mod backend;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -289,15 +289,24 @@ fn every_panel_width_gives_the_same_factorisation() {
 fn batched_qr_matches_one_block_at_a_time() {
     use le_engine::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
     fn run<T: Real>() {
-        for &(d, k, n) in &[(1usize, 1usize, 1usize), (5, 5, 3), (17, 9, 16), (64, 64, 16), (130, 70, 7), (128, 128, 16)] {
+        for &(d, k, n) in &[
+            (1usize, 1usize, 1usize),
+            (5, 5, 3),
+            (17, 9, 16),
+            (64, 64, 16),
+            (130, 70, 7),
+            (128, 128, 16),
+        ] {
             assert!(n <= LANES);
-            let z: Vec<f64> = (0..n).flat_map(|b| well_conditioned(d, k, 1000 + (d * 31 + b) as u64)).collect();
+            let z: Vec<f64> =
+                (0..n).flat_map(|b| well_conditioned(d, k, 1000 + (d * 31 + b) as u64)).collect();
             let mut batched: Vec<T> = z.iter().map(|&v| T::from_f64(v)).collect();
             let mut logs = vec![0.0; n * k];
             let mut ws = BatchedQrWorkspace::<T>::new(d, k);
             orthonormalize_blocks(&mut batched, &mut logs, &mut ws);
             for b in 0..n {
-                let mut one: Vec<T> = z[b * d * k..(b + 1) * d * k].iter().map(|&v| T::from_f64(v)).collect();
+                let mut one: Vec<T> =
+                    z[b * d * k..(b + 1) * d * k].iter().map(|&v| T::from_f64(v)).collect();
                 let mut l1 = vec![0.0; k];
                 let mut w1 = QrWorkspace::<T>::new(d, k);
                 orthonormalize_in_place(&mut one, &mut l1, &mut w1);
@@ -306,8 +315,15 @@ fn batched_qr_matches_one_block_at_a_time() {
                     .iter()
                     .zip(&batched[b * d * k..(b + 1) * d * k])
                     .fold(0.0f64, |m, (x, y)| m.max((x.as_f64() - y.as_f64()).abs()));
-                let lerr = l1.iter().zip(&logs[b * k..(b + 1) * k]).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-                assert!(qerr <= t && lerr <= t, "{} D={d} k={k} block {b}: Q {qerr:e}, logs {lerr:e}", T::NAME);
+                let lerr = l1
+                    .iter()
+                    .zip(&logs[b * k..(b + 1) * k])
+                    .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+                assert!(
+                    qerr <= t && lerr <= t,
+                    "{} D={d} k={k} block {b}: Q {qerr:e}, logs {lerr:e}",
+                    T::NAME
+                );
             }
         }
     }

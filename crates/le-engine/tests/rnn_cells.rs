@@ -424,8 +424,9 @@ fn f32_population_with_interleaved_qr_matches_per_network_calls() {
     // M >= threads runs networks in parallel with serial QRs, which use the SIMD-interleaved
     // batched QR where it pays (f32, AVX-512); B = 19 leaves a partial group of lanes.
     let (batch, steps, input) = (19, 30, 3);
-    let nets: Vec<Network<f32>> =
-        (0..4).map(|s| to_f32(&random_net(CellKind::Lstm, 5, input, 1, true, 1.0, 200 + s))).collect();
+    let nets: Vec<Network<f32>> = (0..4)
+        .map(|s| to_f32(&random_net(CellKind::Lstm, 5, input, 1, true, 1.0, 200 + s)))
+        .collect();
     let inputs: Vec<f32> = gaussian(9, batch * steps * input).iter().map(|&v| v as f32).collect();
     let c = RnnSpectrumConfig {
         spectrum: SpectrumConfig { warmup: 5, ..RnnSpectrumConfig::default().spectrum },

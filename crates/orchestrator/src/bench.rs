@@ -34,6 +34,28 @@ pub struct BenchRow {
     pub fraction_of_gemm: f64,
 }
 
+/// One RNN population measurement (issue setting: B sequences, T steps after a warm-up, QR
+/// every step, f32, full state).
+#[derive(Debug, Serialize)]
+pub struct RnnBenchRow {
+    pub arch: &'static str,
+    pub hidden: usize,
+    pub networks: usize,
+    pub batch: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub k: usize,
+    pub seconds: f64,
+    pub sequence_steps_per_second: f64,
+    /// Useful flops (`2 G N^2 k` tangent + `2 D k^2 - 2 k^3 / 3` QR per sequence-step) per second.
+    pub useful_gflops: f64,
+    /// `useful_gflops` / all-thread SGEMM GFLOP/s of this run.
+    pub fraction_of_gemm_all_threads: f64,
+    /// Sequence-steps per second of the naive baseline (one thread, one sequence at a time).
+    pub baseline_sequence_steps_per_second: f64,
+    pub speedup_over_baseline: f64,
+}
+
 /// The whole report.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
@@ -45,6 +67,7 @@ pub struct BenchReport {
     pub gemm_gflops_f64_all: f64,
     pub gemm_gflops_f32_all: f64,
     pub rows: Vec<BenchRow>,
+    pub rnn: Vec<RnnBenchRow>,
 }
 
 /// Best-of-three mean time per call of `f`, each repetition running at least `min`.
@@ -193,6 +216,26 @@ fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow
         gflops: 2.0 * f / t / 1e9,
         fraction_of_gemm: 2.0 * f / t / 1e9 / gemm1,
     });
+    // 16 blocks at once, SIMD across blocks (the RNN population path): time per block
+    {
+        use le_engine::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
+        let many = random::<T>(LANES * d * d, 9 + d as u64);
+        let mut blocks = many.clone();
+        let mut logs16 = vec![0.0; LANES * d];
+        let mut bws = BatchedQrWorkspace::<T>::new(d, d);
+        let t = time_per_call(min, || {
+            blocks.copy_from_slice(&many);
+            orthonormalize_blocks(&mut blocks, &mut logs16, &mut bws);
+        }) / LANES as f64;
+        rows.push(BenchRow {
+            kernel: "QR factor + form Q, 16 blocks SIMD-interleaved (per block)".into(),
+            precision: T::NAME,
+            d,
+            seconds_per_call: t,
+            gflops: 2.0 * f / t / 1e9,
+            fraction_of_gemm: 2.0 * f / t / 1e9 / gemm1,
+        });
+    }
     // one spectrum step: Z = J Q (2 D^3) + QR with Q formed, over a 16-step sequence
     let steps = 16;
     let jac = random::<T>(steps * d * d, 5 + d as u64);
@@ -275,7 +318,17 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
             panel_sweep_rows::<f32>(d, &args.panel_widths, min, g32, &mut rows);
         }
     }
+    let mut rnn = Vec::new();
+    if args.rnn {
+        for arch in [le_engine::rnn::CellKind::Lstm, le_engine::rnn::CellKind::Gru] {
+            for &hidden in &args.rnn_hidden {
+                tracing::info!(arch = arch.name(), hidden, "benchmarking an RNN population");
+                rnn.push(rnn_population_row(arch, hidden, args, g32_all)?);
+            }
+        }
+    }
     Ok(BenchReport {
+        rnn,
         cpu: cpu_name(),
         simd: le_engine::qr::simd_level_name(),
         threads,
@@ -284,6 +337,148 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         gemm_gflops_f64_all: g64_all,
         gemm_gflops_f32_all: g32_all,
         rows,
+    })
+}
+
+fn random_network(
+    kind: le_engine::rnn::CellKind,
+    n: usize,
+    input: usize,
+    seed: u64,
+) -> le_engine::rnn::Network<f32> {
+    use le_engine::rnn::{CellConstants, Layer, Network};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let g = kind.gates();
+    let mut u = |len: usize, p: f32| -> Vec<f32> {
+        (0..len).map(|_| rand::Rng::random_range(&mut rng, -p..p)).collect()
+    };
+    // Scale 1/sqrt(N) keeps the dynamics away from saturation, as trained networks are.
+    let p = 1.0 / (n as f32).sqrt();
+    let layer = Layer {
+        input,
+        w_in: u(g * n * input, p),
+        b_in: u(g * n, p),
+        w_rec: u(g * n * n, p),
+        b_rec: u(g * n, p),
+    };
+    Network::from_layers(
+        kind,
+        n,
+        input,
+        true,
+        CellConstants { eps: 0.0, gamma: 0.0, dt: 0.0 },
+        vec![layer],
+    )
+    .expect("consistent shapes")
+}
+
+/// Naive baseline: explicit Jacobian per sequence (dense), a triple-loop `J Q`, textbook
+/// unblocked Householder with explicit `Q`, one sequence at a time, one thread. Returns
+/// sequence-steps per second.
+fn naive_rnn_rate(net: &le_engine::rnn::Network<f32>, inputs: &[f32], steps: usize) -> f64 {
+    use le_engine::rnn::LstmState;
+    let d = net.tangent_dim(LstmState::Full);
+    let input = net.input;
+    let mut x = vec![0.0f32; net.state_dim()];
+    let mut q = vec![0.0f64; d * d];
+    for i in 0..d {
+        q[i * d + i] = 1.0;
+    }
+    let mut z = vec![0.0f64; d * d];
+    let mut logs = vec![0.0; d];
+    let mut total = 0.0;
+    let start = Instant::now();
+    for t in 0..steps {
+        let u = &inputs[t * input..(t + 1) * input];
+        let jac = net.jacobian_at(&x, u, LstmState::Full).expect("shapes match");
+        for c in 0..d {
+            for i in 0..d {
+                let mut s = 0.0f64;
+                for j in 0..d {
+                    s += jac[i * d + j] as f64 * q[c * d + j];
+                }
+                z[c * d + i] = s;
+            }
+        }
+        textbook_householder_factor(&mut z, d, d, &mut logs);
+        textbook_form_q(&z, d, &mut q);
+        total += logs.iter().sum::<f64>();
+        x = net.step_state(&x, u).expect("shapes match");
+    }
+    std::hint::black_box(total);
+    steps as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Explicit `Q` (column-major `d x d`) from the reflectors [`textbook_householder_factor`] left
+/// in `a` (`v_c` below the diagonal, implicit 1, `tau` recomputed from `v`), signs fixed so
+/// `diag(R) >= 0`.
+fn textbook_form_q(a: &[f64], d: usize, q: &mut [f64]) {
+    q.fill(0.0);
+    for i in 0..d {
+        q[i * d + i] = 1.0;
+    }
+    for c in (0..d).rev() {
+        let vnorm2: f64 = 1.0 + (c + 1..d).map(|r| a[c * d + r] * a[c * d + r]).sum::<f64>();
+        let tau = 2.0 / vnorm2;
+        for j in 0..d {
+            let mut s = q[j * d + c];
+            for r in c + 1..d {
+                s += a[c * d + r] * q[j * d + r];
+            }
+            s *= tau;
+            q[j * d + c] -= s;
+            for r in c + 1..d {
+                q[j * d + r] -= s * a[c * d + r];
+            }
+        }
+    }
+    for c in 0..d {
+        if a[c * d + c] < 0.0 {
+            for r in 0..d {
+                q[c * d + r] = -q[c * d + r];
+            }
+        }
+    }
+}
+
+fn rnn_population_row(
+    kind: le_engine::rnn::CellKind,
+    hidden: usize,
+    args: &BenchArgs,
+    sgemm_all: f64,
+) -> Result<RnnBenchRow> {
+    use le_engine::rnn::{InputSet, LstmState, RnnSpectrumConfig, population_spectra};
+    let (m, b, t, w, input) = (args.rnn_networks, 16usize, 100usize, 20usize, 28usize);
+    let nets: Vec<_> =
+        (0..m).map(|i| random_network(kind, hidden, input, 1000 + i as u64)).collect();
+    let inputs = random::<f32>(b * (t + w) * input, 77);
+    let mut cfg = RnnSpectrumConfig::default();
+    cfg.spectrum.warmup = w;
+    let start = Instant::now();
+    let pop = population_spectra(&nets, &InputSet::shared(&inputs, b, t + w), &cfg)?;
+    let seconds = start.elapsed().as_secs_f64();
+    anyhow::ensure!(pop.stats.iter().all(|s| s.n_finite == b), "benchmark networks diverged");
+    let d = nets[0].tangent_dim(LstmState::Full);
+    let k = d;
+    let seq_steps = (m * b * (t + w)) as f64;
+    let flops_per = 2.0 * (kind.gates() * hidden * hidden * k) as f64 + qr_flops(d, k);
+    let rate = seq_steps / seconds;
+    let baseline_steps = if hidden > 64 { 6 } else { 20 };
+    let baseline = naive_rnn_rate(&nets[0], &inputs[..baseline_steps * input], baseline_steps);
+    Ok(RnnBenchRow {
+        arch: kind.name(),
+        hidden,
+        networks: m,
+        batch: b,
+        steps: t,
+        warmup: w,
+        k,
+        seconds,
+        sequence_steps_per_second: rate,
+        useful_gflops: rate * flops_per / 1e9,
+        fraction_of_gemm_all_threads: rate * flops_per / 1e9 / sgemm_all,
+        baseline_sequence_steps_per_second: baseline,
+        speedup_over_baseline: rate / baseline,
     })
 }
 
@@ -315,6 +510,32 @@ pub fn render_markdown(r: &BenchReport) -> String {
             row.gflops,
             100.0 * row.fraction_of_gemm
         );
+    }
+    if !r.rnn.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nRNN populations (f32, full state, k = D, QR every step, B = 16, T = 100 + 20 warm-up, I = 28, all threads):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| cell | N | networks | time | sequence-steps/s | useful GFLOP/s | of all-thread SGEMM | naive baseline (seq-steps/s, 1 thread) | speed-up |"
+        );
+        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for x in &r.rnn {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2} s | {:.0} | {:.1} | {:.0} % | {:.1} | {:.0}x |",
+                x.arch,
+                x.hidden,
+                x.networks,
+                x.seconds,
+                x.sequence_steps_per_second,
+                x.useful_gflops,
+                100.0 * x.fraction_of_gemm_all_threads,
+                x.baseline_sequence_steps_per_second,
+                x.speedup_over_baseline
+            );
+        }
     }
     s
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::experiment::args::{ShardedStageArgs, StageArgs};
+
 /// AeLLE-rs: Lyapunov spectra of dynamical systems and recurrent networks, fast.
 ///
 /// Without a subcommand, runs the default experiment (`run`).
@@ -27,14 +29,29 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the default experiment and write its report (the default command).
-    Run(RunArgs),
+    /// Run the whole experiment: train the population and compute spectra (pipelined), then
+    /// AeLLE and the report (the default command; resumable).
+    Run(StageArgs),
+    /// Train the population, checkpointing every epoch (resumable; --shard for arrays).
+    Sweep(ShardedStageArgs),
+    /// Lyapunov spectra of the selected checkpoints of trained networks (--shard for arrays).
+    Spectra(ShardedStageArgs),
+    /// Check that every shard's outputs are present and complete.
+    Merge(StageArgs),
+    /// AeLLE: autoencoder embedding of the spectra and the early-prediction evaluation.
+    Aelle(StageArgs),
+    /// Write report/index.html, summary.md and the figures (PNG and SVG).
+    Report(StageArgs),
+    /// Check the spectrum engine on the reference systems of METHOD.md section 7.
+    #[command(name = "check-engine", alias = "reference-systems")]
+    CheckEngine(RunArgs),
     /// Lyapunov spectrum of a built-in system or of a Jacobian sequence file.
     Spectrum(Box<SpectrumArgs>),
     /// Benchmarks: Householder QR and spectrum steps against this machine's GEMM rate.
     Bench(BenchArgs),
 }
 
+/// Arguments of `check-engine` (the reference-system check).
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Folder that holds the run folders.
@@ -43,13 +60,6 @@ pub struct RunArgs {
     /// Name of this run (its folder is RUNS_DIR/NAME).
     #[arg(long, default_value = "reference-systems")]
     pub name: String,
-}
-
-impl RunArgs {
-    /// The defaults clap would give (for the no-subcommand case).
-    pub fn default_args() -> Self {
-        Self { runs_dir: "runs".into(), name: "reference-systems".into() }
-    }
 }
 
 /// Built-in reference systems (METHOD.md section 7).
@@ -69,6 +79,24 @@ pub enum SystemName {
     /// Random network h' = tanh(g W h), W ~ N(0, 1/N) seeded by --seed; --param n=64 --param g=1.5.
     /// For g < 1 the spectrum is ln|eig(g W)|.
     TanhRnn,
+}
+
+/// Recurrent cell kinds (docs/checkpoint-format.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchArg {
+    Rnn,
+    Gru,
+    Lstm,
+    Asrnn,
+    Cornn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LstmStateArg {
+    /// (h, c), 2N exponents.
+    Full,
+    /// h only with c frozen (the reference's N x N block).
+    HOnly,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -113,12 +141,48 @@ pub enum BasisArg {
     Exponents are per step for maps, per unit time for flows and files with `dt`.")]
 pub struct SpectrumArgs {
     /// A built-in reference system.
-    #[arg(long, value_enum, conflicts_with = "jacobians", required_unless_present = "jacobians")]
+    #[arg(
+        long,
+        value_enum,
+        conflicts_with_all = ["jacobians", "weights"],
+        required_unless_present_any = ["jacobians", "weights"]
+    )]
     pub system: Option<SystemName>,
 
     /// A safetensors file with a `jacobians` tensor [T, D, D] (and optional scalar `dt`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "weights")]
     pub jacobians: Option<PathBuf>,
+
+    /// RNN weights (safetensors, PyTorch names, see docs/checkpoint-format.md). Repeat for a
+    /// population of same-shaped networks.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Vec<PathBuf>,
+
+    /// Driving inputs for --weights: safetensors with tensor `inputs` [B, T, I].
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs_random")]
+    pub inputs: Option<PathBuf>,
+
+    /// Seeded N(0, 1) driving inputs for --weights: B sequences of T steps (seed from --seed).
+    #[arg(long, value_name = "B,T")]
+    pub inputs_random: Option<String>,
+
+    /// Cell kind of --weights when the file's metadata has no `arch`.
+    #[arg(long, value_enum)]
+    pub arch: Option<ArchArg>,
+
+    /// Common prefix of the tensor names in --weights (e.g. `rnn.`); found automatically when
+    /// the file holds one network.
+    #[arg(long)]
+    pub prefix: Option<String>,
+
+    /// Reproduce the published PyTorch code's conventions: J^T Q, log2, Q_0 = I, warm-up that
+    /// replays the inputs without re-orthonormalising, LSTM h-only.
+    #[arg(long)]
+    pub reference_mode: bool,
+
+    /// LSTM tangent state: the full (h, c) state (2N, default) or h only (N, the reference's).
+    #[arg(long, value_enum)]
+    pub lstm_state: Option<LstmStateArg>,
 
     /// System parameter NAME=VALUE (repeatable), e.g. --param a=1.4.
     #[arg(long = "param", value_name = "NAME=VALUE")]
@@ -161,16 +225,17 @@ pub struct SpectrumArgs {
     pub basis: BasisArg,
 
     /// Tangent orientation.
-    #[arg(long, value_enum, default_value_t = OrientationArg::Jq)]
-    pub orientation: OrientationArg,
+    #[arg(long, value_enum)]
+    pub orientation: Option<OrientationArg>,
 
-    /// Log base of the exponents.
-    #[arg(long, value_enum, default_value_t = LogBaseArg::E)]
-    pub log_base: LogBaseArg,
+    /// Log base of the exponents (default e; 2 with --reference-mode).
+    #[arg(long, value_enum)]
+    pub log_base: Option<LogBaseArg>,
 
-    /// Precision of state and tangent vectors (logs always accumulate in f64).
-    #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]
-    pub precision: PrecisionArg,
+    /// Precision of state and tangent vectors (logs always accumulate in f64). Default f64 for
+    /// systems and files, f32 for --weights.
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
 
     /// Record the running estimate every N accumulated steps.
     #[arg(long, value_name = "N")]
@@ -197,6 +262,15 @@ pub struct BenchArgs {
     /// Block sizes D (k = D).
     #[arg(long, value_delimiter = ',', default_values_t = vec![64usize, 128, 256])]
     pub sizes: Vec<usize>,
+    /// Also benchmark RNN populations (LSTM and GRU, issue setting) against a naive baseline.
+    #[arg(long)]
+    pub rnn: bool,
+    /// Hidden sizes for --rnn.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![64usize, 128])]
+    pub rnn_hidden: Vec<usize>,
+    /// Networks per population for --rnn.
+    #[arg(long, default_value_t = 32)]
+    pub rnn_networks: usize,
     /// Also sweep these QR panel widths (e.g. 4,8,16,32), side by side in this run.
     #[arg(long, value_delimiter = ',')]
     pub panel_widths: Vec<usize>,

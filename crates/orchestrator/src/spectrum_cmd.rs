@@ -72,20 +72,26 @@ pub fn config_from_args(args: &SpectrumArgs, is_file: bool) -> SpectrumConfig {
         steps: args.steps.unwrap_or(100_000),
         ons_interval: args.ons,
         orientation: match args.orientation {
-            OrientationArg::Jq => Orientation::JQ,
-            OrientationArg::Jtq => Orientation::JtQ,
+            Some(OrientationArg::Jtq) => Orientation::JtQ,
+            Some(OrientationArg::Jq) => Orientation::JQ,
+            None if args.reference_mode => Orientation::JtQ,
+            None => Orientation::JQ,
         },
         log_base: match args.log_base {
-            LogBaseArg::E => LogBase::E,
-            LogBaseArg::Two => LogBase::Two,
+            Some(LogBaseArg::Two) => LogBase::Two,
+            Some(LogBaseArg::E) => LogBase::E,
+            None if args.reference_mode => LogBase::Two,
+            None => LogBase::E,
         },
         initial_basis: match args.basis {
             BasisArg::Identity => InitialBasis::Identity,
             BasisArg::Random => InitialBasis::Random { seed: args.seed },
         },
         precision: match args.precision {
-            PrecisionArg::F64 => Precision::F64,
-            PrecisionArg::F32 => Precision::F32,
+            Some(PrecisionArg::F64) => Precision::F64,
+            Some(PrecisionArg::F32) => Precision::F32,
+            None if !args.weights.is_empty() => Precision::F32,
+            None => Precision::F64,
         },
         trace_every: args.trace_every,
         log_det: true,
@@ -202,8 +208,38 @@ impl PrecisionMap for f32 {
     }
 }
 
+/// What `spectrum` produces: a system/file spectrum, or one report per network.
+#[derive(Debug)]
+pub enum SpectrumOutput {
+    System(Box<SpectrumReport>),
+    /// One network prints as its report; several as `{"networks": [...]}`.
+    Networks(Vec<crate::rnn_spectrum::NetworkReport>),
+}
+
+impl Serialize for SpectrumOutput {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            SpectrumOutput::System(r) => r.serialize(serializer),
+            SpectrumOutput::Networks(nets) if nets.len() == 1 => nets[0].serialize(serializer),
+            SpectrumOutput::Networks(nets) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("networks", nets)?;
+                map.end()
+            }
+        }
+    }
+}
+
 /// Run `spectrum` and return the report (printing is the caller's job).
-pub fn run(args: &SpectrumArgs) -> Result<SpectrumReport> {
+pub fn run(args: &SpectrumArgs) -> Result<SpectrumOutput> {
+    if !args.weights.is_empty() {
+        return Ok(SpectrumOutput::Networks(crate::rnn_spectrum::run(args)?));
+    }
+    run_system_or_file(args).map(|r| SpectrumOutput::System(Box::new(r)))
+}
+
+fn run_system_or_file(args: &SpectrumArgs) -> Result<SpectrumReport> {
     if args.batch == 0 {
         return Err(usage("--batch: must be >= 1"));
     }
@@ -233,7 +269,7 @@ pub fn run(args: &SpectrumArgs) -> Result<SpectrumReport> {
             .with_context(|| format!("{}: spectrum of tensor `jacobians`", path.display()))?;
         return Ok(report(path.display().to_string(), file.dim, &cfg, s, None));
     }
-    let system = args.system.expect("clap requires --system or --jacobians");
+    let system = args.system.expect("clap requires --system, --jacobians or --weights");
     let cfg = config_from_args(args, false);
     let (dynamics, default_x0): (Dynamics, Vec<f64>) = match system {
         SystemName::Linear => {
@@ -394,8 +430,51 @@ fn fmt_num(v: f64) -> String {
     if v.is_nan() { "NaN".into() } else { format!("{v:>12.6}") }
 }
 
-/// A readable table of the report.
-pub fn render_table(r: &SpectrumReport) -> String {
+/// A readable rendering of the output.
+pub fn render_table(out: &SpectrumOutput) -> String {
+    match out {
+        SpectrumOutput::System(r) => render_system_table(r),
+        SpectrumOutput::Networks(nets) => {
+            nets.iter().map(render_network_table).collect::<Vec<_>>().join("\n")
+        }
+    }
+}
+
+fn render_network_table(r: &crate::rnn_spectrum::NetworkReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let unit = if r.log_base == "e" { "nats/step" } else { "bits/step" };
+    let _ = writeln!(s, "Lyapunov spectrum of {} ({} network)", r.weights.display(), r.arch);
+    let _ = writeln!(
+        s,
+        "  N = {}, layers = {}, tangent dim = {}, k = {}, B = {} sequences x {} steps (+{} warm-up)",
+        r.hidden_size, r.num_layers, r.dim, r.k, r.batch, r.steps, r.warmup
+    );
+    let _ = writeln!(
+        s,
+        "  orientation {}, precision {}, LSTM state {}{}",
+        r.orientation,
+        r.precision,
+        r.lstm_state,
+        if r.reference_mode { ", reference mode" } else { "" }
+    );
+    let _ = writeln!(s, "  status: {} ({} of {} sequences finite)", r.status, r.n_finite, r.batch);
+    for d in &r.diverged {
+        let _ =
+            writeln!(s, "    sequence {} diverged at step {}: {}", d.sequence, d.step, d.reason);
+    }
+    let _ = writeln!(s, "\n     i   mean lambda_i [{unit}]   std over sequences");
+    for (i, (m, sd)) in r.mean.iter().zip(&r.std).enumerate() {
+        let _ = writeln!(s, "  {:>4}  {}  {}", i + 1, fmt_num(*m), fmt_num(*sd));
+    }
+    let _ = writeln!(s, "\n  sum                  {}", fmt_num(r.sum));
+    let _ = writeln!(s, "  positive exponents   {:>12}", r.n_positive);
+    let _ = writeln!(s, "  entropy rate         {}", fmt_num(r.entropy_rate));
+    let _ = writeln!(s, "  Kaplan-Yorke dim.    {}", fmt_num(r.kaplan_yorke));
+    s
+}
+
+fn render_system_table(r: &SpectrumReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let unit = match (r.log_base, r.dt == 1.0) {

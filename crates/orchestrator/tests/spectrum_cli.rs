@@ -252,3 +252,132 @@ fn bad_system_arguments() {
     let out = orchestrator(&["spectrum", "--system", "nosuch"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../le-engine/tests/fixtures")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn weights_path_reports_mean_std_and_sequences() {
+    let lstm = fixture("torch_lstm_l1_bias.safetensors"); // holds `inputs` [3, 7, 5] too
+    let v = json(&orchestrator(&[
+        "spectrum",
+        "--weights",
+        &lstm,
+        "--inputs",
+        &lstm,
+        "--precision",
+        "f64",
+        "--json",
+    ]));
+    assert_eq!(v["k"], 16, "LSTM full state: 2N exponents");
+    assert_eq!(v["batch"], 3);
+    assert_eq!(v["sequences"].as_array().unwrap().len(), 3);
+    assert_eq!(v["std"].as_array().unwrap().len(), 16);
+    assert_eq!(v["status"], "finite");
+    // equals the library called directly
+    let net = le_engine::rnn::Network::<f64>::load(&lstm, &Default::default()).unwrap();
+    let bytes = std::fs::read(&lstm).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let inputs: Vec<f64> = st
+        .tensor("inputs")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let cfg = le_engine::rnn::RnnSpectrumConfig {
+        spectrum: le_engine::SpectrumConfig {
+            precision: le_engine::Precision::F64,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let lib = le_engine::rnn::network_spectra(&net, &inputs, 3, 7, &cfg).unwrap();
+    let seq0: Vec<f64> =
+        v["sequences"][0].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    for (a, b) in seq0.iter().zip(&lib[0].exponents) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+
+    // reference mode: J^T Q, log2, LSTM h-only -> N exponents; a population of two networks
+    let v = json(&orchestrator(&[
+        "spectrum",
+        "--weights",
+        &lstm,
+        "--weights",
+        &lstm,
+        "--inputs-random",
+        "4,30",
+        "--reference-mode",
+        "--warmup",
+        "5",
+        "--json",
+    ]));
+    let nets = v["networks"].as_array().unwrap();
+    assert_eq!(nets.len(), 2);
+    assert_eq!(nets[0]["k"], 8);
+    assert_eq!(nets[0]["log_base"], "2");
+    assert_eq!(nets[0]["orientation"], "JtQ");
+    assert_eq!(nets[0]["steps"], 30, "reference mode replays the warm-up inputs");
+    assert_eq!(nets[0]["exponents"], nets[1]["exponents"]);
+
+    // the table output
+    let out = orchestrator(&[
+        "spectrum",
+        "--weights",
+        &fixture("torch_gru_l2_nobias.safetensors"),
+        "--inputs-random",
+        "2,20",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gru network"));
+}
+
+#[test]
+fn weights_bad_input() {
+    let lstm = fixture("torch_lstm_l1_bias.safetensors");
+    let gru = fixture("torch_gru_l1_bias.safetensors");
+    expect_bad_input(&["spectrum", "--weights", &lstm], &["--inputs"]);
+    expect_bad_input(
+        &["spectrum", "--weights", &lstm, "--inputs-random", "3"],
+        &["--inputs-random", "B,T"],
+    );
+    expect_bad_input(
+        &["spectrum", "--weights", &lstm, "--weights", &gru, "--inputs-random", "2,5"],
+        &["population", "gru"],
+    );
+    expect_bad_input(
+        &["spectrum", "--weights", &lstm, "--inputs-random", "2,5", "--k", "17"],
+        &["1..=16"],
+    );
+    expect_bad_input(
+        &["spectrum", "--weights", &lstm, "--inputs-random", "2,5", "--param", "foo=1"],
+        &["foo"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // inputs of the wrong width
+    let p = dir.path().join("in.safetensors");
+    write_raw(&p, &[("inputs", Dtype::F32, vec![2, 4, 3], f32_bytes(&[0.1; 24]))]);
+    expect_bad_input(
+        &["spectrum", "--weights", &lstm, "--inputs", p.to_str().unwrap()],
+        &["in.safetensors", "input_size = 5"],
+    );
+    // weights without the recurrent matrix
+    let w = dir.path().join("w.safetensors");
+    write_raw(&w, &[("weight_ih_l0", Dtype::F32, vec![16, 5], f32_bytes(&[0.1; 80]))]);
+    expect_bad_input(
+        &["spectrum", "--weights", w.to_str().unwrap(), "--arch", "lstm", "--inputs-random", "2,5"],
+        &["w.safetensors", "weight_hh_l0"],
+    );
+    // warm-up longer than the inputs
+    expect_bad_input(
+        &["spectrum", "--weights", &lstm, "--inputs", &lstm, "--warmup", "7"],
+        &["warm-up"],
+    );
+}

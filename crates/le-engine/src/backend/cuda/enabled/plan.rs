@@ -1,0 +1,478 @@
+//! What the GPU run does, decided on the host before any launch: validated sizes, the step
+//! schedule (which steps re-orthonormalise, accumulate, record a trace point) and the assembly
+//! of the device's log sums into [`Spectrum`]s. Pure Rust, so it is tested without a GPU; it
+//! mirrors `rnn/population.rs` line for line where the CPU backend makes the same decisions.
+
+use crate::backend::{BackendError, PopulationInputs};
+use crate::config::{InitialBasis, LogBase, Orientation};
+use crate::engine::check_precision;
+use crate::error::LeError;
+use crate::rnn::{CellKind, LstmState, Network, RnnSpectrumConfig, WarmupMode};
+use crate::spectrum::{Spectrum, Status, TracePoint};
+
+/// Sizes and settings of one population run.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub kind: CellKind,
+    /// Hidden size `N`.
+    pub n: usize,
+    /// Input size of layer 0.
+    pub input: usize,
+    pub layers: usize,
+    /// Gate blocks `G`.
+    pub gates: usize,
+    /// Forward state rows per layer `S` (`N` or `2N`).
+    pub state_rows: usize,
+    /// Columns of the recurrent matrix `R` (`N`, or `2N` for CoRNN).
+    pub rec_cols: usize,
+    /// Tangent rows per layer `St`.
+    pub tangent_rows: usize,
+    /// Tangent dimension `Dt = L St`.
+    pub d: usize,
+    /// Exponents per sequence.
+    pub k: usize,
+    pub batch: usize,
+    pub steps: usize,
+    /// Steps of the main loop (`T`).
+    pub total: usize,
+    /// First accumulated step of the main loop.
+    pub first_accumulated: usize,
+    /// State-only replay steps before the main loop (reference warm-up).
+    pub replay: usize,
+    pub transpose: bool,
+    pub lstm_full: bool,
+    pub ons_interval: usize,
+    pub trace_every: Option<usize>,
+    pub log_base: LogBase,
+    pub zero_tolerance: f64,
+    pub initial_basis: InitialBasis,
+    /// `(eps, gamma, dt)` in `f32`, as the CPU uses them (`T::from_f64`).
+    pub constants: (f32, f32, f32),
+}
+
+/// What happens after the tangent step at main-loop step `s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StepAction {
+    /// Re-orthonormalise the blocks.
+    pub qr: bool,
+    /// Add `ln R_ii` to the sums (past the warm-up).
+    pub accumulate: bool,
+    /// Step within the current phase (warm-up or accumulation), from 1.
+    pub in_phase: usize,
+    /// Record a trace point after the QR.
+    pub trace: bool,
+}
+
+fn invalid(field: &'static str, message: String) -> BackendError {
+    BackendError::Engine(LeError::InvalidConfig { field, message })
+}
+
+impl Plan {
+    /// Validate `nets`, `inputs` and `cfg` exactly as the CPU backend does and derive the sizes.
+    pub fn new(
+        nets: &[Network<f32>],
+        inputs: &PopulationInputs<'_>,
+        cfg: &RnnSpectrumConfig,
+    ) -> Result<Self, BackendError> {
+        let Some(first) = nets.first() else {
+            return Err(invalid("networks", "the population is empty".into()));
+        };
+        if inputs.set_count() != 1 && inputs.set_count() != nets.len() {
+            return Err(invalid(
+                "inputs",
+                format!(
+                    "{} input sets for {} networks (expected 1 or one per network)",
+                    inputs.set_count(),
+                    nets.len()
+                ),
+            ));
+        }
+        for (m, net) in nets.iter().enumerate() {
+            if net.kind != first.kind
+                || net.hidden != first.hidden
+                || net.input != first.input
+                || net.layers.len() != first.layers.len()
+            {
+                return Err(invalid(
+                    "networks",
+                    format!(
+                        "network {m} is a {} with N = {}, I = {}, {} layers; network 0 is a {} with N = {}, I = {}, {} layers",
+                        net.kind.name(),
+                        net.hidden,
+                        net.input,
+                        net.layers.len(),
+                        first.kind.name(),
+                        first.hidden,
+                        first.input,
+                        first.layers.len()
+                    ),
+                ));
+            }
+        }
+        let sc = &cfg.spectrum;
+        sc.validate()?;
+        check_precision::<f32>(sc)?;
+        let (batch, steps) = (inputs.batch, inputs.steps);
+        for s in 0..inputs.set_count() {
+            check_inputs(inputs.for_network(s), batch, steps, first.input)?;
+        }
+        let lstm = cfg.lstm_state;
+        let d = first.tangent_dim(lstm);
+        let k = sc.resolve_k(d)?;
+        let warmup = sc.warmup;
+        if warmup >= steps {
+            return Err(invalid(
+                "warmup",
+                format!("warm-up of {warmup} steps leaves none of the T = {steps} input steps"),
+            ));
+        }
+        let (first_accumulated, replay) = match cfg.warmup_mode {
+            WarmupMode::Tangent => (warmup, 0),
+            WarmupMode::ReplayInputs => (0, warmup),
+        };
+        let n = first.hidden;
+        let c = first.constants;
+        Ok(Self {
+            kind: first.kind,
+            n,
+            input: first.input,
+            layers: first.layers.len(),
+            gates: first.kind.gates(),
+            state_rows: first.layer_state(),
+            rec_cols: if first.kind == CellKind::Cornn { 2 * n } else { n },
+            tangent_rows: first.tangent_layer_state(lstm),
+            d,
+            k,
+            batch,
+            steps,
+            total: steps,
+            first_accumulated,
+            replay,
+            transpose: sc.orientation == Orientation::JtQ,
+            lstm_full: lstm == LstmState::Full,
+            ons_interval: sc.ons_interval,
+            trace_every: sc.trace_every,
+            log_base: sc.log_base,
+            zero_tolerance: sc.zero_tolerance,
+            initial_basis: sc.initial_basis,
+            constants: (c.eps as f32, c.gamma as f32, c.dt as f32),
+        })
+    }
+
+    /// Rows of the gate pre-activations `G N`.
+    pub fn gn(&self) -> usize {
+        self.gates * self.n
+    }
+
+    /// Input size of layer `l`.
+    pub fn layer_input(&self, l: usize) -> usize {
+        if l == 0 { self.input } else { self.n }
+    }
+
+    /// Tangent columns per sequence of the `P` products: `k`, or `Dt` in reference orientation
+    /// (the explicit Jacobian is built from identity blocks).
+    pub fn product_cols(&self) -> usize {
+        if self.transpose { self.d.max(self.k) } else { self.k }
+    }
+
+    /// Accumulated steps (the exponents' denominator).
+    pub fn accumulated_steps(&self) -> usize {
+        self.total - self.first_accumulated
+    }
+
+    /// The action after main-loop step `s` (the CPU loop's `accumulate`, `in_phase`,
+    /// `phase_end` and `ons_interval` test).
+    pub fn action(&self, s: usize) -> StepAction {
+        let accumulate = s >= self.first_accumulated;
+        let in_phase = if accumulate { s - self.first_accumulated + 1 } else { s + 1 };
+        let phase_end = (!accumulate && s + 1 == self.first_accumulated) || s + 1 == self.total;
+        let qr = in_phase.is_multiple_of(self.ons_interval) || phase_end;
+        StepAction { qr, accumulate, in_phase, trace: false }
+    }
+
+    /// All actions of the main loop, with the trace points marked (the CPU's `next_trace`
+    /// logic, identical for every sequence that stays finite).
+    pub fn schedule(&self) -> Vec<StepAction> {
+        let mut next = self.trace_every;
+        (0..self.total)
+            .map(|s| {
+                let mut a = self.action(s);
+                if a.qr
+                    && a.accumulate
+                    && let (Some(every), Some(at)) = (self.trace_every, next.as_mut())
+                    && a.in_phase >= *at
+                {
+                    a.trace = true;
+                    while *at <= a.in_phase {
+                        *at += every;
+                    }
+                }
+                a
+            })
+            .collect()
+    }
+
+    /// Device memory of one network's share of a run, in bytes (weights, states, tangent
+    /// blocks, products, sums, trace snapshots), for sizing batches of networks.
+    pub fn bytes_per_network(&self, per_network_inputs: bool) -> usize {
+        let (gn, b, l, s, n) = (self.gn(), self.batch, self.layers, self.state_rows, self.n);
+        let weights: usize =
+            (0..l).map(|li| gn * (self.layer_input(li) + self.rec_cols) + 2 * gn).sum();
+        let states = l * b * (2 * s + gn + n) + 2 * gn * b;
+        let pc = self.product_cols();
+        let gru_in = usize::from(self.kind == CellKind::Gru && l > 1);
+        let tangent = 2 * self.d * b * self.k + gn * b * pc * (1 + gru_in);
+        let jacobians = if self.transpose { self.d * b * self.d } else { 0 };
+        let inputs = if per_network_inputs { b * self.steps * self.input } else { 0 };
+        let traces = self.schedule().iter().filter(|a| a.trace).count();
+        let f32s = weights + states + tangent + jacobians + inputs;
+        let f64s = 2 * b * self.k * (1 + traces);
+        4 * f32s + 8 * f64s + 16 * b
+    }
+
+    /// Turn the device's results for `nets` networks into spectra `[m][b]`.
+    ///
+    /// `sums`, `comps` `[M B k]` (Neumaier sum and compensation of `ln R_ii`), `status`,
+    /// `status_step`, `status_index`, `accumulated` `[M B]`, `traces` one `(sums, comps)` pair
+    /// per trace point of [`Plan::schedule`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn assemble(
+        &self,
+        nets: usize,
+        sums: &[f64],
+        comps: &[f64],
+        status: &[i32],
+        status_step: &[i32],
+        status_index: &[i32],
+        accumulated: &[i32],
+        traces: &[(Vec<f64>, Vec<f64>)],
+    ) -> Vec<Vec<Spectrum>> {
+        let (b, k) = (self.batch, self.k);
+        let scale = self.log_base.from_nats();
+        let norm = scale / self.accumulated_steps() as f64;
+        let trace_steps: Vec<usize> =
+            self.schedule().iter().filter(|a| a.trace).map(|a| a.in_phase).collect();
+        (0..nets)
+            .map(|m| {
+                (0..b)
+                    .map(|bi| {
+                        let mb = m * b + bi;
+                        let value = |s: &[f64], c: &[f64], i: usize| s[mb * k + i] + c[mb * k + i];
+                        let status = decode_status(status[mb], status_step[mb], status_index[mb]);
+                        let acc = accumulated[mb].max(0) as usize;
+                        let trace = trace_steps
+                            .iter()
+                            .zip(traces)
+                            .filter(|(step, _)| **step <= acc)
+                            .map(|(&step, (ts, tc))| TracePoint {
+                                step,
+                                exponents: (0..k)
+                                    .map(|i| value(ts, tc, i) * scale / step as f64)
+                                    .collect(),
+                            })
+                            .collect();
+                        let finite = status.is_finite();
+                        let exponents = if finite {
+                            (0..k).map(|i| value(sums, comps, i) * norm).collect()
+                        } else {
+                            vec![f64::NAN; k]
+                        };
+                        Spectrum::from_exponents(
+                            exponents,
+                            None,
+                            if finite { self.accumulated_steps() } else { acc },
+                            1.0,
+                            self.log_base,
+                            self.zero_tolerance,
+                            status,
+                            trace,
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// The device's status codes as a [`Status`], with the CPU backend's wording.
+pub(crate) fn decode_status(code: i32, step: i32, index: i32) -> Status {
+    let step = step.max(0) as usize;
+    match code {
+        0 => Status::Finite,
+        1 => Status::Diverged { step, reason: "the network state became non-finite".into() },
+        2 => Status::Diverged {
+            step,
+            reason: format!("tangent vector {index} collapsed to zero (R_ii = 0)"),
+        },
+        3 => Status::Diverged { step, reason: format!("non-finite tangent vector {index}") },
+        other => Status::Diverged { step, reason: format!("unknown device status code {other}") },
+    }
+}
+
+/// The CPU backend's input check (`[batch, steps, input]`, finite).
+fn check_inputs(
+    inputs: &[f32],
+    batch: usize,
+    steps: usize,
+    input: usize,
+) -> Result<(), BackendError> {
+    if batch == 0 || steps == 0 {
+        return Err(invalid(
+            "inputs",
+            format!("need at least one sequence and one step (got B = {batch}, T = {steps})"),
+        ));
+    }
+    if inputs.len() != batch * steps * input {
+        return Err(invalid(
+            "inputs",
+            format!(
+                "expected [B, T, I] = [{batch}, {steps}, {input}] = {} values, got {}",
+                batch * steps * input,
+                inputs.len()
+            ),
+        ));
+    }
+    if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
+        return Err(invalid(
+            "inputs",
+            format!(
+                "non-finite value at [{}, {}, {}]",
+                i / (steps * input),
+                (i / input) % steps,
+                i % input
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SpectrumConfig;
+    use crate::rnn::{CellConstants, Layer};
+
+    fn net(kind: CellKind, n: usize, input: usize) -> Network<f32> {
+        let g = kind.gates();
+        let r = if kind == CellKind::Cornn { 2 * n } else { n };
+        let layer = Layer {
+            input,
+            w_in: vec![0.1; g * n * input],
+            b_in: vec![0.0; g * n],
+            w_rec: vec![0.05; g * n * r],
+            b_rec: vec![0.0; g * n],
+        };
+        let constants = CellConstants { eps: 0.01, gamma: 2.7, dt: 0.042 };
+        Network::from_layers(kind, n, input, true, constants, vec![layer]).unwrap()
+    }
+
+    fn cfg(warmup: usize, ons: usize, trace: Option<usize>, mode: WarmupMode) -> RnnSpectrumConfig {
+        RnnSpectrumConfig {
+            spectrum: SpectrumConfig {
+                warmup,
+                ons_interval: ons,
+                trace_every: trace,
+                ..RnnSpectrumConfig::default().spectrum
+            },
+            warmup_mode: mode,
+            ..RnnSpectrumConfig::default()
+        }
+    }
+
+    #[test]
+    fn sizes_follow_the_cell_and_the_lstm_state() {
+        let x = vec![0.0f32; 2 * 5 * 3];
+        let inputs = PopulationInputs::shared(&x, 2, 5);
+        let lstm = [net(CellKind::Lstm, 4, 3)];
+        let p = Plan::new(&lstm, &inputs, &RnnSpectrumConfig::default()).unwrap();
+        assert_eq!((p.d, p.k, p.gn(), p.state_rows, p.rec_cols), (8, 8, 16, 8, 4));
+        let h_only = RnnSpectrumConfig { lstm_state: LstmState::HOnly, ..Default::default() };
+        let p = Plan::new(&lstm, &inputs, &h_only).unwrap();
+        assert_eq!((p.d, p.tangent_rows, p.lstm_full), (4, 4, false));
+        let cornn = [net(CellKind::Cornn, 4, 3)];
+        let p = Plan::new(&cornn, &inputs, &RnnSpectrumConfig::default()).unwrap();
+        assert_eq!((p.d, p.rec_cols, p.gates), (8, 8, 1));
+    }
+
+    #[test]
+    fn invalid_requests_are_the_cpu_errors() {
+        let x = vec![0.0f32; 2 * 5 * 3];
+        let inputs = PopulationInputs::shared(&x, 2, 5);
+        assert!(Plan::new(&[], &inputs, &RnnSpectrumConfig::default()).is_err());
+        let mixed = [net(CellKind::Rnn, 4, 3), net(CellKind::Gru, 4, 3)];
+        assert!(Plan::new(&mixed, &inputs, &RnnSpectrumConfig::default()).is_err());
+        let one = [net(CellKind::Rnn, 4, 3)];
+        assert!(Plan::new(&one, &inputs, &cfg(5, 1, None, WarmupMode::Tangent)).is_err());
+        let short = PopulationInputs::shared(&x[1..], 2, 5);
+        assert!(Plan::new(&one, &short, &RnnSpectrumConfig::default()).is_err());
+        let mut bad = x.clone();
+        bad[7] = f32::NAN;
+        let nan = PopulationInputs::shared(&bad, 2, 5);
+        assert!(Plan::new(&one, &nan, &RnnSpectrumConfig::default()).is_err());
+        let f64_cfg = RnnSpectrumConfig {
+            spectrum: SpectrumConfig {
+                precision: crate::config::Precision::F64,
+                ..RnnSpectrumConfig::default().spectrum
+            },
+            ..Default::default()
+        };
+        assert!(Plan::new(&one, &inputs, &f64_cfg).is_err());
+    }
+
+    #[test]
+    fn schedule_matches_the_cpu_loop() {
+        let x = vec![0.0f32; 10 * 3];
+        let inputs = PopulationInputs::shared(&x, 1, 10);
+        let one = [net(CellKind::Rnn, 4, 3)];
+        // warm-up 3, QR every 4 steps, trace every 2 accumulated steps.
+        let p = Plan::new(&one, &inputs, &cfg(3, 4, Some(2), WarmupMode::Tangent)).unwrap();
+        let sched = p.schedule();
+        let qr: Vec<usize> = (0..10).filter(|&s| sched[s].qr).collect();
+        // warm-up phase: steps 0..3 (in_phase 1..3): QR at its end (s = 2); accumulation phase
+        // in_phase = s - 2: QR at in_phase 4 (s = 6) and at the last step (s = 9).
+        assert_eq!(qr, [2, 6, 9]);
+        assert!(!sched[2].accumulate && sched[6].accumulate);
+        let traces: Vec<usize> = sched.iter().filter(|a| a.trace).map(|a| a.in_phase).collect();
+        assert_eq!(traces, [4, 7]);
+        assert_eq!(p.accumulated_steps(), 7);
+        // replay: no tangent warm-up phase; every step accumulates.
+        let p = Plan::new(&one, &inputs, &cfg(3, 1, None, WarmupMode::ReplayInputs)).unwrap();
+        assert_eq!((p.replay, p.first_accumulated, p.accumulated_steps()), (3, 0, 10));
+        assert!(p.schedule().iter().all(|a| a.qr && a.accumulate && !a.trace));
+    }
+
+    #[test]
+    fn assembly_normalises_sums_and_reports_divergence_like_the_cpu() {
+        let x = vec![0.0f32; 2 * 4 * 3];
+        let inputs = PopulationInputs::shared(&x, 2, 4);
+        let one = [net(CellKind::Rnn, 2, 3)];
+        let p = Plan::new(&one, &inputs, &cfg(0, 1, Some(2), WarmupMode::Tangent)).unwrap();
+        assert_eq!(p.k, 2);
+        // sequence 0 finite: sums (-0.4, -0.8) over 4 steps; sequence 1 collapsed at step 2.
+        let sums = [-0.4, -0.8 + 1e-17, 0.0, 0.0];
+        let comps = [0.0, -1e-17, 0.0, 0.0];
+        let traces =
+            vec![(vec![-0.2, -0.4, -0.1, -0.3], vec![0.0; 4]), (sums.to_vec(), comps.to_vec())];
+        let out = p.assemble(1, &sums, &comps, &[0, 2], &[0, 2], &[0, 1], &[4, 2], &traces);
+        let s0 = &out[0][0];
+        assert_eq!(s0.exponents_qr_order, [-0.1, -0.2]);
+        assert_eq!(s0.steps, 4);
+        assert_eq!(s0.trace.len(), 2);
+        assert_eq!(s0.trace[0].exponents, [-0.1, -0.2]);
+        let s1 = &out[0][1];
+        assert!(s1.exponents.iter().all(|v| v.is_nan()));
+        assert_eq!(s1.steps, 2);
+        assert_eq!(s1.trace.len(), 1);
+        assert_eq!(
+            s1.status,
+            Status::Diverged {
+                step: 2,
+                reason: "tangent vector 1 collapsed to zero (R_ii = 0)".into()
+            }
+        );
+        assert_eq!(
+            decode_status(1, 5, 0).to_string(),
+            "diverged at step 5: the network state became non-finite"
+        );
+    }
+}

@@ -1,0 +1,732 @@
+//! The experiment configuration: one TOML file, every field with a documented default.
+//!
+//! Layering (later wins): the built-in defaults, a preset (`--preset`), the `--config` file,
+//! `--set KEY=VALUE` overrides, then the dedicated CLI flags. Unknown keys, wrong types and
+//! out-of-range values are errors naming the file (or `--set`) and the field. The resolved
+//! config is written to `<run>/config.toml`; a rerun on the same folder must resolve to the
+//! same experiment (the `runtime` section may differ), otherwise it is refused.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Built-in presets (`--preset NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// The laptop-scale default experiment (about 10 minutes on 2 cores).
+    Default,
+    /// The published scale: 200 networks per cell, N = 64, 10 epochs, the full 8k training
+    /// split (a GPU node or a Slurm cluster).
+    Paper,
+    /// A few networks, 2 epochs, a small data subset: seconds, for tests and smoke checks.
+    Tiny,
+}
+
+impl Preset {
+    /// The preset's full config.
+    pub fn config(self) -> ExperimentConfig {
+        let mut c = ExperimentConfig::default();
+        match self {
+            Preset::Default => {}
+            Preset::Paper => {
+                c.name = "paper".into();
+                c.population.hidden_size = 64;
+                c.population.networks_per_architecture = 200;
+                c.training.epochs = 10;
+                c.task.train_examples = 0;
+                c.task.test_examples = 0;
+            }
+            Preset::Tiny => {
+                c.name = "tiny".into();
+                c.population.architectures = vec![Arch::Lstm, Arch::Gru, Arch::Rnn];
+                c.population.hidden_size = 8;
+                c.population.networks_per_architecture = 4;
+                c.training.epochs = 2;
+                c.task.train_examples = 256;
+                c.task.test_examples = 128;
+                c.spectra.driving_sequences = 4;
+                c.spectra.fractions = Vec::new();
+                c.aelle.autoencoder.latent_dim = 4;
+                c.aelle.autoencoder.alpha_stages = vec![
+                    aelle::AlphaStage { alpha: 5.0, epochs: 10 },
+                    aelle::AlphaStage { alpha: 10.0, epochs: 10 },
+                ];
+                c.aelle.features.length = 16;
+                c.aelle.split.validation_fraction = 0.25;
+                c.aelle.split.test_fraction = 0.25;
+                c.aelle.evaluation.points = vec![
+                    aelle::EvaluationPoint::Epoch(0),
+                    aelle::EvaluationPoint::Epoch(1),
+                    aelle::EvaluationPoint::Epoch(2),
+                ];
+            }
+        }
+        c
+    }
+}
+
+/// Recurrent cell kinds (METHOD.md section 2; `docs/checkpoint-format.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Lstm,
+    Gru,
+    Rnn,
+    Asrnn,
+    Cornn,
+}
+
+impl Arch {
+    /// The name used in network ids, checkpoints and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Lstm => "lstm",
+            Arch::Gru => "gru",
+            Arch::Rnn => "rnn",
+            Arch::Asrnn => "asrnn",
+            Arch::Cornn => "cornn",
+        }
+    }
+
+    /// Tangent-space dimension per layer in multiples of N (LSTM with full state and CoRNN: 2).
+    pub fn state_multiplier(self, lstm_state: LstmState) -> usize {
+        match (self, lstm_state) {
+            (Arch::Lstm, LstmState::Full) | (Arch::Cornn, _) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Which task the population is trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    /// Row-wise sequential MNIST on the embedded 10k subset (8k train / 2k test): T = 28,
+    /// I = 28, 10 classes. The published setting.
+    SmnistRow,
+}
+
+/// Pixel scaling of the image tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalization {
+    /// `p / 255`.
+    UnitRange,
+    /// `(p / 255 - 0.1307) / 0.3081`.
+    MnistStandardized,
+}
+
+/// `[task]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskConfig {
+    /// Default `"smnist-row"` (the only task wired so far).
+    pub kind: TaskKind,
+    /// Train on the first this many examples of a seeded shuffle of the training split
+    /// (0 = all 8,000). Default 2,000: a quarter of the data keeps the default run within
+    /// 15 minutes on 2 cores.
+    pub train_examples: usize,
+    /// Evaluate the test loss / accuracy on this many test examples (0 = all 2,000).
+    /// Default 1,000.
+    pub test_examples: usize,
+    /// Default `"unit-range"`.
+    pub normalization: Normalization,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self {
+            kind: TaskKind::SmnistRow,
+            train_examples: 2000,
+            test_examples: 1000,
+            normalization: Normalization::UnitRange,
+        }
+    }
+}
+
+/// `[population]`: which networks are trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PopulationConfig {
+    /// Cells. Default all five: `["lstm", "gru", "rnn", "asrnn", "cornn"]`.
+    pub architectures: Vec<Arch>,
+    /// Hidden size N. Default 32 (the paper uses 64: `--preset paper`).
+    pub hidden_size: usize,
+    /// Stacked layers, 1 to 3. Default 1 (the published setting).
+    pub num_layers: usize,
+    /// Networks per cell. Default 32 (paper: 200).
+    pub networks_per_architecture: usize,
+    /// Smallest initialisation scale p (weights ~ U(-p, p)). Default 0.2.
+    pub p_min: f64,
+    /// Largest p. Default 3.0. The networks of a cell take p evenly spaced over
+    /// `[p_min, p_max]` (a deterministic grid, so every shard sees the same sweep), from
+    /// well-conditioned to saturated initialisations: that spread of final performance is what
+    /// AeLLE has to predict.
+    pub p_max: f64,
+}
+
+impl Default for PopulationConfig {
+    fn default() -> Self {
+        Self {
+            architectures: vec![Arch::Lstm, Arch::Gru, Arch::Rnn, Arch::Asrnn, Arch::Cornn],
+            hidden_size: 32,
+            num_layers: 1,
+            networks_per_architecture: 32,
+            p_min: 0.2,
+            p_max: 3.0,
+        }
+    }
+}
+
+/// `[training]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Epochs; a checkpoint is written at initialisation (epoch 0) and after every epoch.
+    /// Default 10 (the published setting), so checkpoint e is at fraction e / 10.
+    pub epochs: u32,
+    /// Mini-batch size. Default 128 (published).
+    pub batch_size: usize,
+    /// Adam learning rate. Default 0.01 (published).
+    pub learning_rate: f64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self { epochs: 10, batch_size: 128, learning_rate: 0.01 }
+    }
+}
+
+/// LSTM tangent state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LstmState {
+    /// `(h, c)`, 2N exponents (default; METHOD.md section 3).
+    Full,
+    /// h only with c frozen (the reference code's N x N block).
+    HOnly,
+}
+
+/// Log base of the exponents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogBase {
+    /// Nats per step (default).
+    E,
+    /// Bits per step (the reference code).
+    Two,
+}
+
+/// `[spectra]`: the Lyapunov spectrum of every selected checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpectraConfig {
+    /// Driving sequences B from the test split (the same for every network and epoch).
+    /// Default 15 (the reference).
+    pub driving_sequences: usize,
+    /// Seed choosing them. Default 0.
+    pub driving_seed: u64,
+    /// Training fractions whose checkpoints get a spectrum (each mapped to the nearest
+    /// epoch, `round(f * epochs)`); empty = every checkpoint. Default `[0, 0.1, 0.2, 0.5, 1]`.
+    pub fractions: Vec<f64>,
+    /// Exponents per network (`None`/absent = the full state dimension).
+    pub k: Option<usize>,
+    /// Warm-up steps (re-orthonormalised, not accumulated). Default 0: a 28-row sequence is
+    /// short, and the reference accumulates from the first row.
+    pub warmup: usize,
+    /// Default `"full"`.
+    pub lstm_state: LstmState,
+    /// Default `"e"` (nats); `"two"` = bits as in the reference.
+    pub log_base: LogBase,
+    /// State and tangent precision (log sums are always f64). Default `"f64"`: a saturated
+    /// tanh unit has `1 - h^2` = 0 in f32 (an exponent of -inf, reported as diverged) but a
+    /// tiny finite value in f64, so saturated networks keep a finite spectrum. `"f32"` is
+    /// the reference's and twice as fast.
+    pub precision: Precision,
+}
+
+/// Floating-point precision of the spectrum computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F64,
+    F32,
+}
+
+impl Default for SpectraConfig {
+    fn default() -> Self {
+        Self {
+            driving_sequences: 15,
+            driving_seed: 0,
+            fractions: vec![0.0, 0.1, 0.2, 0.5, 1.0],
+            k: None,
+            warmup: 0,
+            lstm_state: LstmState::Full,
+            log_base: LogBase::E,
+            precision: Precision::F64,
+        }
+    }
+}
+
+/// `[runtime]`: how the work is run. May change between reruns of one run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Blocking workers for training and spectra (0 = the number of cores). Default 0.
+    pub workers: usize,
+    /// Networks trained together as one batched population (one unit of work). Default 4.
+    pub networks_per_unit: usize,
+    /// Where candle trains: `"cpu"` (default) or `"cuda:N"` (GPU N; needs a build with the
+    /// `cuda` feature, otherwise training stops with candle's "not compiled with CUDA"
+    /// error). Spectra always run on le-engine's CPU path here.
+    pub device: String,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { workers: 0, networks_per_unit: 4, device: "cpu".into() }
+    }
+}
+
+impl RuntimeConfig {
+    /// The candle device of `device`.
+    pub fn candle_device(&self) -> anyhow::Result<candle_core::Device> {
+        match parse_device(&self.device) {
+            Some(None) => Ok(candle_core::Device::Cpu),
+            Some(Some(i)) => candle_core::Device::new_cuda(i)
+                .map_err(|e| anyhow::anyhow!("runtime.device = {:?}: {e}", self.device)),
+            None => {
+                Err(range_error("runtime.device", "\"cpu\" or \"cuda:N\"", &self.device).into())
+            }
+        }
+    }
+}
+
+/// `cpu` -> `Some(None)`, `cuda:N` -> `Some(Some(N))`, anything else `None`.
+fn parse_device(s: &str) -> Option<Option<usize>> {
+    if s == "cpu" {
+        return Some(None);
+    }
+    s.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(Some)
+}
+
+/// The whole experiment. Every field has a default (`ExperimentConfig::default()` is the
+/// default experiment); see `docs/orchestrator.md` for the reference table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Run name: the run folder is `<runs-dir>/<name>`. Default `"default"`.
+    pub name: String,
+    /// Master seed of the population (initialisations, data order). Default 0.
+    pub seed: u64,
+    /// `[task]`.
+    pub task: TaskConfig,
+    /// `[population]`.
+    pub population: PopulationConfig,
+    /// `[training]`.
+    pub training: TrainingConfig,
+    /// `[spectra]`.
+    pub spectra: SpectraConfig,
+    /// `[aelle]`: the `aelle` crate's `AelleConfig` (features, split, autoencoder, embedding,
+    /// evaluation); its defaults are documented there.
+    pub aelle: aelle::AelleConfig,
+    /// `[runtime]`.
+    pub runtime: RuntimeConfig,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            seed: 0,
+            task: TaskConfig::default(),
+            population: PopulationConfig::default(),
+            training: TrainingConfig::default(),
+            spectra: SpectraConfig::default(),
+            aelle: aelle::AelleConfig::default(),
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+/// A configuration problem, naming where the value came from and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {field}: expected {expected}, got {got}")]
+pub struct ConfigError {
+    /// The file (or `--set`, or `the resolved configuration`).
+    pub source_name: String,
+    /// Dotted path of the field.
+    pub field: String,
+    /// What is allowed.
+    pub expected: String,
+    /// What was given.
+    pub got: String,
+}
+
+fn range_error(field: &str, expected: &str, got: impl ToString) -> ConfigError {
+    ConfigError {
+        source_name: "configuration".into(),
+        field: field.into(),
+        expected: expected.into(),
+        got: got.to_string(),
+    }
+}
+
+impl ExperimentConfig {
+    /// Checks every documented range (and the `aelle` section through its own validation).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let name_ok = !self.name.is_empty()
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !self.name.starts_with('.');
+        if !name_ok {
+            return Err(range_error(
+                "name",
+                "a non-empty folder name of letters, digits, '-', '_', '.'",
+                format!("{:?}", self.name),
+            ));
+        }
+        let p = &self.population;
+        if p.architectures.is_empty() {
+            return Err(range_error("population.architectures", "at least one cell", "[]"));
+        }
+        let mut seen = p.architectures.clone();
+        seen.sort();
+        seen.dedup();
+        if seen.len() != p.architectures.len() {
+            return Err(range_error(
+                "population.architectures",
+                "each cell at most once",
+                format!("{:?}", p.architectures),
+            ));
+        }
+        if !(1..=4096).contains(&p.hidden_size) {
+            return Err(range_error("population.hidden_size", "1 ..= 4096", p.hidden_size));
+        }
+        if !(1..=3).contains(&p.num_layers) {
+            return Err(range_error("population.num_layers", "1 ..= 3", p.num_layers));
+        }
+        if !(1..=100_000).contains(&p.networks_per_architecture) {
+            return Err(range_error(
+                "population.networks_per_architecture",
+                "1 ..= 100000",
+                p.networks_per_architecture,
+            ));
+        }
+        if !(p.p_min.is_finite() && p.p_min > 0.0) {
+            return Err(range_error("population.p_min", "a finite p > 0", p.p_min));
+        }
+        if !(p.p_max.is_finite() && p.p_max >= p.p_min) {
+            return Err(range_error("population.p_max", "a finite p >= p_min", p.p_max));
+        }
+        let t = &self.training;
+        if !(1..=10_000).contains(&t.epochs) {
+            return Err(range_error("training.epochs", "1 ..= 10000", t.epochs));
+        }
+        if t.batch_size == 0 {
+            return Err(range_error("training.batch_size", "at least 1", t.batch_size));
+        }
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return Err(range_error(
+                "training.learning_rate",
+                "a finite rate > 0",
+                t.learning_rate,
+            ));
+        }
+        let s = &self.spectra;
+        let test_total = 2000;
+        let test_available =
+            if self.task.test_examples == 0 { test_total } else { self.task.test_examples };
+        if self.task.train_examples > 8000 {
+            return Err(range_error(
+                "task.train_examples",
+                "0 (all) ..= 8000",
+                self.task.train_examples,
+            ));
+        }
+        if self.task.test_examples > test_total {
+            return Err(range_error(
+                "task.test_examples",
+                "0 (all) ..= 2000",
+                self.task.test_examples,
+            ));
+        }
+        if s.driving_sequences == 0 || s.driving_sequences > test_total {
+            return Err(range_error(
+                "spectra.driving_sequences",
+                "1 ..= 2000 (the test split)",
+                s.driving_sequences,
+            ));
+        }
+        let _ = test_available;
+        for f in &s.fractions {
+            if !(0.0..=1.0).contains(f) {
+                return Err(range_error("spectra.fractions", "fractions in [0, 1]", f));
+            }
+        }
+        let max_dim = p
+            .architectures
+            .iter()
+            .map(|a| a.state_multiplier(s.lstm_state) * p.hidden_size * p.num_layers)
+            .min()
+            .unwrap_or(0);
+        if let Some(k) = s.k
+            && (k == 0 || k > max_dim)
+        {
+            return Err(range_error(
+                "spectra.k",
+                &format!("1 ..= {max_dim} (the smallest state dimension of the population)"),
+                k,
+            ));
+        }
+        if s.warmup > 100_000 {
+            return Err(range_error("spectra.warmup", "0 ..= 100000", s.warmup));
+        }
+        if self.runtime.networks_per_unit == 0 {
+            return Err(range_error("runtime.networks_per_unit", "at least 1", 0));
+        }
+        if parse_device(&self.runtime.device).is_none() {
+            return Err(range_error(
+                "runtime.device",
+                "\"cpu\" or \"cuda:N\"",
+                format!("{:?}", self.runtime.device),
+            ));
+        }
+        if self.runtime.workers > 1024 {
+            return Err(range_error(
+                "runtime.workers",
+                "0 (= cores) ..= 1024",
+                self.runtime.workers,
+            ));
+        }
+        self.aelle.validate().map_err(|e| ConfigError {
+            source_name: "configuration".into(),
+            field: "aelle".into(),
+            expected: "a valid [aelle] section".into(),
+            got: e.to_string(),
+        })?;
+        Ok(())
+    }
+
+    /// Epochs whose checkpoints get a spectrum (sorted, unique).
+    pub fn spectrum_epochs(&self) -> Vec<u32> {
+        let e = self.training.epochs;
+        let mut v: Vec<u32> = if self.spectra.fractions.is_empty() {
+            (0..=e).collect()
+        } else {
+            self.spectra.fractions.iter().map(|f| (f * e as f64).round() as u32).collect()
+        };
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The resolved config as TOML text (what `<run>/config.toml` holds).
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        Ok(toml::to_string(self)?)
+    }
+
+    /// Differences in the experiment-defining fields (all but `name` and `[runtime]`):
+    /// `(dotted key, value in self, value in other)`, sorted by key.
+    pub fn experiment_differences(
+        &self,
+        other: &Self,
+    ) -> anyhow::Result<Vec<(String, String, String)>> {
+        let a = flatten(&experiment_value(self)?);
+        let b = flatten(&experiment_value(other)?);
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let absent = || "(absent)".to_string();
+        Ok(keys
+            .into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| {
+                (
+                    k.clone(),
+                    a.get(k).cloned().unwrap_or_else(absent),
+                    b.get(k).cloned().unwrap_or_else(absent),
+                )
+            })
+            .collect())
+    }
+}
+
+fn experiment_value(c: &ExperimentConfig) -> anyhow::Result<toml::Value> {
+    let mut v = toml::Value::try_from(c)?;
+    if let Some(t) = v.as_table_mut() {
+        t.remove("runtime");
+        t.remove("name");
+    }
+    Ok(v)
+}
+
+fn flatten(v: &toml::Value) -> BTreeMap<String, String> {
+    fn go(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    go(&key, x, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    go("", v, &mut out);
+    out
+}
+
+/// Deep-merges `overlay` into `base` (tables merge key by key; anything else replaces).
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Parses TOML text as a (partial) experiment config, so that unknown keys and wrong types
+/// are reported with the file's line and column and the field's name.
+fn check_partial(text: &str, source_name: &str) -> anyhow::Result<toml::Table> {
+    if let Err(e) = toml::from_str::<ExperimentConfig>(text) {
+        return Err(
+            crate::UsageError(format!("{source_name}: {}", one_line(&e.to_string()))).into()
+        );
+    }
+    toml::from_str::<toml::Table>(text).map_err(|e| {
+        crate::UsageError(format!("{source_name}: {}", one_line(&e.to_string()))).into()
+    })
+}
+
+/// Joins a multi-line parser message into one line.
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "|").collect::<Vec<_>>().join(" ")
+}
+
+/// Builds a one-key TOML document `a.b.c = value` from `a.b.c=value` (the value as TOML; a
+/// bare word that is not valid TOML is taken as a string).
+fn set_to_table(assignment: &str) -> anyhow::Result<toml::Table> {
+    let (key, value) = assignment.split_once('=').ok_or_else(|| {
+        crate::UsageError(format!(
+            "--set {assignment:?}: expected KEY=VALUE, e.g. training.epochs=3"
+        ))
+    })?;
+    let key = key.trim();
+    let value = value.trim();
+    let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value.into())),
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    let mut parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(crate::UsageError(format!("--set {assignment:?}: empty key segment")).into());
+    }
+    let last = parts.pop().unwrap_or_default();
+    let mut leaf = toml::Table::new();
+    leaf.insert(last.to_string(), parsed);
+    for p in parts.into_iter().rev() {
+        let mut t = toml::Table::new();
+        t.insert(p.to_string(), toml::Value::Table(leaf));
+        leaf = t;
+    }
+    let text = toml::to_string(&leaf)?;
+    check_partial(&text, &format!("--set {assignment}"))
+}
+
+/// Resolves preset + file + `--set` overrides into a validated config.
+pub fn resolve(
+    preset: Preset,
+    file: Option<&Path>,
+    sets: &[String],
+) -> anyhow::Result<ExperimentConfig> {
+    let mut table = toml::Table::try_from(preset.config())?;
+    let mut sources = vec![format!("preset {preset:?}").to_lowercase()];
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            crate::UsageError(format!("{}: cannot read the config file: {e}", path.display()))
+        })?;
+        merge(&mut table, check_partial(&text, &path.display().to_string())?);
+        sources.push(path.display().to_string());
+    }
+    for s in sets {
+        merge(&mut table, set_to_table(s)?);
+        sources.push(format!("--set {s}"));
+    }
+    let config: ExperimentConfig =
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+            crate::UsageError(format!("{}: {}", sources.join(" + "), one_line(&e.to_string())))
+        })?;
+    config.validate().map_err(|mut e| {
+        e.source_name = sources.join(" + ");
+        crate::UsageError(e.to_string())
+    })?;
+    Ok(config)
+}
+
+/// Reads a run folder's `config.toml` (strictly: it must parse as a full config).
+pub fn read_resolved(path: &Path) -> anyhow::Result<ExperimentConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::UsageError(format!("{}: cannot read: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        crate::UsageError(format!("{}: {}", path.display(), one_line(&e.to_string()))).into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        for preset in [Preset::Default, Preset::Paper, Preset::Tiny] {
+            let c = preset.config();
+            c.validate().unwrap();
+            let text = c.to_toml().unwrap();
+            let back: ExperimentConfig = toml::from_str(&text).unwrap();
+            assert_eq!(back, c, "{preset:?}");
+        }
+    }
+
+    #[test]
+    fn spectrum_epochs_of_the_default_are_the_published_fractions() {
+        assert_eq!(ExperimentConfig::default().spectrum_epochs(), vec![0, 1, 2, 5, 10]);
+        assert_eq!(Preset::Tiny.config().spectrum_epochs(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn set_overrides_nested_fields_and_rejects_unknown_ones() {
+        let c =
+            resolve(Preset::Tiny, None, &["training.epochs=3".into(), "name=x".into()]).unwrap();
+        assert_eq!(c.training.epochs, 3);
+        assert_eq!(c.name, "x");
+        let e = resolve(Preset::Tiny, None, &["training.epoch=3".into()]).unwrap_err().to_string();
+        assert!(e.contains("--set training.epoch=3") && e.contains("epoch"), "{e}");
+        let e = resolve(Preset::Tiny, None, &["training.epochs=0".into()]).unwrap_err().to_string();
+        assert!(e.contains("training.epochs") && e.contains("got 0"), "{e}");
+        let e = resolve(Preset::Tiny, None, &["runtime.device=\"tpu:0\"".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime.device") && e.contains("tpu:0"), "{e}");
+        let c = resolve(Preset::Tiny, None, &["runtime.device=\"cuda:1\"".into()]).unwrap();
+        assert_eq!(c.runtime.device, "cuda:1");
+    }
+
+    #[test]
+    fn differences_ignore_runtime_and_name() {
+        let a = ExperimentConfig::default();
+        let mut b = a.clone();
+        b.runtime.workers = 7;
+        b.name = "other".into();
+        assert!(a.experiment_differences(&b).unwrap().is_empty());
+        b.training.epochs = 3;
+        let d = a.experiment_differences(&b).unwrap();
+        assert_eq!(d, vec![("training.epochs".into(), "10".into(), "3".into())]);
+    }
+}

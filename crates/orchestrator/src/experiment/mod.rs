@@ -1,0 +1,20 @@
+//! The AeLLE experiment as resumable stages on a run folder: `sweep` (train the population,
+//! checkpoint every epoch), `spectra` (Lyapunov spectrum of the selected checkpoints),
+//! `aelle` (autoencoder embedding and early-prediction evaluation), `report` (HTML, Markdown,
+//! PNG and SVG figures), `merge` (checks every shard's outputs), and `run` (all of them, with
+//! spectra computed while other networks still train).
+
+pub mod aelle_stage;
+pub mod args;
+pub mod commands;
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod run_folder;
+pub mod shard;
+pub mod spectra;
+pub mod sweep;
+pub mod task;

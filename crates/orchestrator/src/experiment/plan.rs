@@ -1,0 +1,293 @@
+//! The work of an experiment: which networks, grouped into training units, which checkpoints
+//! get a spectrum, what is already done in a run folder, and a time estimate (`--dry-run`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::config::{Arch, ExperimentConfig};
+use super::run_folder::RunFolder;
+use super::shard::Shard;
+
+/// One network of the population.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkPlan {
+    /// `<arch>-<index:03>`, e.g. `lstm-007`.
+    pub id: String,
+    pub arch: Arch,
+    /// Index within its cell, 0-based.
+    pub index: usize,
+    /// Initialisation scale.
+    pub p: f64,
+    /// Seed of its weights and data order.
+    pub seed: u64,
+}
+
+/// Networks trained together (same cell; one batched population): the unit of work of
+/// `sweep`, and of sharding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingUnit {
+    /// Position in plan order (what `--shard` slices).
+    pub index: usize,
+    pub networks: Vec<NetworkPlan>,
+}
+
+/// SplitMix64 of `(seed, stream)`: independent seeds per network.
+pub fn derive_seed(seed: u64, stream: u64) -> u64 {
+    let mut z = seed.wrapping_add(stream.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Every network, cell by cell in config order, p ascending within a cell.
+pub fn networks(config: &ExperimentConfig) -> Vec<NetworkPlan> {
+    let pop = &config.population;
+    let n = pop.networks_per_architecture;
+    let mut out = Vec::with_capacity(n * pop.architectures.len());
+    for &arch in &pop.architectures {
+        let arch_stream = arch as u64;
+        for i in 0..n {
+            let t = if n > 1 { i as f64 / (n - 1) as f64 } else { 0.0 };
+            let p = pop.p_min + (pop.p_max - pop.p_min) * t;
+            out.push(NetworkPlan {
+                id: format!("{}-{i:03}", arch.name()),
+                arch,
+                index: i,
+                p,
+                seed: derive_seed(config.seed, (arch_stream << 32) | i as u64),
+            });
+        }
+    }
+    out
+}
+
+/// The networks grouped into training units of at most `runtime.networks_per_unit`.
+pub fn training_units(config: &ExperimentConfig) -> Vec<TrainingUnit> {
+    let per = config.runtime.networks_per_unit.max(1);
+    let mut units = Vec::new();
+    for &arch in &config.population.architectures {
+        let of_arch: Vec<NetworkPlan> =
+            networks(config).into_iter().filter(|n| n.arch == arch).collect();
+        for chunk in of_arch.chunks(per) {
+            units.push(TrainingUnit { index: units.len(), networks: chunk.to_vec() });
+        }
+    }
+    units
+}
+
+/// The units of a shard.
+pub fn units_of_shard(config: &ExperimentConfig, shard: Shard) -> Vec<TrainingUnit> {
+    training_units(config).into_iter().filter(|u| shard.owns(u.index)).collect()
+}
+
+/// What a run folder already holds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    pub networks_total: usize,
+    pub networks_trained: usize,
+    pub spectra_total: usize,
+    pub spectra_done: usize,
+    pub aelle_done: bool,
+    pub report_done: bool,
+}
+
+/// Counts of the whole plan and an estimate of its cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    pub run_folder: String,
+    pub shard: String,
+    pub architectures: Vec<String>,
+    pub networks: usize,
+    pub training_units: usize,
+    pub epochs: u32,
+    pub checkpoints: usize,
+    pub spectrum_epochs: Vec<u32>,
+    pub spectra: usize,
+    pub aelle_rows: usize,
+    pub workers: usize,
+    pub progress: Progress,
+    /// Training multiply-adds of what is left (forward + backward), all networks.
+    pub training_macs: f64,
+    /// Tangent-map flops of the spectra left.
+    pub spectrum_flops: f64,
+    pub estimated_seconds: f64,
+}
+
+/// Effective rates on the 2-core development machine, fitted to the default experiment's
+/// measured 302 s of training + spectra (docs/orchestrator.md): training multiply-adds per
+/// second per worker (one thread each, candle's per-op overhead folded in) and spectrum flops
+/// per second per worker (f64).
+const TRAIN_MACS_PER_SECOND: f64 = 2.5e9;
+const SPECTRUM_FLOPS_PER_SECOND: f64 = 4.0e9;
+/// AeLLE + report, roughly constant at these sizes.
+const ANALYSIS_SECONDS: f64 = 20.0;
+
+/// Sequence length and input size of the task.
+pub fn task_shape(_config: &ExperimentConfig) -> (usize, usize) {
+    (28, 28)
+}
+
+fn train_macs_per_network(config: &ExperimentConfig, arch: Arch) -> f64 {
+    let (t, i) = task_shape(config);
+    let n = config.population.hidden_size as f64;
+    let gates = match arch {
+        Arch::Lstm => 4.0,
+        Arch::Gru => 3.0,
+        Arch::Cornn => 2.0,
+        Arch::Rnn | Arch::Asrnn => 1.0,
+    };
+    let layers = config.population.num_layers as f64;
+    let per_step = gates * n * (i as f64 + n) * layers;
+    let examples_train =
+        if config.task.train_examples == 0 { 8000 } else { config.task.train_examples };
+    let examples_test =
+        if config.task.test_examples == 0 { 2000 } else { config.task.test_examples };
+    let epochs = config.training.epochs as f64;
+    // forward + backward = 3 forward passes on training data; one forward on test data per
+    // checkpoint.
+    per_step
+        * t as f64
+        * (3.0 * examples_train as f64 * epochs + examples_test as f64 * (epochs + 1.0))
+}
+
+fn spectrum_flops_per_checkpoint(config: &ExperimentConfig, arch: Arch) -> f64 {
+    let (t, _) = task_shape(config);
+    let n = config.population.hidden_size;
+    let d = (arch.state_multiplier(config.spectra.lstm_state) * n * config.population.num_layers)
+        as f64;
+    let k = config.spectra.k.map(|k| k as f64).unwrap_or(d);
+    let gates = match arch {
+        Arch::Lstm => 4.0,
+        Arch::Gru => 3.0,
+        _ => 1.0,
+    };
+    let steps = (t + config.spectra.warmup) as f64;
+    config.spectra.driving_sequences as f64
+        * steps
+        * (2.0 * gates * n as f64 * d * k + 2.0 * d * k * k)
+}
+
+/// Scans the run folder and prices what is left.
+pub fn summarize(
+    config: &ExperimentConfig,
+    run: &RunFolder,
+    shard: Shard,
+    workers: usize,
+) -> PlanSummary {
+    let units = units_of_shard(config, shard);
+    let nets: Vec<&NetworkPlan> = units.iter().flat_map(|u| &u.networks).collect();
+    let epochs_sp = config.spectrum_epochs();
+    let mut progress = Progress { networks_total: nets.len(), ..Default::default() };
+    let mut macs = 0.0;
+    let mut flops = 0.0;
+    for net in &nets {
+        if super::sweep::network_is_complete(run, config, &net.id).is_ok() {
+            progress.networks_trained += 1;
+        } else {
+            macs += train_macs_per_network(config, net.arch);
+        }
+        for &e in &epochs_sp {
+            progress.spectra_total += 1;
+            if super::spectra::spectrum_is_complete(run, &net.id, e) {
+                progress.spectra_done += 1;
+            } else {
+                flops += spectrum_flops_per_checkpoint(config, net.arch);
+            }
+        }
+    }
+    progress.aelle_done = run.aelle_dir().join("metrics.json").exists();
+    progress.report_done = run.report_dir().join("index.html").exists();
+    let w = workers.max(1) as f64;
+    let mut secs = macs / TRAIN_MACS_PER_SECOND / w + flops / SPECTRUM_FLOPS_PER_SECOND / w;
+    if !progress.report_done {
+        secs += ANALYSIS_SECONDS;
+    }
+    PlanSummary {
+        run_folder: run.root().display().to_string(),
+        shard: shard.to_string(),
+        architectures: config
+            .population
+            .architectures
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect(),
+        networks: nets.len(),
+        training_units: units.len(),
+        epochs: config.training.epochs,
+        checkpoints: nets.len() * (config.training.epochs as usize + 1),
+        spectrum_epochs: epochs_sp.clone(),
+        spectra: nets.len() * epochs_sp.len(),
+        aelle_rows: nets.len() * epochs_sp.len(),
+        workers,
+        progress,
+        training_macs: macs,
+        spectrum_flops: flops,
+        estimated_seconds: secs,
+    }
+}
+
+/// Human-readable plan (`--dry-run`).
+pub fn render_plan(s: &PlanSummary) -> String {
+    let est = Duration::from_secs_f64(s.estimated_seconds.max(0.0));
+    format!(
+        "plan for {folder} (shard {shard}, {workers} workers)\n\
+         \x20 cells            {archs}\n\
+         \x20 networks         {nets} in {units} training units ({trained} already trained)\n\
+         \x20 checkpoints      {ckpt} (epochs 0..={epochs})\n\
+         \x20 spectra          {spectra} at epochs {sp_ep:?} ({sp_done} already computed)\n\
+         \x20 AeLLE rows       {rows}\n\
+         \x20 left to compute  {macs:.2e} training multiply-adds, {flops:.2e} spectrum flops\n\
+         \x20 estimated time   {mins}m{secs:02}s (from rates measured on a 2-core machine)\n",
+        folder = s.run_folder,
+        shard = s.shard,
+        workers = s.workers,
+        archs = s.architectures.join(", "),
+        nets = s.networks,
+        units = s.training_units,
+        trained = s.progress.networks_trained,
+        ckpt = s.checkpoints,
+        epochs = s.epochs,
+        spectra = s.spectra,
+        sp_ep = s.spectrum_epochs,
+        sp_done = s.progress.spectra_done,
+        rows = s.aelle_rows,
+        macs = s.training_macs,
+        flops = s.spectrum_flops,
+        mins = est.as_secs() / 60,
+        secs = est.as_secs() % 60,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::config::Preset;
+
+    #[test]
+    fn networks_cover_the_p_range_with_distinct_ids_and_seeds() {
+        let c = ExperimentConfig::default();
+        let nets = networks(&c);
+        assert_eq!(nets.len(), 5 * 32);
+        let lstm: Vec<_> = nets.iter().filter(|n| n.arch == Arch::Lstm).collect();
+        assert_eq!(lstm.first().unwrap().p, c.population.p_min);
+        assert!((lstm.last().unwrap().p - c.population.p_max).abs() < 1e-12);
+        let mut ids: Vec<_> = nets.iter().map(|n| &n.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), nets.len());
+        let mut seeds: Vec<_> = nets.iter().map(|n| n.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        assert_eq!(seeds.len(), nets.len());
+    }
+
+    #[test]
+    fn units_hold_one_cell_and_shards_partition_them() {
+        let c = Preset::Tiny.config();
+        let units = training_units(&c);
+        assert!(units.iter().all(|u| u.networks.iter().all(|n| n.arch == u.networks[0].arch)));
+        let total: usize =
+            (0..3).map(|i| units_of_shard(&c, Shard { index: i, count: 3 }).len()).sum();
+        assert_eq!(total, units.len());
+    }
+}

@@ -1,0 +1,395 @@
+//! `report/index.html` (self-contained) and `report/summary.md`.
+
+use std::fmt::Write;
+
+use super::{PUBLISHED, PointOut, Published, RenderedFigure, ReportData, split_counts};
+
+/// Standard base64 (RFC 4648, with padding) for data URIs.
+pub fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.1}", 100.0 * x)).unwrap_or_else(|| "–".into())
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into())
+}
+
+fn published_for(fraction: Option<f64>) -> Option<Published> {
+    let f = fraction?;
+    PUBLISHED.iter().find(|p| (p.fraction - f).abs() < 1e-9).copied()
+}
+
+/// One row of the early-prediction table.
+pub struct EarlyRow {
+    pub point: String,
+    pub skipped: Option<String>,
+    pub test_networks: usize,
+    /// precision, recall, F1, AUROC (fractions).
+    pub aelle: [Option<f64>; 4],
+    pub loss: [Option<f64>; 4],
+    pub logistic: [Option<f64>; 4],
+    pub head: [Option<f64>; 4],
+    pub published: Option<Published>,
+}
+
+fn metrics_of(p: &PointOut, name: &str) -> [Option<f64>; 4] {
+    p.classifier(name).map(|c| [c.precision, c.recall, c.f1, c.auroc]).unwrap_or([None; 4])
+}
+
+/// The early-prediction table from `aelle/metrics.json`.
+pub fn early_rows(data: &ReportData) -> Vec<EarlyRow> {
+    data.aelle
+        .evaluations
+        .iter()
+        .map(|p| {
+            let (label, frac) = p.label();
+            EarlyRow {
+                point: label,
+                skipped: p.skipped.clone(),
+                test_networks: p.networks.test,
+                aelle: metrics_of(p, "aelle_pc1"),
+                loss: metrics_of(p, "loss_based"),
+                logistic: metrics_of(p, "aelle_logistic"),
+                head: metrics_of(p, "aelle_predictor_head"),
+                published: published_for(frac),
+            }
+        })
+        .collect()
+}
+
+fn fmt_pub(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into())
+}
+
+/// `summary.md`.
+pub fn summary_markdown(
+    data: &ReportData,
+    figures: &[RenderedFigure],
+    config_toml: &str,
+) -> String {
+    let c = &data.config;
+    let mut s = String::new();
+    let _ = writeln!(s, "# AeLLE experiment `{}`\n", c.name);
+    let _ = writeln!(
+        s,
+        "{} networks ({} per cell; cells {}), N = {}, p in [{}, {}], {} epochs of Adam (lr {}, batch {}) on row-wise sequential MNIST ({} training / {} test images); spectra of {} checkpoints per network (epochs {:?}) from {} fixed driving sequences.\n",
+        data.nets.len(),
+        c.population.networks_per_architecture,
+        c.population.architectures.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
+        c.population.hidden_size,
+        c.population.p_min,
+        c.population.p_max,
+        c.training.epochs,
+        c.training.learning_rate,
+        c.training.batch_size,
+        if c.task.train_examples == 0 { 8000 } else { c.task.train_examples },
+        if c.task.test_examples == 0 { 2000 } else { c.task.test_examples },
+        c.spectrum_epochs().len(),
+        c.spectrum_epochs(),
+        c.spectra.driving_sequences,
+    );
+    let _ = writeln!(s, "## Final test accuracy per cell\n");
+    let _ = writeln!(s, "| cell | networks | mean ± std | best | worst | diverged |");
+    let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: |");
+    for a in data.arch_accuracies() {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} ± {:.3} | {:.3} | {:.3} | {} |",
+            a.arch, a.networks, a.mean, a.std, a.best, a.worst, a.diverged
+        );
+    }
+    let splits = split_counts(data);
+    let _ = writeln!(
+        s,
+        "\n## Early prediction: AeLLE vs loss-based classifier\n\n\"High performing\" = final test loss below the median ({:.4}). Every number is on held-out **test networks** ({} test / {} validation / {} train networks); precision, recall, F1 and AUROC in percent (AUROC as a fraction). Published: Vogt et al., sequential MNIST, 200 networks of N = 64 per cell.\n",
+        data.aelle.high_performance_threshold,
+        splits.get("test").copied().unwrap_or(0),
+        splits.get("validation").copied().unwrap_or(0),
+        splits.get("train").copied().unwrap_or(0),
+    );
+    let _ = writeln!(
+        s,
+        "| point | test networks | AeLLE precision | AeLLE recall | AeLLE F1 | AeLLE AUROC | loss precision | loss recall | loss F1 | loss AUROC | published AeLLE P / R | published loss P / R |"
+    );
+    let _ = writeln!(
+        s,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for r in early_rows(data) {
+        if let Some(why) = &r.skipped {
+            let _ = writeln!(
+                s,
+                "| {} | {} | skipped: {why} | | | | | | | | | |",
+                r.point, r.test_networks
+            );
+            continue;
+        }
+        let (pa, pl) = match r.published {
+            Some(p) => (
+                format!("{:.1} / {:.1}", p.aelle_precision, p.aelle_recall),
+                format!("{} / {}", fmt_pub(p.loss_precision), fmt_pub(p.loss_recall)),
+            ),
+            None => ("n/a".into(), "n/a".into()),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.point,
+            r.test_networks,
+            pct(r.aelle[0]),
+            pct(r.aelle[1]),
+            pct(r.aelle[2]),
+            num(r.aelle[3]),
+            pct(r.loss[0]),
+            pct(r.loss[1]),
+            pct(r.loss[2]),
+            num(r.loss[3]),
+            pa,
+            pl
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nOther AeLLE read-outs of the same latent (precision / recall / F1 / AUROC):\n"
+    );
+    let _ = writeln!(s, "| point | logistic on latent | predictor head |");
+    let _ = writeln!(s, "| --- | --- | --- |");
+    for r in early_rows(data) {
+        let f = |m: [Option<f64>; 4]| {
+            format!("{} / {} / {} / {}", pct(m[0]), pct(m[1]), pct(m[2]), num(m[3]))
+        };
+        let _ = writeln!(s, "| {} | {} | {} |", r.point, f(r.logistic), f(r.head));
+    }
+    let _ = writeln!(
+        s,
+        "\nAeLLE rows: {} used of {} ({} excluded: non-finite spectrum or loss, listed in `aelle/metrics.json`).\n",
+        data.aelle.rows_used,
+        data.aelle.rows_in,
+        data.aelle.excluded.len()
+    );
+    let _ = writeln!(s, "## Figures\n");
+    for f in figures {
+        let _ = writeln!(s, "![{0}]({0}.png)\n\n{1} ([SVG]({0}.svg))\n", f.name, f.caption);
+    }
+    let _ = writeln!(s, "## Timings\n");
+    let _ = writeln!(s, "| stage | seconds |");
+    let _ = writeln!(s, "| --- | ---: |");
+    for t in &data.timings {
+        let _ = writeln!(s, "| {} | {:.1} |", t.stage, t.seconds);
+    }
+    let _ = writeln!(s, "\n## Configuration\n\n```toml\n{config_toml}```");
+    s
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2em auto;max-width:1250px;color:#222;padding:0 1em}\
+table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margin:1.5em 0}img{max-width:100%;border:1px solid #eee}\
+figcaption{font-size:14px;color:#444}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}\
+.pub{background:#fbf7e8}.note{color:#555;font-size:14px}#status{font-size:13px;color:#666}";
+
+/// `index.html`: self-contained (PNG figures as data URIs, inline CSS and script).
+pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &str) -> String {
+    let c = &data.config;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>AeLLE experiment {}</title><style>{STYLE}</style></head><body>\n",
+        esc(&c.name)
+    );
+    let _ = writeln!(h, "<h1>AeLLE experiment <code>{}</code></h1>", esc(&c.name));
+    let _ = writeln!(h, "<p id=\"status\">{} figures embedded.</p>", figures.len());
+    let _ = writeln!(
+        h,
+        "<p>{} networks ({} per cell), N = {}, p ∈ [{}, {}], {} epochs of Adam (lr {}, batch {}) on row-wise sequential MNIST ({} training / {} test images). Lyapunov spectra of epochs {:?} from {} fixed driving sequences.</p>",
+        data.nets.len(),
+        c.population.networks_per_architecture,
+        c.population.hidden_size,
+        c.population.p_min,
+        c.population.p_max,
+        c.training.epochs,
+        c.training.learning_rate,
+        c.training.batch_size,
+        if c.task.train_examples == 0 { 8000 } else { c.task.train_examples },
+        if c.task.test_examples == 0 { 2000 } else { c.task.test_examples },
+        c.spectrum_epochs(),
+        c.spectra.driving_sequences
+    );
+    let _ = writeln!(
+        h,
+        "<h2>Final test accuracy per cell</h2><table id=\"accuracy\"><tr><th>cell</th><th>networks</th><th>mean ± std</th><th>best</th><th>worst</th><th>diverged</th></tr>"
+    );
+    for a in data.arch_accuracies() {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.3} ± {:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>",
+            esc(&a.arch),
+            a.networks,
+            a.mean,
+            a.std,
+            a.best,
+            a.worst,
+            a.diverged
+        );
+    }
+    let _ = writeln!(h, "</table>");
+    let splits = split_counts(data);
+    let _ = writeln!(
+        h,
+        "<h2>Early prediction: AeLLE vs loss-based classifier</h2><p class=\"note\">\"High performing\" = final test loss below the median ({:.4}). Every number is computed on held-out <b>test networks</b> ({} test, {} validation, {} training networks); the AeLLE classifier is a threshold on PC1 of the latent fitted on training networks, its threshold chosen on validation networks. Percent, AUROC as a fraction. Shaded: the published numbers (Vogt et al.: 200 networks of N = 64 per cell; their threshold was tuned on the evaluated set).</p>",
+        data.aelle.high_performance_threshold,
+        splits.get("test").copied().unwrap_or(0),
+        splits.get("validation").copied().unwrap_or(0),
+        splits.get("train").copied().unwrap_or(0),
+    );
+    let _ = writeln!(
+        h,
+        "<table id=\"early\"><tr><th rowspan=2>point</th><th rowspan=2>test networks</th><th colspan=4>AeLLE (PC1)</th><th colspan=4>loss-based</th><th colspan=2 class=pub>published AeLLE</th><th colspan=2 class=pub>published loss-based</th></tr>"
+    );
+    let _ = writeln!(
+        h,
+        "<tr><th>precision</th><th>recall</th><th>F1</th><th>AUROC</th><th>precision</th><th>recall</th><th>F1</th><th>AUROC</th><th class=pub>precision</th><th class=pub>recall</th><th class=pub>precision</th><th class=pub>recall</th></tr>"
+    );
+    for r in early_rows(data) {
+        if let Some(why) = &r.skipped {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td colspan=12>skipped: {}</td></tr>",
+                esc(&r.point),
+                r.test_networks,
+                esc(why)
+            );
+            continue;
+        }
+        let (a, b, cc, d) = match r.published {
+            Some(p) => (
+                format!("{:.1}", p.aelle_precision),
+                format!("{:.1}", p.aelle_recall),
+                fmt_pub(p.loss_precision),
+                fmt_pub(p.loss_recall),
+            ),
+            None => ("n/a".into(), "n/a".into(), "n/a".into(), "n/a".into()),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=pub>{a}</td><td class=pub>{b}</td><td class=pub>{cc}</td><td class=pub>{d}</td></tr>",
+            esc(&r.point),
+            r.test_networks,
+            pct(r.aelle[0]),
+            pct(r.aelle[1]),
+            pct(r.aelle[2]),
+            num(r.aelle[3]),
+            pct(r.loss[0]),
+            pct(r.loss[1]),
+            pct(r.loss[2]),
+            num(r.loss[3]),
+        );
+    }
+    let _ = writeln!(h, "</table>");
+    let _ = writeln!(
+        h,
+        "<p class=note>Other read-outs of the same latent (precision / recall / F1 / AUROC):</p><table id=\"early-other\"><tr><th>point</th><th>logistic regression on the latent</th><th>predictor head</th></tr>"
+    );
+    for r in early_rows(data) {
+        let f = |m: [Option<f64>; 4]| {
+            format!("{} / {} / {} / {}", pct(m[0]), pct(m[1]), pct(m[2]), num(m[3]))
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.point),
+            f(r.logistic),
+            f(r.head)
+        );
+    }
+    let _ = writeln!(h, "</table>");
+    let _ = writeln!(
+        h,
+        "<p class=note>AeLLE rows: {} used of {} ({} excluded for a non-finite spectrum or loss; listed in <code>aelle/metrics.json</code>). PCA explained variance: {}. t-SNE perplexity: {}.</p>",
+        data.aelle.rows_used,
+        data.aelle.rows_in,
+        data.aelle.excluded.len(),
+        data.aelle
+            .pca_explained_variance_ratio
+            .iter()
+            .take(2)
+            .map(|v| format!("{:.0} %", v * 100.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        data.aelle.tsne_perplexity.map(|p| format!("{p:.1}")).unwrap_or_else(|| "not run".into())
+    );
+    let _ = writeln!(h, "<h2>Figures</h2>");
+    for f in figures {
+        let _ = writeln!(
+            h,
+            "<figure id=\"fig-{0}\"><img alt=\"{0}\" src=\"data:image/png;base64,{1}\"><figcaption>{2} Files: <code>{0}.png</code>, <code>{0}.svg</code>.</figcaption></figure>",
+            f.name,
+            base64(&f.png),
+            esc(&f.caption)
+        );
+    }
+    let _ = writeln!(
+        h,
+        "<h2>Timings</h2><table id=\"timings\"><tr><th>stage</th><th>seconds</th></tr>"
+    );
+    for t in &data.timings {
+        let _ = writeln!(h, "<tr><td>{}</td><td>{:.1}</td></tr>", esc(&t.stage), t.seconds);
+    }
+    let _ = writeln!(h, "</table>");
+    let _ = writeln!(h, "<h2>Configuration</h2><pre>{}</pre>", esc(config_toml));
+    // Marks how many figures decoded (shown to the reader, and read by the browser test).
+    let _ = writeln!(
+        h,
+        "<script>window.addEventListener('load',function(){{var i=document.images,n=0;for(var k=0;k<i.length;k++){{if(i[k].complete&&i[k].naturalWidth>0)n++;}}document.body.setAttribute('data-images-loaded',n+'/'+i.length);document.getElementById('status').textContent=n+' of '+i.length+' figures loaded.';}});</script>"
+    );
+    let _ = writeln!(h, "</body></html>");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{base64, published_for};
+
+    #[test]
+    fn published_numbers_are_matched_to_fraction_points_only() {
+        let p = published_for(Some(0.1)).unwrap();
+        assert_eq!((p.aelle_recall, p.aelle_precision), (96.9, 83.6));
+        assert_eq!((p.loss_recall, p.loss_precision), (Some(21.4), Some(100.0)));
+        let p0 = published_for(Some(0.0)).unwrap();
+        assert_eq!((p0.aelle_recall, p0.loss_recall), (92.2, None));
+        assert_eq!(published_for(Some(0.5)).unwrap().loss_recall, Some(70.4));
+        assert!(published_for(Some(0.3)).is_none());
+        assert!(published_for(None).is_none());
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The run folder (ARCHITECTURE.md, "Run folder"): paths, atomic writes, and the check that a
+//! folder belongs to the configuration at hand.
+//!
+//! ```text
+//! runs/<name>/
+//!   config.toml                          resolved config of this run
+//!   nets/<net-id>/epoch-<e>.safetensors  checkpoints (epoch 0 = initialisation)
+//!   nets/<net-id>/metrics.json           per-epoch losses and accuracies; written last
+//!   spectra/driving.safetensors          the fixed driving sequences [B, T, I]
+//!   spectra/<net-id>/epoch-<e>.json      per-sequence spectra [B, k], mean, std, status
+//!   aelle/model.safetensors, model.json, metrics.json, rows.json
+//!   report/index.html, summary.md, *.png, *.svg
+//!   shards/<stage>-shard-<i>-of-<n>.json completion records of sharded stages
+//!   timings/<stage>[-shard-..].json      wall time of each stage run
+//! ```
+//!
+//! Every file is written to a temporary name in the same folder and renamed into place, so a
+//! crash or Ctrl-C never leaves a half file under a final name.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::config::{ExperimentConfig, read_resolved};
+
+/// Writes `bytes` to `path` through a temporary file and a rename (same folder).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    f.write_all(bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    f.sync_all().ok();
+    drop(f);
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("{}: cannot rename into place", path.display()))?;
+    Ok(())
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Reads and parses a JSON file, naming the file on error.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| {
+            crate::UsageError(format!("{}: not a valid file of its kind: {e}", path.display()))
+        })
+        .map_err(Into::into)
+}
+
+/// Paths of one run.
+#[derive(Debug, Clone)]
+pub struct RunFolder {
+    root: PathBuf,
+}
+
+impl RunFolder {
+    /// The folder `root` (not touched).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Opens `root` for `config`: creates it and writes `config.toml` when new; when it holds
+    /// a `config.toml`, refuses a different experiment (the `[runtime]` section and `name`
+    /// may differ) with an error naming the file and the differing fields. Nothing in the
+    /// folder is modified on refusal.
+    pub fn open(root: impl Into<PathBuf>, config: &ExperimentConfig) -> Result<Self> {
+        let run = Self::new(root);
+        let path = run.config_path();
+        if path.exists() {
+            let existing = read_resolved(&path)?;
+            let diffs = existing.experiment_differences(config)?;
+            if !diffs.is_empty() {
+                let shown: Vec<String> = diffs
+                    .iter()
+                    .take(5)
+                    .map(|(k, a, b)| format!("{k} is {a} there, {b} here"))
+                    .collect();
+                let more = if diffs.len() > 5 {
+                    format!(" (and {} more)", diffs.len() - 5)
+                } else {
+                    String::new()
+                };
+                return Err(crate::UsageError(format!(
+                    "{}: this run folder was made by a different configuration: {}{more}; \
+                     use another --name, or remove the folder to start over",
+                    path.display(),
+                    shown.join("; ")
+                ))
+                .into());
+            }
+            if existing != *config {
+                write_atomic(&path, config.to_toml()?.as_bytes())?;
+            }
+        } else {
+            std::fs::create_dir_all(&run.root)
+                .with_context(|| format!("{}: cannot create the run folder", run.root.display()))?;
+            write_atomic(&path, config.to_toml()?.as_bytes())?;
+        }
+        Ok(run)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    pub fn nets_dir(&self) -> PathBuf {
+        self.root.join("nets")
+    }
+    pub fn net_dir(&self, id: &str) -> PathBuf {
+        self.nets_dir().join(id)
+    }
+    pub fn checkpoint(&self, id: &str, epoch: u32) -> PathBuf {
+        self.net_dir(id).join(format!("epoch-{epoch}.safetensors"))
+    }
+    pub fn metrics(&self, id: &str) -> PathBuf {
+        self.net_dir(id).join("metrics.json")
+    }
+    pub fn spectra_dir(&self) -> PathBuf {
+        self.root.join("spectra")
+    }
+    pub fn driving(&self) -> PathBuf {
+        self.spectra_dir().join("driving.safetensors")
+    }
+    pub fn spectrum(&self, id: &str, epoch: u32) -> PathBuf {
+        self.spectra_dir().join(id).join(format!("epoch-{epoch}.json"))
+    }
+    pub fn aelle_dir(&self) -> PathBuf {
+        self.root.join("aelle")
+    }
+    pub fn report_dir(&self) -> PathBuf {
+        self.root.join("report")
+    }
+    pub fn shard_record(&self, stage: &str, tag: &str) -> PathBuf {
+        self.root.join("shards").join(format!("{stage}-{tag}.json"))
+    }
+    pub fn timing(&self, stage: &str) -> PathBuf {
+        self.root.join("timings").join(format!("{stage}.json"))
+    }
+    pub fn timings_dir(&self) -> PathBuf {
+        self.root.join("timings")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::config::Preset;
+
+    #[test]
+    fn refuses_a_folder_of_another_experiment_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("r");
+        let a = Preset::Tiny.config();
+        RunFolder::open(&root, &a).unwrap();
+        let before = std::fs::read(root.join("config.toml")).unwrap();
+        let mut b = a.clone();
+        b.training.epochs = 5;
+        let e = RunFolder::open(&root, &b).unwrap_err().to_string();
+        assert!(
+            e.contains("config.toml") && e.contains("training.epochs is 2 there, 5 here"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(root.join("config.toml")).unwrap(), before);
+        // runtime changes are allowed
+        let mut c = a.clone();
+        c.runtime.workers = 3;
+        RunFolder::open(&root, &c).unwrap();
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x/y.json");
+        write_json(&p, &vec![1, 2, 3]).unwrap();
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        assert_eq!(read_json::<Vec<i32>>(&p).unwrap(), vec![1, 2, 3]);
+    }
+}

@@ -1,0 +1,367 @@
+//! `orchestrator spectrum --weights ...`: spectra of recurrent networks loaded from safetensors
+//! (PyTorch names, `docs/checkpoint-format.md`), driven by inputs from a file or seeded noise.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use le_engine::rnn::{
+    CellKind, InputSet, LoadOptions, LstmState, Network, RnnSpectrumConfig, WarmupMode,
+    population_spectra,
+};
+use le_engine::{
+    InitialBasis, LogBase, Orientation, Precision, Real, Spectrum, SpectrumStats,
+    kaplan_yorke_dimension,
+};
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use safetensors::{Dtype, SafeTensors};
+use serde::Serialize;
+
+use crate::UsageError;
+use crate::cli::{ArchArg, LstmStateArg, SpectrumArgs};
+use crate::spectrum_cmd::config_from_args;
+
+/// Spectrum of one network over its driving sequences (what `--json` prints per network).
+#[derive(Debug, Serialize)]
+pub struct NetworkReport {
+    pub weights: PathBuf,
+    pub arch: &'static str,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    /// Tangent state dimension (2N per layer for LSTM full state and CoRNN).
+    pub dim: usize,
+    pub k: usize,
+    /// Accumulated steps per sequence.
+    pub steps: usize,
+    pub warmup: usize,
+    pub batch: usize,
+    pub log_base: &'static str,
+    pub orientation: &'static str,
+    pub precision: &'static str,
+    pub lstm_state: &'static str,
+    pub reference_mode: bool,
+    /// Mean over the finite sequences, sorted descending (same as `mean`).
+    pub exponents: Vec<f64>,
+    pub mean: Vec<f64>,
+    /// Sample standard deviation over the finite sequences.
+    pub std: Vec<f64>,
+    /// Derived from the mean spectrum.
+    pub sum: f64,
+    pub kaplan_yorke: f64,
+    pub n_positive: usize,
+    pub entropy_rate: f64,
+    /// `finite`, `partly_diverged` or `diverged`.
+    pub status: &'static str,
+    pub n_finite: usize,
+    /// Sequences that diverged, with where and why.
+    pub diverged: Vec<DivergedSequence>,
+    /// Sorted exponents of every sequence (null entries for diverged ones).
+    pub sequences: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DivergedSequence {
+    pub sequence: usize,
+    pub step: usize,
+    pub reason: String,
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// Driving inputs `[B, T, I]` as `f64` with their shape.
+struct Inputs {
+    data: Vec<f64>,
+    batch: usize,
+    steps: usize,
+    input: usize,
+}
+
+fn read_inputs(path: &Path) -> Result<Inputs> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| usage(format!("{}: not a valid safetensors file: {e}", path.display())))?;
+    let v = st.tensor("inputs").map_err(|_| {
+        usage(format!(
+            "{}: missing tensor `inputs` (expected shape [B, T, I], F32 or F64)",
+            path.display()
+        ))
+    })?;
+    let shape = v.shape().to_vec();
+    if shape.len() != 3 || shape.contains(&0) {
+        return Err(usage(format!(
+            "{}: tensor `inputs` has shape {shape:?}, expected [B, T, I] with B, T, I >= 1",
+            path.display()
+        )));
+    }
+    let data: Vec<f64> = match v.dtype() {
+        Dtype::F32 => v
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64)
+            .collect(),
+        Dtype::F64 => {
+            v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect()
+        }
+        other => {
+            return Err(usage(format!(
+                "{}: tensor `inputs` has dtype {other:?}, expected F32 or F64",
+                path.display()
+            )));
+        }
+    };
+    if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+        let (t, d) = (shape[1], shape[2]);
+        return Err(usage(format!(
+            "{}: tensor `inputs` holds a non-finite value at [{}, {}, {}]",
+            path.display(),
+            i / (t * d),
+            (i / d) % t,
+            i % d
+        )));
+    }
+    Ok(Inputs { data, batch: shape[0], steps: shape[1], input: shape[2] })
+}
+
+fn random_inputs(spec: &str, input: usize, seed: u64) -> Result<Inputs> {
+    let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let parsed: Option<Vec<usize>> =
+        (parts.len() == 2).then(|| parts.iter().map(|p| p.parse().ok()).collect()).flatten();
+    let Some(v) = parsed.filter(|v| v[0] >= 1 && v[1] >= 1) else {
+        return Err(usage(format!(
+            "--inputs-random `{spec}`: expected B,T with B, T >= 1 (e.g. 15,100)"
+        )));
+    };
+    let (batch, steps) = (v[0], v[1]);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let data = (0..batch * steps * input).map(|_| StandardNormal.sample(&mut rng)).collect();
+    Ok(Inputs { data, batch, steps, input })
+}
+
+fn load_options(args: &SpectrumArgs) -> Result<LoadOptions> {
+    let mut opts = LoadOptions {
+        arch: args.arch.map(|a| match a {
+            ArchArg::Rnn => CellKind::Rnn,
+            ArchArg::Gru => CellKind::Gru,
+            ArchArg::Lstm => CellKind::Lstm,
+            ArchArg::Asrnn => CellKind::Asrnn,
+            ArchArg::Cornn => CellKind::Cornn,
+        }),
+        prefix: args.prefix.clone(),
+        ..LoadOptions::default()
+    };
+    for p in &args.params {
+        let Some((name, value)) = p.split_once('=') else {
+            return Err(usage(format!("--param `{p}`: expected NAME=VALUE")));
+        };
+        let v: f64 =
+            value.trim().parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+                usage(format!("--param {name}: `{value}` is not a finite number"))
+            })?;
+        match name.trim() {
+            "eps" => opts.eps = Some(v),
+            "gamma" => opts.gamma = Some(v),
+            "dt" => opts.dt = Some(v),
+            other => {
+                return Err(usage(format!(
+                    "--param `{other}`: unknown cell constant for --weights (expected one of: eps, gamma, dt)"
+                )));
+            }
+        }
+    }
+    Ok(opts)
+}
+
+fn rnn_config(args: &SpectrumArgs) -> RnnSpectrumConfig {
+    let mut spectrum = config_from_args(args, true);
+    spectrum.log_det = false;
+    if args.reference_mode && args.basis == crate::cli::BasisArg::Identity {
+        spectrum.initial_basis = InitialBasis::Identity;
+    }
+    RnnSpectrumConfig {
+        spectrum,
+        lstm_state: match (args.lstm_state, args.reference_mode) {
+            (Some(LstmStateArg::Full), _) => LstmState::Full,
+            (Some(LstmStateArg::HOnly), _) | (None, true) => LstmState::HOnly,
+            (None, false) => LstmState::Full,
+        },
+        warmup_mode: if args.reference_mode {
+            WarmupMode::ReplayInputs
+        } else {
+            WarmupMode::Tangent
+        },
+    }
+}
+
+fn run_typed<T: Real>(args: &SpectrumArgs, cfg: &RnnSpectrumConfig) -> Result<Vec<NetworkReport>> {
+    let opts = load_options(args)?;
+    let nets: Vec<Network<T>> = args
+        .weights
+        .iter()
+        .map(|p| Network::<T>::load(p, &opts).map_err(anyhow::Error::from))
+        .collect::<Result<_>>()?;
+    let first = &nets[0];
+    for (p, net) in args.weights.iter().zip(&nets).skip(1) {
+        if net.kind != first.kind
+            || net.hidden != first.hidden
+            || net.input != first.input
+            || net.num_layers() != first.num_layers()
+        {
+            return Err(usage(format!(
+                "{}: a {} with N = {}, I = {}, {} layers; a population needs networks shaped like {} ({} with N = {}, I = {}, {} layers)",
+                p.display(),
+                net.kind.name(),
+                net.hidden,
+                net.input,
+                net.num_layers(),
+                args.weights[0].display(),
+                first.kind.name(),
+                first.hidden,
+                first.input,
+                first.num_layers()
+            )));
+        }
+    }
+    let inputs = match (&args.inputs, &args.inputs_random) {
+        (Some(path), None) => read_inputs(path)?,
+        (None, Some(spec)) => random_inputs(spec, first.input, args.seed)?,
+        _ => {
+            return Err(usage(
+                "--weights needs driving inputs: --inputs FILE or --inputs-random B,T",
+            ));
+        }
+    };
+    if inputs.input != first.input {
+        return Err(usage(format!(
+            "{}: tensor `inputs` has I = {} per step, the network expects input_size = {}",
+            args.inputs.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            inputs.input,
+            first.input
+        )));
+    }
+    let data: Vec<T> = inputs.data.iter().map(|&v| T::from_f64(v)).collect();
+    tracing::info!(
+        networks = nets.len(),
+        batch = inputs.batch,
+        steps = inputs.steps,
+        arch = first.kind.name(),
+        "computing RNN spectra"
+    );
+    let pop = population_spectra(&nets, &InputSet::shared(&data, inputs.batch, inputs.steps), cfg)?;
+    let sc = &cfg.spectrum;
+    let k = pop.spectra[0][0].exponents.len();
+    Ok(args
+        .weights
+        .iter()
+        .zip(&nets)
+        .zip(pop.spectra.iter().zip(&pop.stats))
+        .map(|((path, net), (spectra, stats))| {
+            network_report(
+                path,
+                net,
+                spectra,
+                stats,
+                k,
+                inputs.batch,
+                cfg,
+                args.reference_mode,
+                sc.zero_tolerance,
+            )
+        })
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn network_report<T: Real>(
+    path: &Path,
+    net: &Network<T>,
+    spectra: &[Spectrum],
+    stats: &SpectrumStats,
+    k: usize,
+    batch: usize,
+    cfg: &RnnSpectrumConfig,
+    reference_mode: bool,
+    zero_tolerance: f64,
+) -> NetworkReport {
+    let sc = &cfg.spectrum;
+    let mean = stats.mean.clone();
+    let status = if stats.n_finite == stats.n_total {
+        "finite"
+    } else if stats.n_finite == 0 {
+        "diverged"
+    } else {
+        "partly_diverged"
+    };
+    NetworkReport {
+        weights: path.to_path_buf(),
+        arch: net.kind.name(),
+        hidden_size: net.hidden,
+        num_layers: net.num_layers(),
+        dim: net.tangent_dim(cfg.lstm_state),
+        k,
+        steps: spectra.iter().map(|s| s.steps).max().unwrap_or(0),
+        warmup: sc.warmup,
+        batch,
+        log_base: match sc.log_base {
+            LogBase::E => "e",
+            LogBase::Two => "2",
+        },
+        orientation: match sc.orientation {
+            Orientation::JQ => "JQ",
+            Orientation::JtQ => "JtQ",
+        },
+        precision: match sc.precision {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        },
+        lstm_state: match cfg.lstm_state {
+            LstmState::Full => "full",
+            LstmState::HOnly => "h_only",
+        },
+        reference_mode,
+        exponents: mean.clone(),
+        sum: mean.iter().sum(),
+        kaplan_yorke: kaplan_yorke_dimension(&mean),
+        n_positive: mean.iter().filter(|&&l| l > zero_tolerance).count(),
+        entropy_rate: 0.0 + mean.iter().filter(|&&l| l > zero_tolerance).sum::<f64>(),
+        mean,
+        std: stats.std.clone(),
+        status,
+        n_finite: stats.n_finite,
+        diverged: spectra
+            .iter()
+            .enumerate()
+            .filter_map(|(b, s)| match &s.status {
+                le_engine::Status::Diverged { step, reason } => {
+                    Some(DivergedSequence { sequence: b, step: *step, reason: reason.clone() })
+                }
+                le_engine::Status::Finite => None,
+            })
+            .collect(),
+        sequences: spectra.iter().map(|s| s.exponents.clone()).collect(),
+    }
+}
+
+/// Run `spectrum --weights ...`: one report per weights file.
+pub fn run(args: &SpectrumArgs) -> Result<Vec<NetworkReport>> {
+    if args.jacobians.is_some() || args.system.is_some() {
+        return Err(usage("--weights cannot be combined with --system or --jacobians"));
+    }
+    if args.matrix.is_some()
+        || args.x0.is_some()
+        || args.dt.is_some()
+        || args.batch != 1
+        || args.steps.is_some()
+    {
+        return Err(usage(
+            "--weights: --matrix, --x0, --dt, --batch and --steps apply to built-in systems only \
+             (the driving inputs set B and T; use --warmup to skip the first steps)",
+        ));
+    }
+    let cfg = rnn_config(args);
+    match cfg.spectrum.precision {
+        Precision::F32 => run_typed::<f32>(args, &cfg),
+        Precision::F64 => run_typed::<f64>(args, &cfg),
+    }
+}
