@@ -38,6 +38,8 @@ pub mod linalg;
 pub mod map;
 pub mod qr;
 pub mod qr_batched;
+#[cfg(target_arch = "x86_64")]
+mod qr_tiles;
 pub mod rnn;
 pub mod scalar;
 pub mod spectrum;

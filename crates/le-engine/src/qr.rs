@@ -56,6 +56,8 @@ pub struct QrWorkspace<T: Real> {
     t_factors: Vec<T>,
     /// `nb x k` scratch for `W = V^T C`.
     w: Vec<T>,
+    /// `Y = V op(T)` of the current panel (same layout as `panel`), for the tiled update.
+    panel_y: Vec<T>,
 }
 
 impl<T: Real> QrWorkspace<T> {
@@ -80,6 +82,7 @@ impl<T: Real> QrWorkspace<T> {
             panel: vec![T::zero(); nb * d],
             t_factors: vec![T::zero(); k.div_ceil(nb).max(1) * nb * nb],
             w: vec![T::zero(); nb * k],
+            panel_y: vec![T::zero(); nb * d],
         }
     }
 
@@ -90,7 +93,7 @@ impl<T: Real> QrWorkspace<T> {
 
     /// Number of scalars of type `T` this workspace holds (for memory budgeting).
     pub fn scratch_len(d: usize, k: usize, nb: usize) -> usize {
-        2 * k + nb * d + k.div_ceil(nb).max(1) * nb * nb + nb * k
+        2 * k + 2 * nb * d + k.div_ceil(nb).max(1) * nb * nb + nb * k
     }
 
     /// Rows of the blocks this workspace serves.
@@ -371,8 +374,13 @@ fn make_reflector<T: Real, const FMA: bool>(x: &mut [T]) -> T {
         return T::zero();
     }
     // ||x|| = hypot(alpha, scale * sqrt(ssq)), computed without overflow.
-    let tail_norm = scale * ssq.sqrt();
-    let norm = alpha.hypot(tail_norm);
+    let norm = if scale == T::one() {
+        // fast path (ssq is comfortably inside the range): plain sqrt, unless alpha^2 overflows
+        let n2 = alpha * alpha + ssq;
+        if n2.is_finite() { n2.sqrt() } else { alpha.hypot(ssq.sqrt()) }
+    } else {
+        alpha.hypot(scale * ssq.sqrt())
+    };
     let beta = if alpha >= T::zero() { -norm } else { norm };
     let tau = (beta - alpha) / beta;
     let inv = T::one() / (alpha - beta);
@@ -482,29 +490,65 @@ fn apply_block_reflector<T: Real, const FMA: bool>(
     let m = d - p;
     let n2 = k - c0;
     let ldt = ws.nb;
+    #[cfg(target_arch = "x86_64")]
+    let tiled = nb == crate::qr_tiles::NB
+        && ldt == crate::qr_tiles::NB
+        && simd::level() == simd::Level::Avx512;
+    #[cfg(not(target_arch = "x86_64"))]
+    let tiled = false;
     // W = V^T C  (nb x n2, leading dim nb)
     // SAFETY: V is rows p..d of the panel slots (element (i, j) at p + i + j d, j < nb <=
     // ws.nb), C is rows p..d of columns c0..k of `a` (element (i, c) at (c0 + c) d + p + i),
     // W is nb x n2 inside ws.w (len ws.nb * k).
-    unsafe {
-        gemm_strided(
-            nb,
-            n2,
-            m,
-            ws.w.as_mut_ptr(),
-            nb,
-            false,
-            ws.panel.as_ptr().add(p),
-            d,
-            1,
-            a.as_ptr().add(c0 * d + p),
-            1,
-            d,
-            T::one(),
-        );
+    if tiled {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512 checked above; extents as described.
+        unsafe {
+            tiled_vt_c(
+                m,
+                n2,
+                ws.panel.as_ptr().add(p),
+                d,
+                a.as_ptr().add(c0 * d + p),
+                d,
+                ws.w.as_mut_ptr(),
+            )
+        };
+    } else {
+        unsafe {
+            gemm_strided(
+                nb,
+                n2,
+                m,
+                ws.w.as_mut_ptr(),
+                nb,
+                false,
+                ws.panel.as_ptr().add(p),
+                d,
+                1,
+                a.as_ptr().add(c0 * d + p),
+                1,
+                d,
+                T::one(),
+            )
+        };
     }
-    // W = op(T) W, in place, column by column
-    for c in 0..n2 {
+    if tiled {
+        // Y = V op(T) (rows p..d): column r of Y is a combination of the panel's reflectors,
+        // so the update C -= V op(T) W becomes C -= Y W with no scalar triangular product.
+        for r in 0..nb {
+            let (ys, _) = ws.panel_y.split_at_mut((r + 1) * d);
+            let y = &mut ys[r * d + p..];
+            y.fill(T::zero());
+            let range = if transpose_t { r..nb } else { 0..r + 1 };
+            for mm in range {
+                let coef = if transpose_t { t[r + mm * ldt] } else { t[mm + r * ldt] };
+                axpy::<T, FMA>(coef, &ws.panel[mm * d + p..(mm + 1) * d], y);
+            }
+        }
+    }
+    // W = op(T) W, in place, column by column (GEMM path)
+    for c in 0..if tiled { 0 } else { n2 } {
         let w = &mut ws.w[c * nb..(c + 1) * nb];
         if transpose_t {
             // w'_j = sum_{i <= j} T[i, j] w_i, from the bottom up
@@ -527,6 +571,22 @@ fn apply_block_reflector<T: Real, const FMA: bool>(
         }
     }
     // C -= V W
+    if tiled {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512 checked above; extents as for W = V^T C.
+        unsafe {
+            tiled_c_minus_v_w(
+                m,
+                n2,
+                ws.panel_y.as_ptr().add(p),
+                d,
+                a.as_mut_ptr().add(c0 * d + p),
+                d,
+                ws.w.as_ptr(),
+            )
+        };
+        return;
+    }
     // SAFETY: as above.
     unsafe {
         gemm_strided(
@@ -544,6 +604,86 @@ fn apply_block_reflector<T: Real, const FMA: bool>(
             nb,
             -T::one(),
         );
+    }
+}
+
+/// Dispatch of the register-tiled `W = V^T C` on the element type.
+///
+/// # Safety
+/// AVX-512F available; pointers valid for the extents (see [`crate::qr_tiles::vt_c`]).
+#[cfg(target_arch = "x86_64")]
+unsafe fn tiled_vt_c<T: Real>(
+    m: usize,
+    n2: usize,
+    v: *const T,
+    ldv: usize,
+    c: *const T,
+    ldc: usize,
+    w: *mut T,
+) {
+    use std::any::TypeId;
+    unsafe {
+        if TypeId::of::<T>() == TypeId::of::<f64>() {
+            crate::qr_tiles::vt_c::<f64>(
+                m,
+                n2,
+                v as *const f64,
+                ldv,
+                c as *const f64,
+                ldc,
+                w as *mut f64,
+            )
+        } else {
+            crate::qr_tiles::vt_c::<f32>(
+                m,
+                n2,
+                v as *const f32,
+                ldv,
+                c as *const f32,
+                ldc,
+                w as *mut f32,
+            )
+        }
+    }
+}
+
+/// Dispatch of the register-tiled `C -= V W` on the element type.
+///
+/// # Safety
+/// As [`tiled_vt_c`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn tiled_c_minus_v_w<T: Real>(
+    m: usize,
+    n2: usize,
+    v: *const T,
+    ldv: usize,
+    c: *mut T,
+    ldc: usize,
+    w: *const T,
+) {
+    use std::any::TypeId;
+    unsafe {
+        if TypeId::of::<T>() == TypeId::of::<f64>() {
+            crate::qr_tiles::c_minus_v_w::<f64>(
+                m,
+                n2,
+                v as *const f64,
+                ldv,
+                c as *mut f64,
+                ldc,
+                w as *const f64,
+            )
+        } else {
+            crate::qr_tiles::c_minus_v_w::<f32>(
+                m,
+                n2,
+                v as *const f32,
+                ldv,
+                c as *mut f32,
+                ldc,
+                w as *const f32,
+            )
+        }
     }
 }
 

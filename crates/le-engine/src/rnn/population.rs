@@ -326,7 +326,7 @@ fn network_spectra_with<T: Real>(
         (0..if parallel_qr { batch } else { 1 }).map(|_| QrWorkspace::new(d, k)).collect();
     // Serial QRs of several blocks: factor them LANES at a time, SIMD across blocks, where
     // that kernel is faster (f32 with AVX-512).
-    let mut interleaved = (!parallel_qr && batch > 1 && simd_interleaved_pays::<T>())
+    let mut interleaved = (!parallel_qr && batch > 1 && simd_interleaved_pays::<T>(d))
         .then(|| (BatchedQrWorkspace::<T>::new(d, k), vec![0.0f64; LANES * k]));
     let mut acc: Vec<SequenceAccumulator> = (0..batch)
         .map(|_| SequenceAccumulator {

@@ -1,0 +1,222 @@
+//! AVX-512 register-tiled kernels for the trailing update of one block's blocked Householder QR
+//! (`crate::qr`), replacing two small GEMM calls per panel when the panel is `NB = 8` wide:
+//!
+//! * `W = V^T C`: for two columns of `C` at a time, 8 x 2 vector accumulators over the rows
+//!   (each row chunk of `C` is loaded once and meets all 8 reflectors), reduced at the end;
+//! * `C -= V W`: the 8 x 2 entries of `W` broadcast in registers, each row chunk of `C` loaded
+//!   and stored once per panel.
+//!
+//! The generic GEMM handles these shapes (inner or outer dimension 8) far from its peak; here
+//! every FMA operand is in a register or a single streaming load. Row counts that are not a
+//! multiple of the vector width use masked loads and stores.
+#![allow(unsafe_op_in_unsafe_fn, clippy::too_many_arguments, clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+
+/// Panel width these kernels are written for.
+pub(crate) const NB: usize = 8;
+
+/// One SIMD register of `f32` (16 lanes) or `f64` (8 lanes), AVX-512.
+pub(crate) trait Zmm: Copy {
+    type V: Copy;
+    const L: usize;
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat(x: Self) -> Self::V;
+    unsafe fn load(p: *const Self, n: usize) -> Self::V;
+    unsafe fn store(p: *mut Self, v: Self::V, n: usize);
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn fnmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn sum(v: Self::V) -> Self;
+}
+
+impl Zmm for f64 {
+    type V = __m512d;
+    const L: usize = 8;
+    #[inline(always)]
+    unsafe fn zero() -> __m512d {
+        _mm512_setzero_pd()
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f64) -> __m512d {
+        _mm512_set1_pd(x)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f64, n: usize) -> __m512d {
+        if n >= 8 { _mm512_loadu_pd(p) } else { _mm512_maskz_loadu_pd(((1u32 << n) - 1) as u8, p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f64, v: __m512d, n: usize) {
+        if n >= 8 {
+            _mm512_storeu_pd(p, v)
+        } else {
+            _mm512_mask_storeu_pd(p, ((1u32 << n) - 1) as u8, v)
+        }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+        _mm512_fmadd_pd(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn fnmadd(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+        _mm512_fnmadd_pd(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn sum(v: __m512d) -> f64 {
+        _mm512_reduce_add_pd(v)
+    }
+}
+
+impl Zmm for f32 {
+    type V = __m512;
+    const L: usize = 16;
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        _mm512_setzero_ps()
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> __m512 {
+        _mm512_set1_ps(x)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32, n: usize) -> __m512 {
+        if n >= 16 {
+            _mm512_loadu_ps(p)
+        } else {
+            _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, p)
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512, n: usize) {
+        if n >= 16 {
+            _mm512_storeu_ps(p, v)
+        } else {
+            _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as u16, v)
+        }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn fnmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+        _mm512_fnmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn sum(v: __m512) -> f32 {
+        _mm512_reduce_add_ps(v)
+    }
+}
+
+/// `W[r + NB j] = sum_{i < m} V[r][i] C[j][i]` for `j < n2` (`W` is `NB x n2`, leading
+/// dimension `NB`); `V[r]` starts at `v + r ldv`, `C[j]` at `c + j ldc`.
+///
+/// # Safety
+/// AVX-512F available; `v`, `c`, `w` valid for the given extents.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn vt_c<T: Zmm>(
+    m: usize,
+    n2: usize,
+    v: *const T,
+    ldv: usize,
+    c: *const T,
+    ldc: usize,
+    w: *mut T,
+) {
+    let mut j = 0;
+    while j + 2 <= n2 {
+        let (c0, c1) = (c.add(j * ldc), c.add((j + 1) * ldc));
+        let mut acc0 = [T::zero(); NB];
+        let mut acc1 = [T::zero(); NB];
+        let mut i = 0;
+        while i < m {
+            let n = (m - i).min(T::L);
+            let x0 = T::load(c0.add(i), n);
+            let x1 = T::load(c1.add(i), n);
+            for r in 0..NB {
+                let vr = T::load(v.add(r * ldv + i), n);
+                acc0[r] = T::fmadd(vr, x0, acc0[r]);
+                acc1[r] = T::fmadd(vr, x1, acc1[r]);
+            }
+            i += T::L;
+        }
+        for r in 0..NB {
+            *w.add(j * NB + r) = T::sum(acc0[r]);
+            *w.add((j + 1) * NB + r) = T::sum(acc1[r]);
+        }
+        j += 2;
+    }
+    if j < n2 {
+        let c0 = c.add(j * ldc);
+        let mut acc0 = [T::zero(); NB];
+        let mut i = 0;
+        while i < m {
+            let n = (m - i).min(T::L);
+            let x0 = T::load(c0.add(i), n);
+            for r in 0..NB {
+                acc0[r] = T::fmadd(T::load(v.add(r * ldv + i), n), x0, acc0[r]);
+            }
+            i += T::L;
+        }
+        for r in 0..NB {
+            *w.add(j * NB + r) = T::sum(acc0[r]);
+        }
+    }
+}
+
+/// `C[j][i] -= sum_r V[r][i] W[r + NB j]` for `i < m`, `j < n2`.
+///
+/// # Safety
+/// As [`vt_c`].
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn c_minus_v_w<T: Zmm>(
+    m: usize,
+    n2: usize,
+    v: *const T,
+    ldv: usize,
+    c: *mut T,
+    ldc: usize,
+    w: *const T,
+) {
+    let mut j = 0;
+    while j + 2 <= n2 {
+        let (c0, c1) = (c.add(j * ldc), c.add((j + 1) * ldc));
+        let mut w0 = [T::zero(); NB];
+        let mut w1 = [T::zero(); NB];
+        for r in 0..NB {
+            w0[r] = T::splat(*w.add(j * NB + r));
+            w1[r] = T::splat(*w.add((j + 1) * NB + r));
+        }
+        let mut i = 0;
+        while i < m {
+            let n = (m - i).min(T::L);
+            let mut x0 = T::load(c0.add(i), n);
+            let mut x1 = T::load(c1.add(i), n);
+            for r in 0..NB {
+                let vr = T::load(v.add(r * ldv + i), n);
+                x0 = T::fnmadd(vr, w0[r], x0);
+                x1 = T::fnmadd(vr, w1[r], x1);
+            }
+            T::store(c0.add(i), x0, n);
+            T::store(c1.add(i), x1, n);
+            i += T::L;
+        }
+        j += 2;
+    }
+    if j < n2 {
+        let c0 = c.add(j * ldc);
+        let mut w0 = [T::zero(); NB];
+        for r in 0..NB {
+            w0[r] = T::splat(*w.add(j * NB + r));
+        }
+        let mut i = 0;
+        while i < m {
+            let n = (m - i).min(T::L);
+            let mut x0 = T::load(c0.add(i), n);
+            for r in 0..NB {
+                x0 = T::fnmadd(T::load(v.add(r * ldv + i), n), w0[r], x0);
+            }
+            T::store(c0.add(i), x0, n);
+            i += T::L;
+        }
+    }
+}
