@@ -10,7 +10,8 @@ use crate::scalar::Real;
 
 /// `x_{t+1} = f(x_t, u_t)` of `net` with the inputs `u` (`[T, I]` row-major) of one sequence.
 /// The state is the full forward state of all layers (`D = L S`); the tangent map acts on the
-/// same state, so LSTM h-only is not available here.
+/// same state, so LSTM h-only is not available here. Time steps past the end of the sequence
+/// reuse its last input (the engine never asks for them when `warmup + steps <= T`).
 pub struct SequenceMap<'a, T: Real> {
     net: &'a Network<T>,
     inputs: &'a [T],
@@ -65,19 +66,16 @@ impl<T: Real> DiscreteMap<T> for SequenceMap<'_, T> {
         true
     }
 
-    /// The explicit Jacobian (`J e_j` for every `j`), row-major.
-    fn jacobian(&self, t: usize, x: &[T], jac: &mut [T], ws: &mut MapWorkspace<T>) -> bool {
-        let d = self.dim();
-        let mut eye = vec![T::zero(); d * d];
-        for i in 0..d {
-            eye[i * d + i] = T::one();
-        }
-        self.tangent(t, x, &eye, d, jac, ws);
-        for i in 0..d {
-            for j in i + 1..d {
-                jac.swap(i * d + j, j * d + i);
+    /// The explicit Jacobian, row-major ([`Network::jacobian_at`] at this step's input).
+    fn jacobian(&self, t: usize, x: &[T], jac: &mut [T], _ws: &mut MapWorkspace<T>) -> bool {
+        let i = self.net.input;
+        let t = t.min(self.steps - 1);
+        match self.net.jacobian_at(x, &self.inputs[t * i..(t + 1) * i], LstmState::Full) {
+            Ok(j) => {
+                jac.copy_from_slice(&j);
+                true
             }
+            Err(_) => false,
         }
-        true
     }
 }
