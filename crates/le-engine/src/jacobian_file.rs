@@ -14,6 +14,7 @@ use crate::config::{Precision, SpectrumConfig};
 use crate::engine::jacobian_sequence_spectrum;
 use crate::error::{LeError, Result};
 use crate::spectrum::Spectrum;
+use crate::tensor_data::{FLOAT_DTYPES, decode_floats};
 
 /// The element storage of a loaded sequence (kept in the file's precision).
 #[derive(Debug, Clone)]
@@ -33,24 +34,6 @@ pub struct JacobianFile {
     /// Time per step.
     pub dt: f64,
     pub data: JacobianData,
-}
-
-fn read_f64s(bytes: &[u8], dtype: Dtype) -> Option<Vec<f64>> {
-    match dtype {
-        Dtype::F64 => Some(
-            bytes
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        ),
-        Dtype::F32 => Some(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
-                .collect(),
-        ),
-        _ => None,
-    }
 }
 
 impl JacobianFile {
@@ -130,11 +113,11 @@ impl JacobianFile {
                         found: v.shape().to_vec(),
                     });
                 }
-                let Some(vals) = read_f64s(v.data(), v.dtype()) else {
+                let Some(vals) = decode_floats(v.dtype(), v.data()) else {
                     return Err(LeError::BadDtype {
                         path,
                         name: "dt".into(),
-                        expected: "F32 or F64".into(),
+                        expected: FLOAT_DTYPES.into(),
                         found: format!("{:?}", v.dtype()),
                     });
                 };

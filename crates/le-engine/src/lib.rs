@@ -44,6 +44,7 @@ pub mod rnn;
 pub mod scalar;
 pub mod spectrum;
 pub mod systems;
+pub mod tensor_data;
 
 pub use config::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig};
 pub use engine::{

@@ -34,6 +34,29 @@ pub struct BenchRow {
     pub fraction_of_gemm: f64,
 }
 
+impl BenchRow {
+    /// A row for `kernel` doing `flops` useful flops in `seconds` per call, compared with the
+    /// one-thread GEMM rate `gemm_gflops` of the same precision.
+    fn new(
+        kernel: impl Into<String>,
+        precision: &'static str,
+        d: usize,
+        seconds: f64,
+        flops: f64,
+        gemm_gflops: f64,
+    ) -> Self {
+        let gflops = flops / seconds / 1e9;
+        Self {
+            kernel: kernel.into(),
+            precision,
+            d,
+            seconds_per_call: seconds,
+            gflops,
+            fraction_of_gemm: gflops / gemm_gflops,
+        }
+    }
+}
+
 /// One RNN population measurement (issue setting: B sequences, T steps after a warm-up, QR
 /// every step, f32, full state).
 #[derive(Debug, Serialize)]
@@ -175,14 +198,14 @@ fn panel_sweep_rows<T: Real>(
             a.copy_from_slice(&input);
             orthonormalize_in_place(&mut a, &mut logs, &mut ws);
         });
-        rows.push(BenchRow {
-            kernel: format!("QR factor + form Q, panel width {nb}"),
-            precision: T::NAME,
+        rows.push(BenchRow::new(
+            format!("QR factor + form Q, panel width {nb}"),
+            T::NAME,
             d,
-            seconds_per_call: t,
-            gflops: 2.0 * f / t / 1e9,
-            fraction_of_gemm: 2.0 * f / t / 1e9 / gemm1,
-        });
+            t,
+            2.0 * f,
+            gemm1,
+        ));
     }
 }
 
@@ -196,26 +219,12 @@ fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow
         a.copy_from_slice(&input);
         householder_factor(&mut a, &mut logs, &mut ws);
     });
-    rows.push(BenchRow {
-        kernel: "QR factor (blocked Householder)".into(),
-        precision: T::NAME,
-        d,
-        seconds_per_call: t,
-        gflops: f / t / 1e9,
-        fraction_of_gemm: f / t / 1e9 / gemm1,
-    });
+    rows.push(BenchRow::new("QR factor (blocked Householder)", T::NAME, d, t, f, gemm1));
     let t = time_per_call(min, || {
         a.copy_from_slice(&input);
         orthonormalize_in_place(&mut a, &mut logs, &mut ws);
     });
-    rows.push(BenchRow {
-        kernel: "QR factor + form Q".into(),
-        precision: T::NAME,
-        d,
-        seconds_per_call: t,
-        gflops: 2.0 * f / t / 1e9,
-        fraction_of_gemm: 2.0 * f / t / 1e9 / gemm1,
-    });
+    rows.push(BenchRow::new("QR factor + form Q", T::NAME, d, t, 2.0 * f, gemm1));
     // 16 blocks at once, SIMD across blocks (the RNN population path): time per block
     {
         use le_engine::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
@@ -227,14 +236,14 @@ fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow
             blocks.copy_from_slice(&many);
             orthonormalize_blocks(&mut blocks, &mut logs16, &mut bws);
         }) / LANES as f64;
-        rows.push(BenchRow {
-            kernel: "QR factor + form Q, 16 blocks SIMD-interleaved (per block)".into(),
-            precision: T::NAME,
+        rows.push(BenchRow::new(
+            "QR factor + form Q, 16 blocks SIMD-interleaved (per block)",
+            T::NAME,
             d,
-            seconds_per_call: t,
-            gflops: 2.0 * f / t / 1e9,
-            fraction_of_gemm: 2.0 * f / t / 1e9 / gemm1,
-        });
+            t,
+            2.0 * f,
+            gemm1,
+        ));
     }
     // one spectrum step: Z = J Q (2 D^3) + QR with Q formed, over a 16-step sequence
     let steps = 16;
@@ -253,14 +262,7 @@ fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow
         std::hint::black_box(s);
     }) / steps as f64;
     let step_flops = 2.0 * (d as f64).powi(3) + 2.0 * f;
-    rows.push(BenchRow {
-        kernel: "spectrum step (J Q + QR + Q)".into(),
-        precision: T::NAME,
-        d,
-        seconds_per_call: t,
-        gflops: step_flops / t / 1e9,
-        fraction_of_gemm: step_flops / t / 1e9 / gemm1,
-    });
+    rows.push(BenchRow::new("spectrum step (J Q + QR + Q)", T::NAME, d, t, step_flops, gemm1));
 }
 
 fn cpu_name() -> String {
@@ -296,14 +298,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
             textbook_householder_factor(&mut a, d, d, &mut logs);
         });
         let f = qr_flops(d, d);
-        rows.push(BenchRow {
-            kernel: "QR factor (textbook baseline)".into(),
-            precision: "f64",
-            d,
-            seconds_per_call: t,
-            gflops: f / t / 1e9,
-            fraction_of_gemm: f / t / 1e9 / g64,
-        });
+        rows.push(BenchRow::new("QR factor (textbook baseline)", "f64", d, t, f, g64));
         qr_rows::<f64>(d, min, g64, &mut rows);
         qr_rows::<f32>(d, min, g32, &mut rows);
         if !args.panel_widths.is_empty() {

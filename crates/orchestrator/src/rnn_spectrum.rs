@@ -9,12 +9,11 @@ use le_engine::rnn::{
     population_spectra,
 };
 use le_engine::{
-    InitialBasis, LogBase, Orientation, Precision, Real, Spectrum, SpectrumStats,
-    kaplan_yorke_dimension,
+    LogBase, Orientation, Precision, Real, Spectrum, SpectrumStats, kaplan_yorke_dimension,
 };
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 use serde::Serialize;
 
 use crate::UsageError;
@@ -95,21 +94,13 @@ fn read_inputs(path: &Path) -> Result<Inputs> {
             path.display()
         )));
     }
-    let data: Vec<f64> = match v.dtype() {
-        Dtype::F32 => v
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64)
-            .collect(),
-        Dtype::F64 => {
-            v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect()
-        }
-        other => {
-            return Err(usage(format!(
-                "{}: tensor `inputs` has dtype {other:?}, expected F32 or F64",
-                path.display()
-            )));
-        }
+    let Some(data) = le_engine::tensor_data::decode_floats(v.dtype(), v.data()) else {
+        return Err(usage(format!(
+            "{}: tensor `inputs` has dtype {:?}, expected {}",
+            path.display(),
+            v.dtype(),
+            le_engine::tensor_data::FLOAT_DTYPES
+        )));
     };
     if let Some(i) = data.iter().position(|x| !x.is_finite()) {
         let (t, d) = (shape[1], shape[2]);
@@ -176,9 +167,6 @@ fn load_options(args: &SpectrumArgs) -> Result<LoadOptions> {
 fn rnn_config(args: &SpectrumArgs) -> RnnSpectrumConfig {
     let mut spectrum = config_from_args(args, true);
     spectrum.log_det = false;
-    if args.reference_mode && args.basis == crate::cli::BasisArg::Identity {
-        spectrum.initial_basis = InitialBasis::Identity;
-    }
     RnnSpectrumConfig {
         spectrum,
         lstm_state: match (args.lstm_state, args.reference_mode) {

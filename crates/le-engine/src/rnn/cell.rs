@@ -103,7 +103,7 @@ pub(crate) struct BatchState<T: Real> {
 
 impl<T: Real> BatchState<T> {
     /// Zero state for `batch` sequences.
-    pub(crate) fn new(net: &Network<T>, batch: usize, _lstm: LstmState) -> Self {
+    pub(crate) fn new(net: &Network<T>, batch: usize) -> Self {
         let (n, g, l) = (net.hidden, net.kind.gates(), net.layers.len());
         let s = net.layer_state();
         Self {

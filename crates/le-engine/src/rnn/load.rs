@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
 use super::{CellConstants, CellKind, Layer, Network};
 use crate::error::{LeError, Result};
 use crate::scalar::Real;
+use crate::tensor_data::{FLOAT_DTYPES, decode_floats};
 
 /// How to read a weights file. Everything is optional: the architecture and constants come from
 /// the file's `__metadata__` when not given here; a value given here must not contradict it.
@@ -33,35 +34,6 @@ struct File<'a> {
     prefix: String,
 }
 
-fn to_f64s(path: &Path, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f64>> {
-    let v: Vec<f64> = match dtype {
-        Dtype::F64 => {
-            bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect()
-        }
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64)
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes(c.try_into().expect("2")).to_f64())
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes(c.try_into().expect("2")).to_f64())
-            .collect(),
-        other => {
-            return Err(LeError::BadDtype {
-                path: path.to_path_buf(),
-                name: name.into(),
-                expected: "F32, F64, F16 or BF16".into(),
-                found: format!("{other:?}"),
-            });
-        }
-    };
-    Ok(v)
-}
-
 impl File<'_> {
     fn has(&self, name: &str) -> bool {
         self.st.tensor(&format!("{}{name}", self.prefix)).is_ok()
@@ -84,7 +56,12 @@ impl File<'_> {
                 found: view.shape().to_vec(),
             });
         }
-        let v = to_f64s(&self.path, &full, view.dtype(), view.data())?;
+        let v = decode_floats(view.dtype(), view.data()).ok_or_else(|| LeError::BadDtype {
+            path: self.path.clone(),
+            name: full.clone(),
+            expected: FLOAT_DTYPES.into(),
+            found: format!("{:?}", view.dtype()),
+        })?;
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
             let mut index = Vec::with_capacity(shape.len());
             let mut rem = i;

@@ -225,7 +225,7 @@ impl<T: Real> Network<T> {
     /// state.
     pub fn step_state(&self, x: &[T], u: &[T]) -> Result<Vec<T>> {
         self.check_point(x, u)?;
-        let mut run = cell::BatchState::new(self, 1, LstmState::Full);
+        let mut run = cell::BatchState::new(self, 1);
         run.set_sequence_state(0, x);
         run.forward(self, u, 1, 0);
         let mut next = vec![T::zero(); self.state_dim()];
@@ -239,7 +239,7 @@ impl<T: Real> Network<T> {
     pub fn jacobian_at(&self, x: &[T], u: &[T], lstm: LstmState) -> Result<Vec<T>> {
         self.check_point(x, u)?;
         let d = self.tangent_dim(lstm);
-        let mut run = cell::BatchState::new(self, 1, lstm);
+        let mut run = cell::BatchState::new(self, 1);
         run.set_sequence_state(0, x);
         run.forward(self, u, 1, 0);
         let mut eye = vec![T::zero(); d * d];
@@ -277,7 +277,7 @@ impl<T: Real> Network<T> {
     pub fn forward_top_hidden(&self, inputs: &[T], batch: usize, steps: usize) -> Result<Vec<T>> {
         population::check_inputs(inputs, batch, steps, self.input, "inputs")?;
         let n = self.hidden;
-        let mut run = cell::BatchState::new(self, batch, LstmState::Full);
+        let mut run = cell::BatchState::new(self, batch);
         let mut out = vec![T::zero(); batch * steps * n];
         for t in 0..steps {
             run.forward(self, inputs, steps, t);

@@ -290,7 +290,7 @@ fn network_spectra_with<T: Real>(
         WarmupMode::ReplayInputs => (0, steps),
     };
     let accumulated_steps = total - first_accumulated;
-    let mut state = BatchState::new(net, batch, lstm);
+    let mut state = BatchState::new(net, batch);
     state.par = par;
     if cfg.warmup_mode == WarmupMode::ReplayInputs {
         for t in 0..warmup {

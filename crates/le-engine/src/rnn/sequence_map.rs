@@ -36,7 +36,7 @@ impl<'a, T: Real> SequenceMap<'a, T> {
     }
 
     fn forward_from(&self, t: usize, x: &[T]) -> BatchState<T> {
-        let mut run = BatchState::new(self.net, 1, LstmState::Full);
+        let mut run = BatchState::new(self.net, 1);
         run.set_sequence_state(0, x);
         run.forward(self.net, self.inputs, self.steps, t.min(self.steps - 1));
         run
