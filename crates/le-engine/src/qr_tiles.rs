@@ -27,6 +27,9 @@ pub(crate) trait Zmm: Copy {
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn fnmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn sum(v: Self::V) -> Self;
+    /// `w[l] = sum(acc[l])` for `l < 16`: sixteen horizontal sums by a transposing tree
+    /// of shuffles and adds (about 2 operations per sum instead of about 8).
+    unsafe fn store_sums16(acc: &[Self::V; 16], w: *mut Self);
 }
 
 impl Zmm for f64 {
@@ -63,6 +66,36 @@ impl Zmm for f64 {
     #[inline(always)]
     unsafe fn sum(v: __m512d) -> f64 {
         _mm512_reduce_add_pd(v)
+    }
+    #[inline(always)]
+    unsafe fn store_sums16(acc: &[__m512d; 16], w: *mut f64) {
+        // Two 8-way trees. Output lane 2j + t of a tree holds the sum of its input 4t + j,
+        // so the inputs are fed in the order that makes lane l hold acc[l].
+        for half in 0..2 {
+            let v = |l: usize| acc[half * 8 + l];
+            let order = [0, 2, 4, 6, 1, 3, 5, 7];
+            let mut u = [_mm512_setzero_pd(); 4];
+            for (i, ui) in u.iter_mut().enumerate() {
+                let (a, b) = (v(order[2 * i]), v(order[2 * i + 1]));
+                *ui = _mm512_add_pd(
+                    _mm512_shuffle_f64x2::<0x44>(a, b),
+                    _mm512_shuffle_f64x2::<0xEE>(a, b),
+                );
+            }
+            let mut x = [_mm512_setzero_pd(); 2];
+            for (i, xi) in x.iter_mut().enumerate() {
+                let (c, d) = (u[2 * i], u[2 * i + 1]);
+                *xi = _mm512_add_pd(
+                    _mm512_shuffle_f64x2::<0x88>(c, d),
+                    _mm512_shuffle_f64x2::<0xDD>(c, d),
+                );
+            }
+            let y = _mm512_add_pd(
+                _mm512_shuffle_pd::<0x00>(x[0], x[1]),
+                _mm512_shuffle_pd::<0xFF>(x[0], x[1]),
+            );
+            _mm512_storeu_pd(w.add(half * 8), y);
+        }
     }
 }
 
@@ -105,6 +138,37 @@ impl Zmm for f32 {
     unsafe fn sum(v: __m512) -> f32 {
         _mm512_reduce_add_ps(v)
     }
+    #[inline(always)]
+    unsafe fn store_sums16(acc: &[__m512; 16], w: *mut f32) {
+        // Output lane 4j + t holds the sum of input 4t + j: feed the inputs transposed.
+        let order = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+        let mut u = [_mm512_setzero_ps(); 8];
+        for (i, ui) in u.iter_mut().enumerate() {
+            let (a, b) = (acc[order[2 * i]], acc[order[2 * i + 1]]);
+            *ui = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x44>(a, b),
+                _mm512_shuffle_f32x4::<0xEE>(a, b),
+            );
+        }
+        let mut v = [_mm512_setzero_ps(); 4];
+        for (i, vi) in v.iter_mut().enumerate() {
+            let (c, d) = (u[2 * i], u[2 * i + 1]);
+            *vi = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x88>(c, d),
+                _mm512_shuffle_f32x4::<0xDD>(c, d),
+            );
+        }
+        let mut x = [_mm512_setzero_ps(); 2];
+        for (i, xi) in x.iter_mut().enumerate() {
+            let (e, f) = (v[2 * i], v[2 * i + 1]);
+            *xi = _mm512_add_ps(_mm512_shuffle_ps::<0x44>(e, f), _mm512_shuffle_ps::<0xEE>(e, f));
+        }
+        let y = _mm512_add_ps(
+            _mm512_shuffle_ps::<0x88>(x[0], x[1]),
+            _mm512_shuffle_ps::<0xDD>(x[0], x[1]),
+        );
+        _mm512_storeu_ps(w, y);
+    }
 }
 
 /// `W[r + NB j] = sum_{i < m} V[r][i] C[j][i]` for `j < n2` (`W` is `NB x n2`, leading
@@ -139,10 +203,11 @@ pub(crate) unsafe fn vt_c<T: Zmm>(
             }
             i += T::L;
         }
-        for r in 0..NB {
-            *w.add(j * NB + r) = T::sum(acc0[r]);
-            *w.add((j + 1) * NB + r) = T::sum(acc1[r]);
-        }
+        let mut all = [T::zero(); 16];
+        all[..NB].copy_from_slice(&acc0);
+        all[NB..].copy_from_slice(&acc1);
+        // W columns j and j + 1 are the 16 consecutive entries from w + j NB.
+        T::store_sums16(&all, w.add(j * NB));
         j += 2;
     }
     if j < n2 {

@@ -209,6 +209,21 @@ pub enum OptimizerKind {
     AdamW,
 }
 
+/// Which implementation trains a population (results agree to float rounding).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainBackend {
+    /// The fused path where it is supported ([`crate::fused`]: LSTM, last-step
+    /// classification head, `F32`, CPU), candle otherwise.
+    #[default]
+    Auto,
+    /// Always candle autograd.
+    Candle,
+    /// The fused path; a population it does not support is an error
+    /// ([`ModelError::InvalidConfig`]).
+    Fused,
+}
+
 /// Training hyperparameters shared by every network of a sweep.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -234,6 +249,10 @@ pub struct TrainConfig {
     pub max_population: usize,
     /// Also evaluate the (unshuffled) train split at epoch 0.
     pub eval_train_at_epoch0: bool,
+    /// Training implementation (default [`TrainBackend::Auto`]; not part of the
+    /// [`crate::Recipe`], since it changes results only by float rounding).
+    #[serde(default)]
+    pub backend: TrainBackend,
 }
 
 impl Default for TrainConfig {
@@ -251,6 +270,7 @@ impl Default for TrainConfig {
             eval_batch_size: 1000,
             max_population: 16,
             eval_train_at_epoch0: true,
+            backend: TrainBackend::Auto,
         }
     }
 }

@@ -21,6 +21,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod fused;
 pub mod init;
 pub mod model;
 pub mod optim;
@@ -29,7 +30,8 @@ pub mod train;
 
 pub use checkpoint::{CheckpointRecord, read_checkpoint, write_checkpoint};
 pub use config::{
-    Arch, CellConstants, InitScheme, NetSpec, OptimizerKind, ResolvedConstants, TrainConfig,
+    Arch, CellConstants, InitScheme, NetSpec, OptimizerKind, ResolvedConstants, TrainBackend,
+    TrainConfig,
 };
 pub use error::{ModelError, Result};
 pub use model::{Head, ModelShape, ParamRole, ParamSpec, PopulationModel};

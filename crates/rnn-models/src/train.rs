@@ -13,8 +13,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{NetSpec, TrainConfig};
+use crate::config::{Arch, NetSpec, TrainBackend, TrainConfig};
 use crate::error::{ModelError, Result};
+use crate::fused::{AdamSettings, LstmDims, Workspace, adam_step, lstm_step};
 use crate::model::{Head, ModelShape, PopulationModel};
 use crate::optim::PopulationAdam;
 
@@ -54,6 +55,75 @@ pub struct PopulationTrainer<'t> {
     optimizer: PopulationAdam,
     config: TrainConfig,
     active: Vec<bool>,
+    /// Set when the fused path trains this population ([`crate::fused`]).
+    fused: Option<FusedState>,
+}
+
+/// The fused path's shape and per-network working buffers (kept between epochs).
+#[derive(Debug)]
+struct FusedState {
+    dims: LstmDims,
+    workspaces: Vec<Workspace>,
+}
+
+/// What one network did in one fused training step.
+#[derive(Clone, Copy, Debug)]
+enum FusedOutcome {
+    /// Inactive (diverged earlier).
+    Skipped,
+    /// Non-finite loss: stops before the update.
+    LossNotFinite,
+    /// Loss computed; `grad_ok` false when the gradient norm was not finite (no update).
+    Trained { loss: f32, correct: usize, grad_ok: bool },
+}
+
+/// The fused path's dims if it supports `model`: LSTM, last-step classification, `F32`, CPU.
+fn fused_dims(model: &PopulationModel) -> Option<LstmDims> {
+    let s = model.shape();
+    match (s.arch, s.head) {
+        (Arch::Lstm, Head::LastStepClass { classes })
+            if model.dtype() == DType::F32 && model.device().is_cpu() =>
+        {
+            Some(LstmDims {
+                input: s.input_size,
+                hidden: s.hidden_size,
+                layers: s.num_layers,
+                bias: s.bias,
+                classes,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Per-network flat `f32` values (canonical parameter order) of tensors `[M, ...]`.
+fn pull_flat(tensors: &[Tensor], m: usize) -> Result<Vec<Vec<f32>>> {
+    let mut nets = vec![Vec::new(); m];
+    for t in tensors {
+        let data = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let per = data.len() / m;
+        for (k, net) in nets.iter_mut().enumerate() {
+            net.extend_from_slice(&data[k * per..(k + 1) * per]);
+        }
+    }
+    Ok(nets)
+}
+
+/// The inverse of [`pull_flat`]: tensors shaped like `like`, in its dtype and device.
+fn push_flat(nets: &[Vec<f32>], like: &[Tensor]) -> Result<Vec<Tensor>> {
+    let m = nets.len();
+    let mut offset = 0;
+    let mut out = Vec::with_capacity(like.len());
+    for t in like {
+        let per = t.elem_count() / m;
+        let mut data = Vec::with_capacity(per * m);
+        for net in nets {
+            data.extend_from_slice(&net[offset..offset + per]);
+        }
+        offset += per;
+        out.push(Tensor::from_vec(data, t.dims(), t.device())?.to_dtype(t.dtype())?);
+    }
+    Ok(out)
 }
 
 impl std::fmt::Debug for PopulationTrainer<'_> {
@@ -104,7 +174,28 @@ impl<'t> PopulationTrainer<'t> {
         }
         let optimizer = PopulationAdam::new(model.vars(), config)?;
         let active = vec![true; model.num_networks()];
-        Ok(Self { task, model, optimizer, config: config.clone(), active })
+        let dims = fused_dims(&model);
+        let dims = match config.backend {
+            TrainBackend::Auto => dims,
+            TrainBackend::Candle => None,
+            TrainBackend::Fused => Some(dims.ok_or_else(|| {
+                ModelError::InvalidConfig(format!(
+                    "the fused backend supports LSTM with a last-step classification head in \
+                     F32 on the CPU; this population is {:?} {:?} {:?} on {:?}",
+                    model.shape().arch,
+                    model.shape().head,
+                    model.dtype(),
+                    model.device().location()
+                ))
+            })?),
+        };
+        let fused = dims.map(|dims| FusedState { dims, workspaces: Vec::new() });
+        Ok(Self { task, model, optimizer, config: config.clone(), active, fused })
+    }
+
+    /// Whether training runs on the fused path ([`crate::fused`]) rather than candle.
+    pub fn uses_fused(&self) -> bool {
+        self.fused.is_some()
     }
 
     /// The model.
@@ -172,11 +263,12 @@ impl<'t> PopulationTrainer<'t> {
         Ok((x, y, rows))
     }
 
-    /// Readout dropout masks `[M, R, N]` for batch `batch` of epoch `epoch`, or `None`.
-    fn dropout_mask(&self, epoch: usize, batch: usize, rows: usize) -> Result<Option<Tensor>> {
+    /// Readout dropout mask values `[M, R, N]` (flat) for batch `batch` of epoch `epoch`, or
+    /// `None` without dropout.
+    fn dropout_values(&self, epoch: usize, batch: usize, rows: usize) -> Option<Vec<f32>> {
         let q = self.config.readout_dropout;
         if q <= 0.0 {
-            return Ok(None);
+            return None;
         }
         let n = self.model.shape().hidden_size;
         let keep = (1.0 / (1.0 - q)) as f32;
@@ -186,11 +278,27 @@ impl<'t> PopulationTrainer<'t> {
             rng.set_stream((1u64 << 63) | ((epoch as u64) << 32) | batch as u64);
             mask.extend((0..rows * n).map(|_| if rng.random::<f64>() < q { 0.0 } else { keep }));
         }
-        Ok(Some(Tensor::from_vec(mask, (self.model.num_networks(), rows, n), self.model.device())?))
+        Some(mask)
+    }
+
+    /// Readout dropout masks `[M, R, N]` for batch `batch` of epoch `epoch`, or `None`.
+    fn dropout_mask(&self, epoch: usize, batch: usize, rows: usize) -> Result<Option<Tensor>> {
+        let n = self.model.shape().hidden_size;
+        match self.dropout_values(epoch, batch, rows) {
+            Some(mask) => Ok(Some(Tensor::from_vec(
+                mask,
+                (self.model.num_networks(), rows, n),
+                self.model.device(),
+            )?)),
+            None => Ok(None),
+        }
     }
 
     /// One training epoch (`epoch` >= 1 selects the data order and dropout streams).
     pub fn train_epoch(&mut self, epoch: usize) -> Result<Vec<TrainEpochResult>> {
+        if self.fused.is_some() {
+            return self.train_epoch_fused(epoch);
+        }
         let m = self.model.num_networks();
         let bs = self.config.batch_size;
         let mut iters = self
@@ -267,6 +375,209 @@ impl<'t> PopulationTrainer<'t> {
             .map(|k| TrainEpochResult {
                 loss: (seen[k] > 0 && diverged[k].is_none()).then(|| loss_sum[k] / seen[k] as f64),
                 accuracy: (classification && seen[k] > 0 && diverged[k].is_none())
+                    .then(|| correct[k] / seen[k] as f64),
+                diverged: diverged[k],
+            })
+            .collect())
+    }
+
+    /// [`Self::train_epoch`] on the fused path: the parameters and Adam state are copied out
+    /// of the candle tensors once, trained on flat slices for the whole epoch, and written
+    /// back at its end (also after an error), so checkpoints, optimiser state and
+    /// [`Self::evaluate`] see what the candle path would leave.
+    fn train_epoch_fused(&mut self, epoch: usize) -> Result<Vec<TrainEpochResult>> {
+        let m = self.model.num_networks();
+        let vars: Vec<Tensor> = self.model.vars().iter().map(|v| v.as_tensor().clone()).collect();
+        let mut theta = pull_flat(&vars, m)?;
+        let mut m1 = pull_flat(&self.optimizer.m1, m)?;
+        let mut m2 = pull_flat(&self.optimizer.m2, m)?;
+        let mut steps = self.optimizer.steps.clone();
+        let mut workspaces = match self.fused.as_mut() {
+            Some(f) => std::mem::take(&mut f.workspaces),
+            None => Vec::new(),
+        };
+        workspaces.resize_with(m, Workspace::default);
+        let result =
+            self.fused_epoch_loop(epoch, &mut theta, &mut m1, &mut m2, &mut steps, &mut workspaces);
+        if let Some(f) = self.fused.as_mut() {
+            f.workspaces = workspaces;
+        }
+        for (v, t) in self.model.vars().iter().zip(push_flat(&theta, &vars)?) {
+            v.set(&t)?;
+        }
+        self.optimizer.m1 = push_flat(&m1, &self.optimizer.m1)?;
+        self.optimizer.m2 = push_flat(&m2, &self.optimizer.m2)?;
+        self.optimizer.steps = steps;
+        result
+    }
+
+    fn fused_epoch_loop(
+        &mut self,
+        epoch: usize,
+        theta: &mut [Vec<f32>],
+        m1: &mut [Vec<f32>],
+        m2: &mut [Vec<f32>],
+        steps: &mut [u64],
+        workspaces: &mut [Workspace],
+    ) -> Result<Vec<TrainEpochResult>> {
+        use rayon::prelude::*;
+        let dims = match &self.fused {
+            Some(f) => f.dims,
+            None => return Err(ModelError::InvalidConfig("no fused state".into())),
+        };
+        let m = self.model.num_networks();
+        let bs = self.config.batch_size;
+        let mut iters = self
+            .model
+            .specs()
+            .iter()
+            .map(|s| {
+                BatchIter::for_epoch(self.task, Split::Train, bs, s.seed, epoch as u64, false)
+                    .map_err(ModelError::from)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let lrs: Vec<f64> = self.model.specs().iter().map(|s| s.lr).collect();
+        let settings = AdamSettings {
+            kind: self.config.optimizer,
+            betas: self.config.betas,
+            eps: self.config.adam_eps,
+            weight_decay: self.config.weight_decay,
+            grad_clip: self.config.grad_clip,
+        };
+        let n = dims.hidden;
+        let threads = rayon::current_num_threads();
+        let mut loss_sum = vec![0.0f64; m];
+        let mut correct = vec![0.0f64; m];
+        let mut seen = vec![0usize; m];
+        let mut diverged = vec![None; m];
+        let mut batch_index = 0usize;
+        loop {
+            if !self.active.iter().any(|&a| a) {
+                break;
+            }
+            let mut batches = Vec::with_capacity(m);
+            for it in &mut iters {
+                match it.next() {
+                    Some(b) => batches.push(b?),
+                    None => break,
+                }
+            }
+            if batches.len() < m {
+                break;
+            }
+            let (b, t, i) = (batches[0].batch_size, batches[0].seq_len, batches[0].input_size);
+            let mut classes = Vec::with_capacity(m);
+            for batch in &batches {
+                if batch.input_shape() != [b, t, i] || i != dims.input {
+                    return Err(ModelError::UnsupportedTask(format!(
+                        "batches of one step differ in shape: {:?} vs {:?}",
+                        batch.input_shape(),
+                        [b, t, dims.input]
+                    )));
+                }
+                let Targets::ClassPerSequence(c) = &batch.targets else {
+                    return Err(ModelError::UnsupportedTask(
+                        "the fused path needs one class per sequence".into(),
+                    ));
+                };
+                if let Some(bad) = c.iter().find(|&&k| k as usize >= dims.classes) {
+                    return Err(ModelError::UnsupportedTask(format!(
+                        "target class {bad} >= {} classes",
+                        dims.classes
+                    )));
+                }
+                classes.push(c.as_slice());
+            }
+            let mask = self.dropout_values(epoch, batch_index, b);
+            let live = self.active.iter().filter(|&&a| a).count();
+            let run = |k: usize,
+                       theta: &mut Vec<f32>,
+                       m1: &mut Vec<f32>,
+                       m2: &mut Vec<f32>,
+                       steps: &mut u64,
+                       ws: &mut Workspace,
+                       par: gemm::Parallelism|
+             -> FusedOutcome {
+                if !self.active[k] {
+                    return FusedOutcome::Skipped;
+                }
+                let mk = mask.as_ref().map(|v| &v[k * b * n..(k + 1) * b * n]);
+                let r = lstm_step(
+                    &dims,
+                    theta,
+                    ws,
+                    &batches[k].inputs,
+                    (b, t),
+                    classes[k],
+                    mk,
+                    true,
+                    par,
+                );
+                if !r.loss.is_finite() {
+                    return FusedOutcome::LossNotFinite;
+                }
+                let np = dims.num_params();
+                let grad_ok =
+                    adam_step(&settings, lrs[k], steps, theta, &ws.grad[..np], m1, m2).is_some();
+                FusedOutcome::Trained { loss: r.loss, correct: r.correct, grad_ok }
+            };
+            let outcomes: Vec<FusedOutcome> = if live >= threads && threads > 1 {
+                theta
+                    .par_iter_mut()
+                    .zip(m1.par_iter_mut())
+                    .zip(m2.par_iter_mut())
+                    .zip(steps.par_iter_mut())
+                    .zip(workspaces.par_iter_mut())
+                    .enumerate()
+                    .map(|(k, ((((th, a), v), st), ws))| {
+                        run(k, th, a, v, st, ws, gemm::Parallelism::None)
+                    })
+                    .collect()
+            } else {
+                let par = if threads > 1 {
+                    gemm::Parallelism::Rayon(threads)
+                } else {
+                    gemm::Parallelism::None
+                };
+                theta
+                    .iter_mut()
+                    .zip(m1.iter_mut())
+                    .zip(m2.iter_mut())
+                    .zip(steps.iter_mut())
+                    .zip(workspaces.iter_mut())
+                    .enumerate()
+                    .map(|(k, ((((th, a), v), st), ws))| run(k, th, a, v, st, ws, par))
+                    .collect()
+            };
+            let mut any_live = false;
+            for (k, o) in outcomes.into_iter().enumerate() {
+                match o {
+                    FusedOutcome::Skipped => {}
+                    FusedOutcome::LossNotFinite => {
+                        self.active[k] = false;
+                        diverged[k] = Some(Divergence { epoch, batch: batch_index });
+                    }
+                    FusedOutcome::Trained { loss, correct: hits, grad_ok } => {
+                        any_live = true;
+                        if !grad_ok {
+                            self.active[k] = false;
+                            diverged[k] = Some(Divergence { epoch, batch: batch_index });
+                        }
+                        loss_sum[k] += f64::from(loss) * b as f64;
+                        seen[k] += b;
+                        correct[k] += hits as f64;
+                    }
+                }
+            }
+            if !any_live {
+                break;
+            }
+            batch_index += 1;
+        }
+        Ok((0..m)
+            .map(|k| TrainEpochResult {
+                loss: (seen[k] > 0 && diverged[k].is_none()).then(|| loss_sum[k] / seen[k] as f64),
+                accuracy: (seen[k] > 0 && diverged[k].is_none())
                     .then(|| correct[k] / seen[k] as f64),
                 diverged: diverged[k],
             })

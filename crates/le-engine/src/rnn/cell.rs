@@ -97,7 +97,8 @@ pub(crate) struct BatchState<T: Real> {
     pre_rec: Vec<T>,
     /// Tangent scratch `G N x (B k)`.
     p_rec: Vec<T>,
-    p_in: Vec<T>,
+    /// Per-sequence scratch of the combined LSTM/GRU tangent (row-scaled weights and `X`).
+    seq_scratch: Vec<Vec<T>>,
     pub(crate) par: gemm::Parallelism,
 }
 
@@ -116,7 +117,7 @@ impl<T: Real> BatchState<T> {
             pre_in: vec![T::zero(); g * n * batch],
             pre_rec: vec![T::zero(); g * n * batch],
             p_rec: Vec::new(),
-            p_in: Vec::new(),
+            seq_scratch: Vec::new(),
             par: gemm::Parallelism::None,
         }
     }
@@ -283,17 +284,23 @@ impl<T: Real> BatchState<T> {
         z: &mut [T],
         k: usize,
     ) {
-        let (n, g, bsz, s) = (net.hidden, net.kind.gates(), self.batch, self.s);
-        let gn = g * n;
-        let st = net.tangent_layer_state(lstm);
+        if matches!(net.kind, CellKind::Lstm | CellKind::Gru) {
+            self.tangent_combined(net, lstm, q, z, k);
+        } else {
+            self.tangent_single_block(net, q, z, k);
+        }
+    }
+
+    /// Tangent step of the one-gate cells (RNN, ASRNN, CoRNN): `P = U_rec Q_rec (+ W_in dIn)`
+    /// as one GEMM over all `B k` columns, then elementwise work.
+    fn tangent_single_block(&mut self, net: &Network<T>, q: &[T], z: &mut [T], k: usize) {
+        let (n, bsz) = (net.hidden, self.batch);
+        let gn = n;
+        let st = net.layer_state();
         let dt_rows = st * net.layers.len();
         let cols = bsz * k;
         if self.p_rec.len() < gn * cols {
             self.p_rec.resize(gn * cols, T::zero());
-        }
-        let separate_input = net.kind == CellKind::Gru;
-        if separate_input && net.layers.len() > 1 && self.p_in.len() < gn * cols {
-            self.p_in.resize(gn * cols, T::zero());
         }
         for (l, layer) in net.layers.iter().enumerate() {
             let off = l * st;
@@ -312,94 +319,34 @@ impl<T: Real> BatchState<T> {
                 false,
                 self.par,
             );
-            // + W_in dIn (previous layer's new output rows of z)
-            let has_input = l > 0;
-            if has_input {
-                // rows prev_off .. prev_off + N of every column of z (already written this step)
+            // + W_in dIn (rows of the previous layer's new output in z, written this step)
+            if l > 0 {
                 let zp = &z[(l - 1) * st..];
-                if separate_input {
-                    matmul(
-                        gn,
-                        cols,
-                        n,
-                        &layer.w_in,
-                        n,
-                        zp,
-                        dt_rows,
-                        &mut self.p_in,
-                        gn,
-                        false,
-                        self.par,
-                    );
-                } else {
-                    matmul(
-                        gn,
-                        cols,
-                        n,
-                        &layer.w_in,
-                        n,
-                        zp,
-                        dt_rows,
-                        &mut self.p_rec,
-                        gn,
-                        true,
-                        self.par,
-                    );
-                }
+                matmul(
+                    gn,
+                    cols,
+                    n,
+                    &layer.w_in,
+                    n,
+                    zp,
+                    dt_rows,
+                    &mut self.p_rec,
+                    gn,
+                    true,
+                    self.par,
+                );
             }
             let consts = &net.constants;
             for c in 0..cols {
                 let b = c / k;
                 let p = &self.p_rec[c * gn..(c + 1) * gn];
                 let qc = &q[c * dt_rows + off..c * dt_rows + off + st];
-                let old = &self.old[l][b * s..(b + 1) * s];
-                let gates = &self.gates[l][b * gn..(b + 1) * gn];
                 let aux = &self.aux[l][b * n..(b + 1) * n];
                 let zc = &mut z[c * dt_rows + off..c * dt_rows + off + st];
                 match net.kind {
                     CellKind::Rnn => {
                         for j in 0..n {
                             zc[j] = aux[j] * p[j];
-                        }
-                    }
-                    CellKind::Gru => {
-                        let pin =
-                            if has_input { Some(&self.p_in[c * gn..(c + 1) * gn]) } else { None };
-                        for j in 0..n {
-                            let (r, zg, nn, un) =
-                                (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
-                            let (da_r, da_z, da_n) = match pin {
-                                Some(pi) => (pi[j], pi[n + j], pi[2 * n + j]),
-                                None => (T::zero(), T::zero(), T::zero()),
-                            };
-                            let dr = r * (T::one() - r) * (da_r + p[j]);
-                            let dz = zg * (T::one() - zg) * (da_z + p[n + j]);
-                            let dn = (T::one() - nn * nn) * (da_n + dr * un + r * p[2 * n + j]);
-                            zc[j] = (T::one() - zg) * dn + (old[j] - nn) * dz + zg * qc[j];
-                        }
-                    }
-                    CellKind::Lstm => {
-                        let full = lstm == LstmState::Full;
-                        for j in 0..n {
-                            let (ig, fg, gg, og, tc) = (
-                                gates[j],
-                                gates[n + j],
-                                gates[2 * n + j],
-                                gates[3 * n + j],
-                                aux[j],
-                            );
-                            let mut dc = fg * (T::one() - fg) * old[n + j] * p[n + j]
-                                + ig * (T::one() - ig) * gg * p[j]
-                                + ig * (T::one() - gg * gg) * p[2 * n + j];
-                            if full {
-                                dc += fg * qc[n + j];
-                            }
-                            let dh = og * (T::one() - og) * tc * p[3 * n + j]
-                                + og * (T::one() - tc * tc) * dc;
-                            zc[j] = dh;
-                            if full {
-                                zc[n + j] = dc;
-                            }
                         }
                     }
                     CellKind::Asrnn => {
@@ -421,8 +368,187 @@ impl<T: Real> BatchState<T> {
                             zc[j] = dy + dt * dz;
                         }
                     }
+                    CellKind::Gru | CellKind::Lstm => {
+                        unreachable!("multi-gate cells take the combined tangent path")
+                    }
                 }
             }
         }
+    }
+
+    /// Tangent step of the multi-gate cells (LSTM, GRU), sequence by sequence, with the gate
+    /// derivatives folded into row-scaled copies of the weights so that every gate block of
+    /// the recurrent (and inter-layer) weights costs one row scaling (`O(N^2)`) instead of its
+    /// own `N x N x k` product:
+    ///
+    /// * LSTM, `a_i = i(1-i) g`, `a_f = f(1-f) c`, `a_g = i(1-g^2)`, `a_o = o(1-o) tanh c'`,
+    ///   `b = o(1 - tanh^2 c')`:
+    ///   `X = [a_i U_i + a_f U_f + a_g U_g; a_o U_o] Q_h (+ same with W dIn)` (`2N x k`),
+    ///   `dc' = X_top + f dc`, `dh' = X_bottom + b dc'`;
+    /// * GRU, `c_n = (1-z)(1-n^2)`, `c_r = c_n u_n r(1-r)`, `c_rn = c_n r`,
+    ///   `c_z = (h-n) z(1-z)`: `dh' = (c_r U_r + c_z U_z + c_rn U_n) Q_h
+    ///   + (c_r W_r + c_z W_z + c_n W_n) dIn + z dh` (`N x k`).
+    ///
+    /// Half (LSTM) or a third (GRU) of the GEMM flops of one product per gate block; the row
+    /// scalings are `diag(v) U` computed as `O(N^2)` scalings, never as dense products.
+    /// Sequences run in parallel when the state was set up for all threads.
+    fn tangent_combined(
+        &mut self,
+        net: &Network<T>,
+        lstm: LstmState,
+        q: &[T],
+        z: &mut [T],
+        k: usize,
+    ) {
+        let (n, bsz, s) = (net.hidden, self.batch, self.s);
+        let lstm_cell = net.kind == CellKind::Lstm;
+        let gn = net.kind.gates() * n;
+        let st = net.tangent_layer_state(lstm);
+        let full = lstm_cell && lstm == LstmState::Full;
+        let layers = net.layers.len();
+        let dt_rows = st * layers;
+        let rows = if lstm_cell { 2 * n } else { n };
+        // m_rec (rows x n) | m_in (rows x n) | x (rows x k) | coefficients (2n)
+        let scratch_len = 2 * rows * n + rows * k + 2 * n;
+        if self.seq_scratch.len() != bsz {
+            self.seq_scratch = vec![Vec::new(); bsz];
+        }
+        for sc in &mut self.seq_scratch {
+            if sc.len() < scratch_len {
+                sc.resize(scratch_len, T::zero());
+            }
+        }
+        let (gates_all, aux_all, old_all) = (&self.gates, &self.aux, &self.old);
+        let work = |b: usize, zb: &mut [T], scratch: &mut [T]| {
+            let qb = &q[b * k * dt_rows..(b + 1) * k * dt_rows];
+            let (m_rec, rest) = scratch.split_at_mut(rows * n);
+            let (m_in, rest) = rest.split_at_mut(rows * n);
+            let (x, coef) = rest.split_at_mut(rows * k);
+            for (l, layer) in net.layers.iter().enumerate() {
+                let off = l * st;
+                let gates = &gates_all[l][b * gn..(b + 1) * gn];
+                let aux = &aux_all[l][b * n..(b + 1) * n];
+                let old = &old_all[l][b * s..(b + 1) * s];
+                let has_input = l > 0;
+                // Row-scaled weights; coef[..n] and coef[n..2n] hold the elementwise factors.
+                for j in 0..n {
+                    let rec = |g: usize| &layer.w_rec[(g * n + j) * n..(g * n + j + 1) * n];
+                    let inp = |g: usize| &layer.w_in[(g * n + j) * n..(g * n + j + 1) * n];
+                    if lstm_cell {
+                        let (ig, fg, gg, og, tc) =
+                            (gates[j], gates[n + j], gates[2 * n + j], gates[3 * n + j], aux[j]);
+                        let a_i = ig * (T::one() - ig) * gg;
+                        let a_f = fg * (T::one() - fg) * old[n + j];
+                        let a_g = ig * (T::one() - gg * gg);
+                        let a_o = og * (T::one() - og) * tc;
+                        coef[j] = fg;
+                        coef[n + j] = og * (T::one() - tc * tc);
+                        combine3(
+                            &mut m_rec[j * n..(j + 1) * n],
+                            [a_i, a_f, a_g],
+                            rec(0),
+                            rec(1),
+                            rec(2),
+                        );
+                        scale_row(&mut m_rec[(n + j) * n..(n + j + 1) * n], a_o, rec(3));
+                        if has_input {
+                            combine3(
+                                &mut m_in[j * n..(j + 1) * n],
+                                [a_i, a_f, a_g],
+                                inp(0),
+                                inp(1),
+                                inp(2),
+                            );
+                            scale_row(&mut m_in[(n + j) * n..(n + j + 1) * n], a_o, inp(3));
+                        }
+                    } else {
+                        let (r, zg, nn, un) = (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
+                        let c_n = (T::one() - zg) * (T::one() - nn * nn);
+                        let c_r = c_n * un * r * (T::one() - r);
+                        let c_rn = c_n * r;
+                        let c_z = (old[j] - nn) * zg * (T::one() - zg);
+                        coef[j] = zg;
+                        combine3(
+                            &mut m_rec[j * n..(j + 1) * n],
+                            [c_r, c_z, c_rn],
+                            rec(0),
+                            rec(1),
+                            rec(2),
+                        );
+                        if has_input {
+                            combine3(
+                                &mut m_in[j * n..(j + 1) * n],
+                                [c_r, c_z, c_n],
+                                inp(0),
+                                inp(1),
+                                inp(2),
+                            );
+                        }
+                    }
+                }
+                let none = gemm::Parallelism::None;
+                matmul(rows, k, n, m_rec, n, &qb[off..], dt_rows, x, rows, false, none);
+                if has_input {
+                    let prev = (l - 1) * st;
+                    matmul(rows, k, n, m_in, n, &zb[prev..], dt_rows, x, rows, true, none);
+                }
+                for c in 0..k {
+                    let xc = &x[c * rows..(c + 1) * rows];
+                    let qc = &qb[c * dt_rows + off..c * dt_rows + off + st];
+                    let zc = &mut zb[c * dt_rows + off..c * dt_rows + off + st];
+                    if lstm_cell {
+                        let (xt, xb) = xc.split_at(n);
+                        let (fv, bv) = coef.split_at(n);
+                        if full {
+                            let (zh, zcc) = zc.split_at_mut(n);
+                            for j in 0..n {
+                                let dc = xt[j] + fv[j] * qc[n + j];
+                                zcc[j] = dc;
+                                zh[j] = xb[j] + bv[j] * dc;
+                            }
+                        } else {
+                            for j in 0..n {
+                                zc[j] = xb[j] + bv[j] * xt[j];
+                            }
+                        }
+                    } else {
+                        for j in 0..n {
+                            zc[j] = xc[j] + coef[j] * qc[j];
+                        }
+                    }
+                }
+            }
+        };
+        let chunk = k * dt_rows;
+        if matches!(self.par, gemm::Parallelism::Rayon(_)) {
+            use rayon::prelude::*;
+            z[..bsz * chunk]
+                .par_chunks_mut(chunk)
+                .zip(self.seq_scratch.par_iter_mut())
+                .enumerate()
+                .for_each(|(b, (zb, sc))| work(b, zb, sc));
+        } else {
+            for (b, (zb, sc)) in
+                z[..bsz * chunk].chunks_mut(chunk).zip(self.seq_scratch.iter_mut()).enumerate()
+            {
+                work(b, zb, sc);
+            }
+        }
+    }
+}
+
+/// `dst = c[0] a + c[1] b + c[2] d`, elementwise.
+#[inline(always)]
+fn combine3<T: Real>(dst: &mut [T], c: [T; 3], a: &[T], b: &[T], d: &[T]) {
+    for (((o, &x), &y), &w) in dst.iter_mut().zip(a).zip(b).zip(d) {
+        *o = c[0] * x + c[1] * y + c[2] * w;
+    }
+}
+
+/// `dst = c a`, elementwise.
+#[inline(always)]
+fn scale_row<T: Real>(dst: &mut [T], c: T, a: &[T]) {
+    for (o, &x) in dst.iter_mut().zip(a) {
+        *o = c * x;
     }
 }

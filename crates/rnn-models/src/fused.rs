@@ -1,0 +1,806 @@
+//! A hand-written fused CPU training path for LSTM populations (f32, no candle in the loop).
+//!
+//! [`crate::PopulationTrainer`] uses it automatically ([`crate::TrainBackend::Auto`]) when
+//! the population is supported: LSTM cells (1-3 layers, with or without biases), the
+//! last-step classification head (softmax cross-entropy, mean over the batch), `F32` on the
+//! CPU. Everything else trains on candle. Readout dropout, gradient-norm clipping, Adam /
+//! AdamW with weight decay, per-network learning rates and per-network divergence are all
+//! supported and behave as on candle (the dropout masks are the same numbers).
+//!
+//! Per network and minibatch (`B` rows, `T` steps, PyTorch gate order `i, f, g, o`):
+//!
+//! - forward: the input projection of all `T` steps is one GEMM per layer
+//!   (`[T B, I] x [I, 4N]`, biases pre-filled), then per step one GEMM `h_{t-1} U^T`
+//!   accumulated into the step's gate rows and one elementwise pass that turns the gate
+//!   pre-activations into activations **in place** (they are the backward's cache), and
+//!   writes `c_t`, `tanh(c_t)` and `h_t`;
+//! - readout `z = h_T (* dropout mask)`, logits `z W^T + b`, log-softmax, loss and its
+//!   gradient `(softmax - onehot) / B`;
+//! - backward (BPTT): per step one elementwise pass that overwrites the cached activations
+//!   with the gate pre-activation gradients `dG_t`, and one GEMM `dG_t U` for `dh_{t-1}`;
+//!   after the loop the weight gradients are three GEMMs over the whole sequence
+//!   (`dW_ih = dG^T X`, `dW_hh = dG_{1..}^T H_{..T-1}`, and `dX = dG W_ih` for the layer
+//!   below) and a column sum (both biases get the same gradient);
+//! - Adam / AdamW on the flat parameter vector with the same operation order, in f32, as
+//!   [`crate::PopulationAdam`].
+//!
+//! The working buffers of a network are allocated once ([`Workspace`]) and reused for every
+//! step; nothing is allocated inside the step loop. Networks are independent: the trainer
+//! runs them in parallel with rayon (one network per task, single-threaded GEMMs); with
+//! fewer live networks than threads it runs them one after the other with multithreaded
+//! GEMMs instead.
+//!
+//! `exp`, `sigmoid` and `tanh` are branch-free polynomial versions ([`fast_exp`],
+//! [`fast_sigmoid`], [`fast_tanh`]; relative error below 1e-6, tested) so that the
+//! elementwise loops vectorise; on x86-64 with AVX2 + FMA the loops are compiled for it and
+//! chosen at run time (FMA is never contracted, so both versions give the same bits).
+
+use gemm::Parallelism;
+
+use crate::config::OptimizerKind;
+
+// ---------------------------------------------------------------------------------------
+// Fast, vectorisable f32 elementary functions.
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+/// `1.5 * 2^23`: adding it rounds to an integer kept in the low mantissa bits.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+
+/// `e^x` for f32, relative error below 1e-6 (Cephes `expf`: Cody–Waite reduction and a
+/// degree-6 polynomial, `2^n` built from bits). Inputs are clamped to `[-87, 88]` (so
+/// `fast_exp(-inf)` is `1.6e-38`, not 0, and `fast_exp(+inf)` is `1.65e38`); NaN stays NaN.
+/// Branch-free, so loops over it vectorise.
+#[inline(always)]
+pub fn fast_exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + ROUND_MAGIC;
+    let n = t.to_bits().wrapping_sub(ROUND_MAGIC.to_bits()) as i32;
+    let nf = t - ROUND_MAGIC;
+    let r = x - nf * LN2_HI - nf * LN2_LO;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    let scale = f32::from_bits((n.wrapping_add(127) as u32).wrapping_shl(23));
+    e * scale
+}
+
+/// The logistic function `1 / (1 + e^-x)` (relative error below 1e-6).
+#[inline(always)]
+pub fn fast_sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + fast_exp(-x))
+}
+
+/// `tanh(x)`, relative error below 1e-6: an odd Taylor polynomial for `|x| < 0.3`,
+/// `(1 - e^{-2|x|}) / (1 + e^{-2|x|})` with the sign of `x` otherwise (both evaluated, one
+/// selected, so loops vectorise).
+#[inline(always)]
+pub fn fast_tanh(x: f32) -> f32 {
+    let a = x.abs();
+    let a2 = a * a;
+    let mut p = -21_844.0 / 6_081_075.0_f32;
+    p = p * a2 + 62.0 / 2835.0;
+    p = p * a2 - 17.0 / 315.0;
+    p = p * a2 + 2.0 / 15.0;
+    p = p * a2 - 1.0 / 3.0;
+    let small = a + a * a2 * p;
+    let e = fast_exp(-2.0 * a);
+    let large = (1.0 - e) / (1.0 + e);
+    let r = if a < 0.3 { small } else { large };
+    r.copysign(x)
+}
+
+// ---------------------------------------------------------------------------------------
+// GEMM.
+
+/// Row-major `dst[m x n] (+)= A[m x k] B[k x n]` with `A(r, c) = a[r * a_rs + c * a_cs]`,
+/// `B(r, c) = b[r * b_rs + c * b_cs]`, `dst(r, c) = dst[r * ld + c]`; `acc` adds to `dst`.
+#[allow(clippy::too_many_arguments)]
+fn mm(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    ld: usize,
+    acc: bool,
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    (b, b_rs, b_cs): (&[f32], usize, usize),
+    par: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(ld >= n && dst.len() > (m - 1) * ld + (n - 1), "gemm: dst too small");
+    if k == 0 {
+        if !acc {
+            for r in 0..m {
+                dst[r * ld..r * ld + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs, "gemm: lhs too small");
+    assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs, "gemm: rhs too small");
+    // SAFETY: the asserts above bound every element the strides reach; dst does not alias
+    // a or b (a `&mut` and two `&` borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            ld as isize,
+            acc,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shapes and parameter layout.
+
+/// The shape of the fused LSTM networks of a population.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LstmDims {
+    /// Input features `I`.
+    pub input: usize,
+    /// Hidden size `N`.
+    pub hidden: usize,
+    /// Stacked layers.
+    pub layers: usize,
+    /// Whether the cells have `bias_ih`, `bias_hh`.
+    pub bias: bool,
+    /// Classes `C` of the last-step readout.
+    pub classes: usize,
+}
+
+/// Offsets of one layer's parameters in a network's flat parameter vector.
+#[derive(Clone, Copy, Debug)]
+struct LayerOffsets {
+    w_ih: usize,
+    w_hh: usize,
+    /// `bias_ih` (`bias_hh` follows at `+ 4N`), if the cells have biases.
+    bias: Option<usize>,
+    input: usize,
+}
+
+impl LstmDims {
+    fn layer_input(&self, l: usize) -> usize {
+        if l == 0 { self.input } else { self.hidden }
+    }
+
+    fn layer(&self, l: usize) -> LayerOffsets {
+        let g = 4 * self.hidden;
+        let mut off = 0;
+        for k in 0..l {
+            off += g * self.layer_input(k) + g * self.hidden + if self.bias { 2 * g } else { 0 };
+        }
+        let input = self.layer_input(l);
+        let w_hh = off + g * input;
+        LayerOffsets { w_ih: off, w_hh, bias: self.bias.then_some(w_hh + g * self.hidden), input }
+    }
+
+    /// Offset of `fc.weight` (`fc.bias` follows at `+ C N`).
+    fn fc(&self) -> usize {
+        let last = self.layer(self.layers - 1);
+        last.w_hh + 4 * self.hidden * self.hidden + if self.bias { 8 * self.hidden } else { 0 }
+    }
+
+    /// Values in a network's flat parameter vector (canonical order of
+    /// [`crate::ModelShape::param_specs`]).
+    pub fn num_params(&self) -> usize {
+        self.fc() + self.classes * self.hidden + self.classes
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Working buffers.
+
+#[derive(Debug, Default)]
+struct LayerBuffers {
+    /// `[T, B, 4N]`: pre-activations -> activations (forward) -> `dG` (backward).
+    gates: Vec<f32>,
+    /// `[T, B, N]`.
+    c: Vec<f32>,
+    /// `tanh(c)`, `[T, B, N]`.
+    tc: Vec<f32>,
+    /// `[T, B, N]`.
+    h: Vec<f32>,
+}
+
+/// One network's working buffers, allocated on first use and reused for every step.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// Inputs, time-major `[T, B, I]`.
+    x: Vec<f32>,
+    layers: Vec<LayerBuffers>,
+    /// Gradient w.r.t. the current layer's outputs from the layer above, `[T, B, N]`.
+    d_out: Vec<f32>,
+    /// Gradient w.r.t. the current layer's inputs, `[T, B, N]`.
+    d_in: Vec<f32>,
+    /// `dh_t`, `[B, N]`.
+    dh: Vec<f32>,
+    /// `dc` carried to the previous step, `[B, N]`.
+    dc: Vec<f32>,
+    /// Zero state, `[B, N]`.
+    zeros: Vec<f32>,
+    /// Readout input `[B, N]`.
+    z: Vec<f32>,
+    /// Logits, then their gradient, `[B, C]`.
+    logits: Vec<f32>,
+    /// Gradient of the loss w.r.t. the parameters (flat, canonical order).
+    pub grad: Vec<f32>,
+}
+
+fn fit(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+impl Workspace {
+    fn prepare(&mut self, d: &LstmDims, b: usize, t: usize) {
+        let n = d.hidden;
+        fit(&mut self.x, t * b * d.input);
+        self.layers.resize_with(d.layers, LayerBuffers::default);
+        for lb in &mut self.layers {
+            fit(&mut lb.gates, t * b * 4 * n);
+            fit(&mut lb.c, t * b * n);
+            fit(&mut lb.tc, t * b * n);
+            fit(&mut lb.h, t * b * n);
+        }
+        if d.layers > 1 {
+            fit(&mut self.d_out, t * b * n);
+            fit(&mut self.d_in, t * b * n);
+        }
+        fit(&mut self.dh, b * n);
+        fit(&mut self.dc, b * n);
+        fit(&mut self.zeros, b * n);
+        fit(&mut self.z, b * n);
+        fit(&mut self.logits, b * d.classes);
+        fit(&mut self.grad, d.num_params());
+    }
+}
+
+/// Loss and correct count of one network on one minibatch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchLoss {
+    /// Mean cross-entropy over the batch (nats), as f32 like candle's.
+    pub loss: f32,
+    /// Rows whose argmax is the target.
+    pub correct: usize,
+}
+
+// ---------------------------------------------------------------------------------------
+// Elementwise kernels (compiled twice on x86-64: baseline and AVX2 + FMA).
+
+#[inline(always)]
+fn cell_forward_impl(
+    g: &mut [f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    tc: &mut [f32],
+    h: &mut [f32],
+    n: usize,
+) {
+    for ((((g, cp), c), tc), h) in g
+        .chunks_exact_mut(4 * n)
+        .zip(c_prev.chunks_exact(n))
+        .zip(c.chunks_exact_mut(n))
+        .zip(tc.chunks_exact_mut(n))
+        .zip(h.chunks_exact_mut(n))
+    {
+        let (gi, rest) = g.split_at_mut(n);
+        let (gf, rest) = rest.split_at_mut(n);
+        let (gg, go) = rest.split_at_mut(n);
+        let (gf, gg, go, cp, c, tc, h) = (
+            &mut gf[..n],
+            &mut gg[..n],
+            &mut go[..n],
+            &cp[..n],
+            &mut c[..n],
+            &mut tc[..n],
+            &mut h[..n],
+        );
+        for j in 0..n {
+            let i = fast_sigmoid(gi[j]);
+            let f = fast_sigmoid(gf[j]);
+            let gv = fast_tanh(gg[j]);
+            let o = fast_sigmoid(go[j]);
+            let cv = f * cp[j] + i * gv;
+            let t = fast_tanh(cv);
+            gi[j] = i;
+            gf[j] = f;
+            gg[j] = gv;
+            go[j] = o;
+            c[j] = cv;
+            tc[j] = t;
+            h[j] = o * t;
+        }
+    }
+}
+
+#[inline(always)]
+fn cell_backward_impl(
+    g: &mut [f32],
+    c_prev: &[f32],
+    tc: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    n: usize,
+) {
+    for ((((g, cp), tc), dh), dc) in g
+        .chunks_exact_mut(4 * n)
+        .zip(c_prev.chunks_exact(n))
+        .zip(tc.chunks_exact(n))
+        .zip(dh.chunks_exact(n))
+        .zip(dc.chunks_exact_mut(n))
+    {
+        let (gi, rest) = g.split_at_mut(n);
+        let (gf, rest) = rest.split_at_mut(n);
+        let (gg, go) = rest.split_at_mut(n);
+        let (gf, gg, go, cp, tc, dh, dc) =
+            (&mut gf[..n], &mut gg[..n], &mut go[..n], &cp[..n], &tc[..n], &dh[..n], &mut dc[..n]);
+        for j in 0..n {
+            let (i, f, gv, o, t, d) = (gi[j], gf[j], gg[j], go[j], tc[j], dh[j]);
+            let dcv = dc[j] + d * o * (1.0 - t * t);
+            gi[j] = dcv * gv * (i * (1.0 - i));
+            gf[j] = dcv * cp[j] * (f * (1.0 - f));
+            gg[j] = dcv * i * (1.0 - gv * gv);
+            go[j] = d * t * (o * (1.0 - o));
+            dc[j] = dcv * f;
+        }
+    }
+}
+
+#[inline(always)]
+fn adam_impl(theta: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32], k: &AdamScalars) {
+    let n = theta.len();
+    let (g, m1, m2) = (&g[..n], &mut m1[..n], &mut m2[..n]);
+    for j in 0..n {
+        let th = theta[j];
+        let mut gj = g[j] * k.clip;
+        if k.l2 {
+            gj += th * k.wd;
+        }
+        let a = m1[j] * k.b1 + gj * k.one_minus_b1;
+        let v = m2[j] * k.b2 + (gj * gj) * k.one_minus_b2;
+        let denom = v.sqrt() / k.bc2_sqrt + k.eps;
+        let base = if k.decoupled { th * k.decay } else { th };
+        theta[j] = base - (a * k.step_size) / denom;
+        m1[j] = a;
+        m2[j] = v;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::AdamScalars;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn cell_forward(
+        g: &mut [f32],
+        c_prev: &[f32],
+        c: &mut [f32],
+        tc: &mut [f32],
+        h: &mut [f32],
+        n: usize,
+    ) {
+        super::cell_forward_impl(g, c_prev, c, tc, h, n)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn cell_backward(
+        g: &mut [f32],
+        c_prev: &[f32],
+        tc: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        n: usize,
+    ) {
+        super::cell_backward_impl(g, c_prev, tc, dh, dc, n)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn adam(
+        theta: &mut [f32],
+        g: &[f32],
+        m1: &mut [f32],
+        m2: &mut [f32],
+        k: &AdamScalars,
+    ) {
+        super::adam_impl(theta, g, m1, m2, k)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+fn cell_forward(
+    g: &mut [f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    tc: &mut [f32],
+    h: &mut [f32],
+    n: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { avx2::cell_forward(g, c_prev, c, tc, h, n) };
+    }
+    cell_forward_impl(g, c_prev, c, tc, h, n)
+}
+
+fn cell_backward(g: &mut [f32], c_prev: &[f32], tc: &[f32], dh: &[f32], dc: &mut [f32], n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { avx2::cell_backward(g, c_prev, tc, dh, dc, n) };
+    }
+    cell_backward_impl(g, c_prev, tc, dh, dc, n)
+}
+
+/// Column sums of `rows x cols` row-major `src` into `dst[..cols]` (overwritten).
+fn column_sums(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let dst = &mut dst[..cols];
+    dst.fill(0.0);
+    for row in src[..rows * cols].chunks_exact(cols) {
+        for (d, s) in dst.iter_mut().zip(row) {
+            *d += s;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward and backward of one network.
+
+/// Forward over a minibatch, loss and (with `grad`) the gradient of the loss w.r.t. every
+/// parameter into `ws.grad` (flat, canonical order).
+///
+/// `params`: the network's flat parameters; `x`: inputs `[B, T, I]` (batch-major, as
+/// [`datasets::Batch::inputs`]); `targets`: `B` classes (`< C`, checked by the caller);
+/// `mask`: readout dropout mask `[B, N]` (entries 0 or `1 / (1 - q)`).
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_step(
+    d: &LstmDims,
+    params: &[f32],
+    ws: &mut Workspace,
+    x: &[f32],
+    (b, t): (usize, usize),
+    targets: &[u32],
+    mask: Option<&[f32]>,
+    grad: bool,
+    par: Parallelism,
+) -> BatchLoss {
+    let (n, c_out, i0) = (d.hidden, d.classes, d.input);
+    let g4 = 4 * n;
+    assert!(b > 0 && t > 0, "empty minibatch");
+    assert_eq!(x.len(), b * t * i0, "inputs must be [B, T, I]");
+    assert_eq!(targets.len(), b, "one target per row");
+    assert_eq!(params.len(), d.num_params(), "parameter count");
+    ws.prepare(d, b, t);
+    // time-major inputs
+    for (r, seq) in x.chunks_exact(t * i0).enumerate() {
+        for (s, row) in seq.chunks_exact(i0).enumerate() {
+            let at = (s * b + r) * i0;
+            ws.x[at..at + i0].copy_from_slice(row);
+        }
+    }
+    let zeros = &ws.zeros[..b * n];
+    // ---- forward
+    for l in 0..d.layers {
+        let off = d.layer(l);
+        let (below, rest) = ws.layers.split_at_mut(l);
+        let lb = &mut rest[0];
+        let input: &[f32] = if l == 0 { &ws.x[..t * b * i0] } else { &below[l - 1].h[..t * b * n] };
+        let gates = &mut lb.gates[..t * b * g4];
+        let w_ih = &params[off.w_ih..off.w_ih + g4 * off.input];
+        let w_hh = &params[off.w_hh..off.w_hh + g4 * n];
+        if let Some(bo) = off.bias {
+            let (b_ih, b_hh) = (&params[bo..bo + g4], &params[bo + g4..bo + 2 * g4]);
+            let row = &mut gates[..g4];
+            for ((r, x), y) in row.iter_mut().zip(b_ih).zip(b_hh) {
+                *r = x + y;
+            }
+            let (first, others) = gates.split_at_mut(g4);
+            for chunk in others.chunks_exact_mut(g4) {
+                chunk.copy_from_slice(first);
+            }
+        }
+        // all steps' input projection: [T B, I] x W_ih^T
+        mm(
+            (t * b, g4, off.input),
+            gates,
+            g4,
+            off.bias.is_some(),
+            (input, off.input, 1),
+            (w_ih, 1, off.input),
+            par,
+        );
+        for s in 0..t {
+            let (done, now) = lb.c.split_at_mut(s * b * n);
+            let c_prev = if s == 0 { zeros } else { &done[(s - 1) * b * n..] };
+            let g_s = &mut gates[s * b * g4..(s + 1) * b * g4];
+            if s > 0 {
+                let h_prev = &lb.h[(s - 1) * b * n..s * b * n];
+                mm((b, g4, n), g_s, g4, true, (h_prev, n, 1), (w_hh, 1, n), par);
+            }
+            let (tc, h) =
+                (&mut lb.tc[s * b * n..(s + 1) * b * n], &mut lb.h[s * b * n..(s + 1) * b * n]);
+            cell_forward(g_s, &c_prev[..b * n], &mut now[..b * n], tc, h, n);
+        }
+    }
+    // ---- readout and loss
+    let top = &ws.layers[d.layers - 1];
+    let h_last = &top.h[(t - 1) * b * n..t * b * n];
+    let z = &mut ws.z[..b * n];
+    match mask {
+        Some(mk) => {
+            for ((z, h), m) in z.iter_mut().zip(h_last).zip(&mk[..b * n]) {
+                *z = h * m;
+            }
+        }
+        None => z.copy_from_slice(h_last),
+    }
+    let fc = d.fc();
+    let (w_fc, b_fc) =
+        (&params[fc..fc + c_out * n], &params[fc + c_out * n..fc + c_out * n + c_out]);
+    let logits = &mut ws.logits[..b * c_out];
+    for row in logits.chunks_exact_mut(c_out) {
+        row.copy_from_slice(b_fc);
+    }
+    mm((b, c_out, n), logits, c_out, true, (z, n, 1), (w_fc, 1, n), Parallelism::None);
+    let mut loss_sum = 0.0f32;
+    let mut correct = 0usize;
+    let inv_b = 1.0 / b as f32;
+    for (row, &y) in logits.chunks_exact_mut(c_out).zip(targets) {
+        let (mut best, mut arg) = (f32::NEG_INFINITY, 0usize);
+        for (k, &v) in row.iter().enumerate() {
+            if v > best || (k == 0 && v.is_nan()) {
+                best = v;
+                arg = k;
+            }
+        }
+        correct += usize::from(arg == y as usize);
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+        let lse = sum.ln();
+        loss_sum += lse - (row[y as usize] - max);
+        if grad {
+            for (k, v) in row.iter_mut().enumerate() {
+                let p = (*v - max).exp() / sum;
+                *v = (p - if k == y as usize { 1.0 } else { 0.0 }) * inv_b;
+            }
+        }
+    }
+    let out = BatchLoss { loss: loss_sum / b as f32, correct };
+    if !grad {
+        return out;
+    }
+    // ---- backward: readout
+    let Workspace { x: xs, layers, d_out, d_in, dh, dc, z, logits, grad: gr, .. } = ws;
+    let (z, dl) = (&z[..b * n], &logits[..b * c_out]);
+    {
+        let (_, fc_grad) = gr.split_at_mut(fc);
+        let (gw, gb) = fc_grad.split_at_mut(c_out * n);
+        mm((c_out, n, b), gw, n, false, (dl, 1, c_out), (z, n, 1), Parallelism::None);
+        column_sums(dl, b, c_out, gb);
+    }
+    let dh = &mut dh[..b * n];
+    mm((b, n, c_out), dh, n, false, (dl, c_out, 1), (w_fc, n, 1), Parallelism::None);
+    if let Some(mk) = mask {
+        for (d, m) in dh.iter_mut().zip(&mk[..b * n]) {
+            *d *= m;
+        }
+    }
+    // ---- backward: layers, top down
+    let dc = &mut dc[..b * n];
+    for l in (0..d.layers).rev() {
+        let off = d.layer(l);
+        let top = l + 1 == d.layers;
+        let (below, rest) = layers.split_at_mut(l);
+        let lb = &mut rest[0];
+        let w_hh = &params[off.w_hh..off.w_hh + g4 * n];
+        let w_ih = &params[off.w_ih..off.w_ih + g4 * off.input];
+        let gates = &mut lb.gates[..t * b * g4];
+        dc.fill(0.0);
+        for s in (0..t).rev() {
+            if s + 1 < t {
+                // dh_s = (external gradient) + dG_{s+1} U
+                let ext = !top;
+                if ext {
+                    dh.copy_from_slice(&d_out[s * b * n..(s + 1) * b * n]);
+                }
+                let g_next = &gates[(s + 1) * b * g4..(s + 2) * b * g4];
+                mm((b, n, g4), dh, n, ext, (g_next, g4, 1), (w_hh, n, 1), par);
+            } else if !top {
+                dh.copy_from_slice(&d_out[s * b * n..(s + 1) * b * n]);
+            }
+            let c_prev = if s == 0 { zeros } else { &lb.c[(s - 1) * b * n..s * b * n] };
+            let g_s = &mut gates[s * b * g4..(s + 1) * b * g4];
+            cell_backward(g_s, c_prev, &lb.tc[s * b * n..(s + 1) * b * n], dh, dc, n);
+        }
+        let input: &[f32] = if l == 0 { &xs[..t * b * i0] } else { &below[l - 1].h[..t * b * n] };
+        let gw_ih = &mut gr[off.w_ih..off.w_ih + g4 * off.input];
+        mm(
+            (g4, off.input, t * b),
+            gw_ih,
+            off.input,
+            false,
+            (gates, 1, g4),
+            (input, off.input, 1),
+            par,
+        );
+        let gw_hh = &mut gr[off.w_hh..off.w_hh + g4 * n];
+        mm(
+            (g4, n, (t - 1) * b),
+            gw_hh,
+            n,
+            false,
+            (&gates[b * g4..], 1, g4),
+            (&lb.h[..], n, 1),
+            par,
+        );
+        if let Some(bo) = off.bias {
+            let (gb_ih, gb_hh) = gr[bo..bo + 2 * g4].split_at_mut(g4);
+            column_sums(gates, t * b, g4, gb_ih);
+            gb_hh.copy_from_slice(gb_ih);
+        }
+        if l > 0 {
+            let below_grad = &mut d_in[..t * b * n];
+            mm((t * b, n, g4), below_grad, n, false, (gates, g4, 1), (w_ih, n, 1), par);
+            std::mem::swap(d_out, d_in);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Adam.
+
+/// Per-network, per-step scalars of the Adam update, in f32 as candle's tensor ops use them.
+#[derive(Clone, Copy, Debug)]
+struct AdamScalars {
+    clip: f32,
+    l2: bool,
+    wd: f32,
+    b1: f32,
+    one_minus_b1: f32,
+    b2: f32,
+    one_minus_b2: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+    decoupled: bool,
+    decay: f32,
+    step_size: f32,
+}
+
+/// The optimiser settings (see [`crate::PopulationAdam`]).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamSettings {
+    /// Adam or AdamW.
+    pub kind: OptimizerKind,
+    /// `(beta1, beta2)`.
+    pub betas: (f64, f64),
+    /// `eps`.
+    pub eps: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Gradient-norm clip.
+    pub grad_clip: Option<f64>,
+}
+
+/// One Adam / AdamW step of one network on flat slices, exactly as
+/// [`crate::PopulationAdam::step`] does it for an active network: gradient norm (before
+/// clipping), `None` (and nothing changed) if it is not finite; otherwise clip, count the
+/// step, update moments and parameters.
+pub fn adam_step(
+    s: &AdamSettings,
+    lr: f64,
+    steps: &mut u64,
+    theta: &mut [f32],
+    grad: &[f32],
+    m1: &mut [f32],
+    m2: &mut [f32],
+) -> Option<f64> {
+    let sq: f64 = grad.iter().map(|&g| f64::from(g) * f64::from(g)).sum();
+    let norm = sq.sqrt();
+    if !norm.is_finite() {
+        return None;
+    }
+    let clip = match s.grad_clip {
+        Some(max) => (max / (norm + 1e-6)).min(1.0),
+        None => 1.0,
+    };
+    *steps += 1;
+    let (b1, b2) = s.betas;
+    let k = AdamScalars {
+        clip: clip as f32,
+        l2: s.kind == OptimizerKind::Adam && s.weight_decay != 0.0,
+        wd: s.weight_decay as f32,
+        b1: b1 as f32,
+        one_minus_b1: (1.0 - b1) as f32,
+        b2: b2 as f32,
+        one_minus_b2: (1.0 - b2) as f32,
+        bc2_sqrt: (1.0 - b2.powi(*steps as i32)).sqrt() as f32,
+        eps: s.eps as f32,
+        decoupled: s.kind == OptimizerKind::AdamW && s.weight_decay != 0.0,
+        decay: (1.0 - lr * s.weight_decay) as f32,
+        step_size: (lr / (1.0 - b1.powi(*steps as i32))) as f32,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has the features the function is compiled for.
+        unsafe { avx2::adam(theta, grad, m1, m2, &k) };
+        return Some(norm);
+    }
+    adam_impl(theta, grad, m1, m2, &k);
+    Some(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(a: f32, b: f64) -> f64 {
+        if b == 0.0 { f64::from(a).abs() } else { ((f64::from(a) - b) / b).abs() }
+    }
+
+    #[test]
+    fn fast_functions_are_accurate() {
+        let mut worst = [0.0f64; 3];
+        let mut x = -80.0f32;
+        while x <= 80.0 {
+            for v in [x, x * 1e-3, x * 1e-6] {
+                let xd = f64::from(v);
+                worst[0] = worst[0].max(rel(fast_exp(v), xd.exp()));
+                worst[1] = worst[1].max(rel(fast_sigmoid(v), 1.0 / (1.0 + (-xd).exp())));
+                worst[2] = worst[2].max(rel(fast_tanh(v), xd.tanh()));
+            }
+            x += 0.00731;
+        }
+        assert!(worst.iter().all(|&w| w < 1e-6), "relative errors exp/sigmoid/tanh {worst:?}");
+        assert_eq!(fast_tanh(0.0), 0.0);
+        assert!(fast_exp(f32::NAN).is_nan() && fast_tanh(f32::NAN).is_nan());
+        assert!(fast_sigmoid(f32::NAN).is_nan());
+        assert_eq!(fast_tanh(f32::INFINITY), 1.0);
+        assert_eq!(fast_tanh(f32::NEG_INFINITY), -1.0);
+        assert_eq!(fast_sigmoid(f32::INFINITY), 1.0);
+        assert!(fast_sigmoid(f32::NEG_INFINITY) < 1e-37);
+    }
+
+    #[test]
+    fn layout_counts_every_parameter() {
+        for (layers, bias) in [(1, true), (2, false), (3, true)] {
+            let d = LstmDims { input: 5, hidden: 7, layers, bias, classes: 3 };
+            let shape = crate::ModelShape {
+                arch: crate::Arch::Lstm,
+                input_size: 5,
+                hidden_size: 7,
+                num_layers: layers,
+                bias,
+                head: crate::Head::LastStepClass { classes: 3 },
+            };
+            let total: usize = shape.param_specs().iter().map(crate::ParamSpec::numel).sum();
+            assert_eq!(d.num_params(), total);
+        }
+    }
+}
