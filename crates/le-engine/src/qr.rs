@@ -47,16 +47,17 @@ pub struct QrWorkspace<T: Real> {
     nb: usize,
     tau: Vec<T>,
     sign: Vec<T>,
-    /// `nb` reflectors of length `d`, contiguous (reflector `j` of the panel starting at
-    /// column `p` uses rows `p + j .. d`, entry `p + j` is the implicit 1, rows `p .. p + j` are
-    /// zero so the panel is the `(d - p) x nb` matrix `V` of the compact WY form).
+    /// [`OUTER_PANELS`] slots of `nb` reflectors of length `d`, contiguous (reflector `j` of
+    /// the panel starting at column `p` uses rows `p + j .. d`, entry `p + j` is the implicit 1,
+    /// rows `p .. p + j` are zero so the panel is the `(d - p) x nb` matrix `V` of the compact
+    /// WY form); slot `s` holds panel `s` of the current outer block.
     panel: Vec<T>,
     /// The `nb x nb` upper-triangular factors `T` of every panel (`H_p ... H_{pe-1} =
     /// I - V T V^T`), kept from the factorisation for forming `Q`.
     t_factors: Vec<T>,
     /// `nb x k` scratch for `W = V^T C`.
     w: Vec<T>,
-    /// `Y = V op(T)` of the current panel (same layout as `panel`), for the tiled update.
+    /// `Y = V op(T)` of the panels in `panel` (same layout), for the tiled updates.
     panel_y: Vec<T>,
 }
 
@@ -79,10 +80,10 @@ impl<T: Real> QrWorkspace<T> {
             nb,
             tau: vec![T::zero(); k],
             sign: vec![T::one(); k],
-            panel: vec![T::zero(); nb * d],
+            panel: vec![T::zero(); OUTER_PANELS * nb * d],
             t_factors: vec![T::zero(); k.div_ceil(nb).max(1) * nb * nb],
             w: vec![T::zero(); nb * k],
-            panel_y: vec![T::zero(); nb * d],
+            panel_y: vec![T::zero(); OUTER_PANELS * nb * d],
         }
     }
 
@@ -93,7 +94,7 @@ impl<T: Real> QrWorkspace<T> {
 
     /// Number of scalars of type `T` this workspace holds (for memory budgeting).
     pub fn scratch_len(d: usize, k: usize, nb: usize) -> usize {
-        2 * k + 2 * nb * d + k.div_ceil(nb).max(1) * nb * nb + nb * k
+        2 * k + 2 * OUTER_PANELS * nb * d + k.div_ceil(nb).max(1) * nb * nb + nb * k
     }
 
     /// Rows of the blocks this workspace serves.
@@ -444,18 +445,25 @@ unsafe fn gemm_strided<T: Real>(
 }
 
 /// Build the upper-triangular `T` (`nb x nb`, col-major) of the panel whose reflectors sit in
-/// `ws.panel` (LAPACK `dlarft`, forward, columnwise): `T_jj = tau_j`,
+/// panel slot `slot` (LAPACK `dlarft`, forward, columnwise): `T_jj = tau_j`,
 /// `T[0..j, j] = -tau_j T[0..j, 0..j] V[:, 0..j]^T v_j`.
 #[inline(always)]
-fn build_t<T: Real, const FMA: bool>(ws: &mut QrWorkspace<T>, p: usize, pe: usize, t: &mut [T]) {
+fn build_t<T: Real, const FMA: bool>(
+    ws: &mut QrWorkspace<T>,
+    slot: usize,
+    p: usize,
+    pe: usize,
+    t: &mut [T],
+) {
     let d = ws.d;
     let nb = ws.nb;
+    let panel = &ws.panel[slot * nb * d..(slot + 1) * nb * d];
     let mut tmp = [T::zero(); MAX_PANEL_WIDTH];
     for j in 0..pe - p {
         let tau = ws.tau[p + j];
-        let vj = &ws.panel[j * d + p + j..(j + 1) * d];
+        let vj = &panel[j * d + p + j..(j + 1) * d];
         for (i, ti) in tmp.iter_mut().enumerate().take(j) {
-            let vi = &ws.panel[i * d + p + j..(i + 1) * d];
+            let vi = &panel[i * d + p + j..(i + 1) * d];
             *ti = -tau * dot::<T, FMA>(vi, vj);
         }
         for i in 0..j {
@@ -472,11 +480,106 @@ fn build_t<T: Real, const FMA: bool>(ws: &mut QrWorkspace<T>, p: usize, pe: usiz
     }
 }
 
-/// `C -= V op(T) V^T C` for the trailing block `C = a[p.., c0..k]` with the panel `V` in
-/// `ws.panel` and its `T` in `t`: `op(T) = T^T` applies `H_{pe-1} ... H_p` (factorisation),
-/// `op(T) = T` applies `H_p ... H_{pe-1}` (forming `Q`).
+/// Whether the register-tiled AVX-512 trailing updates (and the two-level blocking built on
+/// them) serve this workspace.
 #[inline(always)]
-fn apply_block_reflector<T: Real, const FMA: bool>(
+fn tiled_updates<T: Real>(ws: &QrWorkspace<T>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        ws.nb == crate::qr_tiles::NB && simd::level() == simd::Level::Avx512
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ws;
+        false
+    }
+}
+
+/// `Y = V op(T)` (rows `p..d`) of the panel in slot `slot` into the same slot of `panel_y`:
+/// column `r` of `Y` is a combination of the panel's reflectors, so the update
+/// `C -= V op(T) V^T C` becomes `C -= Y (V^T C)` with no scalar triangular product.
+/// `op(T) = T^T` applies `H_{pe-1} ... H_p` (factorisation), `op(T) = T` applies
+/// `H_p ... H_{pe-1}` (forming `Q`).
+#[inline(always)]
+fn prepare_y<T: Real, const FMA: bool>(
+    ws: &mut QrWorkspace<T>,
+    t: &[T],
+    slot: usize,
+    p: usize,
+    pe: usize,
+    transpose_t: bool,
+) {
+    let (d, ldt) = (ws.d, ws.nb);
+    let nb = pe - p;
+    let base = slot * ldt * d;
+    for r in 0..nb {
+        let y = &mut ws.panel_y[base + r * d + p..base + (r + 1) * d];
+        y.fill(T::zero());
+        let range = if transpose_t { r..nb } else { 0..r + 1 };
+        for mm in range {
+            let coef = if transpose_t { t[r + mm * ldt] } else { t[mm + r * ldt] };
+            axpy::<T, FMA>(coef, &ws.panel[base + mm * d + p..base + (mm + 1) * d], y);
+        }
+    }
+}
+
+/// `C -= Y (V^T C)` for `C = a[p.., c0..c1]` with the `NB`-wide panel in slot `slot` (its `Y`
+/// from [`prepare_y`]), by the register-tiled kernels of [`crate::qr_tiles`].
+#[inline(always)]
+fn tiled_update<T: Real>(
+    a: &mut [T],
+    ws: &mut QrWorkspace<T>,
+    slot: usize,
+    p: usize,
+    c0: usize,
+    c1: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let d = ws.d;
+        let (m, n2) = (d - p, c1 - c0);
+        if n2 == 0 {
+            return;
+        }
+        let base = slot * ws.nb * d;
+        assert!(c1 <= ws.k && ws.w.len() >= crate::qr_tiles::NB * n2);
+        // SAFETY: AVX-512 is checked by the caller (`tiled_updates`); V and Y are rows p..d of
+        // the NB slots of `slot` (element (i, r) at base + p + i + r d), C is rows p..d of
+        // columns c0..c1 of `a` (element (i, c) at (c0 + c) d + p + i), W is NB x n2 inside
+        // ws.w (checked above).
+        unsafe {
+            tiled_vt_c(
+                m,
+                n2,
+                ws.panel.as_ptr().add(base + p),
+                d,
+                a.as_ptr().add(c0 * d + p),
+                d,
+                ws.w.as_mut_ptr(),
+            );
+            tiled_c_minus_v_w(
+                m,
+                n2,
+                ws.panel_y.as_ptr().add(base + p),
+                d,
+                a.as_mut_ptr().add(c0 * d + p),
+                d,
+                ws.w.as_ptr(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, ws, slot, p, c0, c1);
+        unreachable!("tiled updates are x86_64-only");
+    }
+}
+
+/// `C -= V op(T) V^T C` for the trailing block `C = a[p.., c0..k]` with the panel `V` in slot 0
+/// and its `T` in `t`, by two calls of the `gemm` crate and a scalar triangular product
+/// (panel widths other than the tiled kernels' `NB`, and CPUs without AVX-512).
+#[inline(always)]
+fn gemm_update<T: Real, const FMA: bool>(
     a: &mut [T],
     ws: &mut QrWorkspace<T>,
     t: &[T],
@@ -490,65 +593,29 @@ fn apply_block_reflector<T: Real, const FMA: bool>(
     let m = d - p;
     let n2 = k - c0;
     let ldt = ws.nb;
-    #[cfg(target_arch = "x86_64")]
-    let tiled = nb == crate::qr_tiles::NB
-        && ldt == crate::qr_tiles::NB
-        && simd::level() == simd::Level::Avx512;
-    #[cfg(not(target_arch = "x86_64"))]
-    let tiled = false;
     // W = V^T C  (nb x n2, leading dim nb)
     // SAFETY: V is rows p..d of the panel slots (element (i, j) at p + i + j d, j < nb <=
     // ws.nb), C is rows p..d of columns c0..k of `a` (element (i, c) at (c0 + c) d + p + i),
     // W is nb x n2 inside ws.w (len ws.nb * k).
-    if tiled {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512 checked above; extents as described.
-        unsafe {
-            tiled_vt_c(
-                m,
-                n2,
-                ws.panel.as_ptr().add(p),
-                d,
-                a.as_ptr().add(c0 * d + p),
-                d,
-                ws.w.as_mut_ptr(),
-            )
-        };
-    } else {
-        unsafe {
-            gemm_strided(
-                nb,
-                n2,
-                m,
-                ws.w.as_mut_ptr(),
-                nb,
-                false,
-                ws.panel.as_ptr().add(p),
-                d,
-                1,
-                a.as_ptr().add(c0 * d + p),
-                1,
-                d,
-                T::one(),
-            )
-        };
-    }
-    if tiled {
-        // Y = V op(T) (rows p..d): column r of Y is a combination of the panel's reflectors,
-        // so the update C -= V op(T) W becomes C -= Y W with no scalar triangular product.
-        for r in 0..nb {
-            let (ys, _) = ws.panel_y.split_at_mut((r + 1) * d);
-            let y = &mut ys[r * d + p..];
-            y.fill(T::zero());
-            let range = if transpose_t { r..nb } else { 0..r + 1 };
-            for mm in range {
-                let coef = if transpose_t { t[r + mm * ldt] } else { t[mm + r * ldt] };
-                axpy::<T, FMA>(coef, &ws.panel[mm * d + p..(mm + 1) * d], y);
-            }
-        }
-    }
-    // W = op(T) W, in place, column by column (GEMM path)
-    for c in 0..if tiled { 0 } else { n2 } {
+    unsafe {
+        gemm_strided(
+            nb,
+            n2,
+            m,
+            ws.w.as_mut_ptr(),
+            nb,
+            false,
+            ws.panel.as_ptr().add(p),
+            d,
+            1,
+            a.as_ptr().add(c0 * d + p),
+            1,
+            d,
+            T::one(),
+        )
+    };
+    // W = op(T) W, in place, column by column
+    for c in 0..n2 {
         let w = &mut ws.w[c * nb..(c + 1) * nb];
         if transpose_t {
             // w'_j = sum_{i <= j} T[i, j] w_i, from the bottom up
@@ -571,22 +638,6 @@ fn apply_block_reflector<T: Real, const FMA: bool>(
         }
     }
     // C -= V W
-    if tiled {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512 checked above; extents as for W = V^T C.
-        unsafe {
-            tiled_c_minus_v_w(
-                m,
-                n2,
-                ws.panel_y.as_ptr().add(p),
-                d,
-                a.as_mut_ptr().add(c0 * d + p),
-                d,
-                ws.w.as_ptr(),
-            )
-        };
-        return;
-    }
     // SAFETY: as above.
     unsafe {
         gemm_strided(
@@ -687,6 +738,56 @@ unsafe fn tiled_c_minus_v_w<T: Real>(
     }
 }
 
+/// Inner panels per outer block of the two-level blocking (tiled path only): the block's
+/// panels are applied to the columns right of the block one column chunk at a time, so each
+/// chunk of `C` is read from and written to the L2 cache once per outer block instead of once
+/// per panel, with exactly the same arithmetic per column.
+pub(crate) const OUTER_PANELS: usize = 4;
+
+/// Columns per chunk of the outer trailing update (a `D x CHUNK` slab stays in L1).
+const CHUNK_COLS: usize = 16;
+
+/// Apply panel `slot` of the current outer block (reflectors `p..pe`) to the columns `c0..c1`
+/// of `a`: tiled kernels, or (one-level path) the `gemm` update or, for a narrow trailing
+/// block, each reflector in turn (`reverse`: `H_{pe-1}` first, for forming `Q`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn update_columns<T: Real, const FMA: bool>(
+    a: &mut [T],
+    ws: &mut QrWorkspace<T>,
+    t: &[T],
+    slot: usize,
+    (p, pe): (usize, usize),
+    (c0, c1): (usize, usize),
+    tiled: bool,
+    factor: bool,
+) {
+    if c1 <= c0 {
+        return;
+    }
+    let d = ws.d;
+    if tiled {
+        tiled_update(a, ws, slot, p, c0, c1);
+    } else if c1 == ws.k && c1 - c0 >= GEMM_MIN_COLS {
+        gemm_update::<T, FMA>(a, ws, t, p, pe, c0, factor);
+    } else {
+        // Narrow trailing block: each column receives the panel while it is in cache.
+        let base = slot * ws.nb * d;
+        for j in c0..c1 {
+            let col = &mut a[j * d..(j + 1) * d];
+            let mut apply = |r: usize| {
+                let v = &ws.panel[base + (r - p) * d + r..base + (r - p + 1) * d];
+                apply_reflector::<T, FMA>(v, ws.tau[r], &mut col[r..]);
+            };
+            if factor {
+                (p..pe).for_each(&mut apply);
+            } else {
+                (p..pe).rev().for_each(&mut apply);
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn factor_impl<T: Real, const FMA: bool>(
     a: &mut [T],
@@ -694,45 +795,61 @@ fn factor_impl<T: Real, const FMA: bool>(
     ws: &mut QrWorkspace<T>,
 ) {
     let (d, k, nb) = (ws.d, ws.k, ws.nb);
+    let tiled = tiled_updates(ws);
+    let outer = if tiled { OUTER_PANELS } else { 1 };
     let mut t_factors = std::mem::take(&mut ws.t_factors);
-    let mut p = 0;
-    while p < k {
-        let pe = (p + nb).min(k);
-        // Panel: left-looking inside the panel.
-        for c in p..pe {
-            let col = &mut a[c * d..(c + 1) * d];
-            for r in p..c {
-                let v = &ws.panel[(r - p) * d + r..(r - p + 1) * d];
-                apply_reflector::<T, FMA>(v, ws.tau[r], &mut col[r..]);
-            }
-            let tau = make_reflector::<T, FMA>(&mut col[c..]);
-            ws.tau[c] = tau;
-            let beta = col[c];
-            log_diag[c] = beta.as_f64().abs().ln();
-            ws.sign[c] = if beta < T::zero() { -T::one() } else { T::one() };
-            let slot = &mut ws.panel[(c - p) * d..(c - p + 1) * d];
-            for x in &mut slot[p..c] {
-                *x = T::zero();
-            }
-            slot[c] = T::one();
-            slot[c + 1..].copy_from_slice(&col[c + 1..]);
-        }
-        let pi = p / nb;
-        let t = &mut t_factors[pi * nb * nb..(pi + 1) * nb * nb];
-        build_t::<T, FMA>(ws, p, pe, t);
-        if k - pe >= GEMM_MIN_COLS {
-            apply_block_reflector::<T, FMA>(a, ws, t, p, pe, pe, true);
-        } else {
-            // Narrow trailing block: each column receives the panel while it is in cache.
-            for j in pe..k {
-                let col = &mut a[j * d..(j + 1) * d];
-                for r in p..pe {
-                    let v = &ws.panel[(r - p) * d + r..(r - p + 1) * d];
+    let mut p2 = 0;
+    while p2 < k {
+        let pe2 = (p2 + outer * nb).min(k);
+        let mut p = p2;
+        let mut slot = 0;
+        while p < pe2 {
+            let pe = (p + nb).min(pe2);
+            let base = slot * nb * d;
+            // Panel: left-looking inside the panel.
+            for c in p..pe {
+                let col = &mut a[c * d..(c + 1) * d];
+                for r in p..c {
+                    let v = &ws.panel[base + (r - p) * d + r..base + (r - p + 1) * d];
                     apply_reflector::<T, FMA>(v, ws.tau[r], &mut col[r..]);
                 }
+                let tau = make_reflector::<T, FMA>(&mut col[c..]);
+                ws.tau[c] = tau;
+                let beta = col[c];
+                log_diag[c] = beta.as_f64().abs().ln();
+                ws.sign[c] = if beta < T::zero() { -T::one() } else { T::one() };
+                let slot_v = &mut ws.panel[base + (c - p) * d..base + (c - p + 1) * d];
+                for x in &mut slot_v[p..c] {
+                    *x = T::zero();
+                }
+                slot_v[c] = T::one();
+                slot_v[c + 1..].copy_from_slice(&col[c + 1..]);
+            }
+            let pi = p / nb;
+            let t = &mut t_factors[pi * nb * nb..(pi + 1) * nb * nb];
+            build_t::<T, FMA>(ws, slot, p, pe, t);
+            if tiled {
+                prepare_y::<T, FMA>(ws, t, slot, p, pe, true);
+            }
+            // The rest of the outer block now; the columns right of it below.
+            let right = if tiled { pe2 } else { k };
+            update_columns::<T, FMA>(a, ws, t, slot, (p, pe), (pe, right), tiled, true);
+            p = pe;
+            slot += 1;
+        }
+        if tiled {
+            // Columns right of the outer block, chunk by chunk, panels in order.
+            let mut c0 = pe2;
+            while c0 < k {
+                let c1 = (c0 + CHUNK_COLS).min(k);
+                for s in 0..slot {
+                    let ps = p2 + s * nb;
+                    tiled_update(a, ws, s, ps, c0, c1);
+                }
+                c0 = c1;
             }
         }
-        p = pe;
+        p2 = pe2;
     }
     ws.t_factors = t_factors;
 }
@@ -743,50 +860,77 @@ fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
     if k == 0 {
         return;
     }
+    let tiled = tiled_updates(ws);
+    let outer = if tiled { OUTER_PANELS } else { 1 };
     let t_factors = std::mem::take(&mut ws.t_factors);
-    // Panels from the last to the first.
-    let npanels = k.div_ceil(nb);
-    for pi in (0..npanels).rev() {
-        let p = pi * nb;
-        let pe = (p + nb).min(k);
-        // Save the panel's reflectors before their columns are overwritten.
-        for c in p..pe {
-            let slot = &mut ws.panel[(c - p) * d..(c - p + 1) * d];
-            for x in &mut slot[p..c] {
-                *x = T::zero();
-            }
-            slot[c] = T::one();
-            slot[c + 1..].copy_from_slice(&a[c * d + c + 1..(c + 1) * d]);
-        }
-        // Columns right of the panel already hold H_pe ... H_{k-1} [I; 0] (zero above row pe);
-        // apply H_p ... H_{pe-1} = I - V T V^T.
-        if k - pe >= GEMM_MIN_COLS {
-            let t = &t_factors[pi * nb * nb..(pi + 1) * nb * nb];
-            apply_block_reflector::<T, FMA>(a, ws, t, p, pe, pe, false);
-        } else {
-            for j in pe..k {
-                let col = &mut a[j * d..(j + 1) * d];
-                for r in (p..pe).rev() {
-                    let v = &ws.panel[(r - p) * d + r..(r - p + 1) * d];
-                    apply_reflector::<T, FMA>(v, ws.tau[r], &mut col[r..]);
+    // Outer blocks from the last to the first.
+    let nouter = k.div_ceil(outer * nb);
+    for ob in (0..nouter).rev() {
+        let p2 = ob * outer * nb;
+        let pe2 = (p2 + outer * nb).min(k);
+        let npanels = (pe2 - p2).div_ceil(nb);
+        // Save the block's reflectors before their columns are overwritten.
+        for s in 0..npanels {
+            let p = p2 + s * nb;
+            let pe = (p + nb).min(pe2);
+            let base = s * nb * d;
+            for c in p..pe {
+                let slot_v = &mut ws.panel[base + (c - p) * d..base + (c - p + 1) * d];
+                for x in &mut slot_v[p..c] {
+                    *x = T::zero();
                 }
+                slot_v[c] = T::one();
+                slot_v[c + 1..].copy_from_slice(&a[c * d + c + 1..(c + 1) * d]);
+            }
+            if tiled {
+                let pi = p / nb;
+                prepare_y::<T, FMA>(
+                    ws,
+                    &t_factors[pi * nb * nb..(pi + 1) * nb * nb],
+                    s,
+                    p,
+                    pe,
+                    false,
+                );
             }
         }
-        // Inside the panel: unblocked backward accumulation (dorg2r).
-        for i in (p..pe).rev() {
-            let tau = ws.tau[i];
-            for j in i + 1..pe {
-                let v = &ws.panel[(i - p) * d + i..(i - p + 1) * d];
-                let col = &mut a[j * d + i..(j + 1) * d];
-                apply_reflector::<T, FMA>(v, tau, col);
+        // Columns right of the block already hold H_pe2 ... H_{k-1} [I; 0] (zero above row
+        // pe2); apply the block's panels, last first.
+        if tiled {
+            let mut c0 = pe2;
+            while c0 < k {
+                let c1 = (c0 + CHUNK_COLS).min(k);
+                for s in (0..npanels).rev() {
+                    tiled_update(a, ws, s, p2 + s * nb, c0, c1);
+                }
+                c0 = c1;
             }
-            let col = &mut a[i * d..(i + 1) * d];
-            for x in &mut col[..i] {
-                *x = T::zero();
-            }
-            col[i] = T::one() - tau;
-            for x in &mut col[i + 1..] {
-                *x = -tau * *x;
+        }
+        for s in (0..npanels).rev() {
+            let p = p2 + s * nb;
+            let pe = (p + nb).min(pe2);
+            let pi = p / nb;
+            let t = &t_factors[pi * nb * nb..(pi + 1) * nb * nb];
+            // Columns of the block right of this panel (one-level path: all columns right).
+            let right = if tiled { pe2 } else { k };
+            update_columns::<T, FMA>(a, ws, t, s, (p, pe), (pe, right), tiled, false);
+            // Inside the panel: unblocked backward accumulation (dorg2r).
+            let base = s * nb * d;
+            for i in (p..pe).rev() {
+                let tau = ws.tau[i];
+                for j in i + 1..pe {
+                    let v = &ws.panel[base + (i - p) * d + i..base + (i - p + 1) * d];
+                    let col = &mut a[j * d + i..(j + 1) * d];
+                    apply_reflector::<T, FMA>(v, tau, col);
+                }
+                let col = &mut a[i * d..(i + 1) * d];
+                for x in &mut col[..i] {
+                    *x = T::zero();
+                }
+                col[i] = T::one() - tau;
+                for x in &mut col[i + 1..] {
+                    *x = -tau * *x;
+                }
             }
         }
     }

@@ -252,6 +252,27 @@ pub(crate) unsafe fn c_minus_v_w<T: Zmm>(
             w1[r] = T::splat(*w.add((j + 1) * NB + r));
         }
         let mut i = 0;
+        // Four row chunks at a time: eight independent FMA chains hide the FMA latency.
+        while i + 4 * T::L <= m {
+            let mut x0 = [T::zero(); 4];
+            let mut x1 = [T::zero(); 4];
+            for q in 0..4 {
+                x0[q] = T::load(c0.add(i + q * T::L), T::L);
+                x1[q] = T::load(c1.add(i + q * T::L), T::L);
+            }
+            for r in 0..NB {
+                for q in 0..4 {
+                    let vr = T::load(v.add(r * ldv + i + q * T::L), T::L);
+                    x0[q] = T::fnmadd(vr, w0[r], x0[q]);
+                    x1[q] = T::fnmadd(vr, w1[r], x1[q]);
+                }
+            }
+            for q in 0..4 {
+                T::store(c0.add(i + q * T::L), x0[q], T::L);
+                T::store(c1.add(i + q * T::L), x1[q], T::L);
+            }
+            i += 4 * T::L;
+        }
         while i < m {
             let n = (m - i).min(T::L);
             let mut x0 = T::load(c0.add(i), n);

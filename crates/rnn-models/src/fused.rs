@@ -64,7 +64,7 @@ pub fn fast_exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     let scale = f32::from_bits((n.wrapping_add(127) as u32).wrapping_shl(23));
     e * scale
@@ -290,6 +290,13 @@ pub struct BatchLoss {
 // Elementwise kernels (compiled twice on x86-64: baseline and AVX2 + FMA).
 
 #[inline(always)]
+fn map_in_place(v: &mut [f32], f: impl Fn(f32) -> f32) {
+    for x in v.iter_mut() {
+        *x = f(*x);
+    }
+}
+
+#[inline(always)]
 fn cell_forward_impl(
     g: &mut [f32],
     c_prev: &[f32],
@@ -305,32 +312,21 @@ fn cell_forward_impl(
         .zip(tc.chunks_exact_mut(n))
         .zip(h.chunks_exact_mut(n))
     {
-        let (gi, rest) = g.split_at_mut(n);
-        let (gf, rest) = rest.split_at_mut(n);
+        // separate passes: each is a plain map and vectorises
+        let (gif, rest) = g.split_at_mut(2 * n);
         let (gg, go) = rest.split_at_mut(n);
-        let (gf, gg, go, cp, c, tc, h) = (
-            &mut gf[..n],
-            &mut gg[..n],
-            &mut go[..n],
-            &cp[..n],
-            &mut c[..n],
-            &mut tc[..n],
-            &mut h[..n],
-        );
-        for j in 0..n {
-            let i = fast_sigmoid(gi[j]);
-            let f = fast_sigmoid(gf[j]);
-            let gv = fast_tanh(gg[j]);
-            let o = fast_sigmoid(go[j]);
-            let cv = f * cp[j] + i * gv;
-            let t = fast_tanh(cv);
-            gi[j] = i;
-            gf[j] = f;
-            gg[j] = gv;
-            go[j] = o;
-            c[j] = cv;
-            tc[j] = t;
-            h[j] = o * t;
+        map_in_place(gif, fast_sigmoid);
+        map_in_place(gg, fast_tanh);
+        map_in_place(go, fast_sigmoid);
+        let (gi, gf) = gif.split_at(n);
+        for ((((c, &cp), &i), &f), &gv) in c.iter_mut().zip(cp).zip(gi).zip(gf).zip(&*gg) {
+            *c = f * cp + i * gv;
+        }
+        for (t, &cv) in tc.iter_mut().zip(&*c) {
+            *t = fast_tanh(cv);
+        }
+        for ((h, &o), &t) in h.iter_mut().zip(&*go).zip(&*tc) {
+            *h = o * t;
         }
     }
 }
@@ -354,83 +350,114 @@ fn cell_backward_impl(
         let (gi, rest) = g.split_at_mut(n);
         let (gf, rest) = rest.split_at_mut(n);
         let (gg, go) = rest.split_at_mut(n);
-        let (gf, gg, go, cp, tc, dh, dc) =
-            (&mut gf[..n], &mut gg[..n], &mut go[..n], &cp[..n], &tc[..n], &dh[..n], &mut dc[..n]);
-        for j in 0..n {
-            let (i, f, gv, o, t, d) = (gi[j], gf[j], gg[j], go[j], tc[j], dh[j]);
-            let dcv = dc[j] + d * o * (1.0 - t * t);
-            gi[j] = dcv * gv * (i * (1.0 - i));
-            gf[j] = dcv * cp[j] * (f * (1.0 - f));
-            gg[j] = dcv * i * (1.0 - gv * gv);
-            go[j] = d * t * (o * (1.0 - o));
-            dc[j] = dcv * f;
+        let it = gi
+            .iter_mut()
+            .zip(gf.iter_mut())
+            .zip(gg.iter_mut())
+            .zip(go.iter_mut())
+            .zip(cp.iter().zip(tc).zip(dh))
+            .zip(dc.iter_mut());
+        for (((((gi, gf), gg), go), ((&cp, &t), &d)), dc) in it {
+            let (i, f, gv, o) = (*gi, *gf, *gg, *go);
+            let dcv = *dc + d * o * (1.0 - t * t);
+            *gi = dcv * gv * (i * (1.0 - i));
+            *gf = dcv * cp * (f * (1.0 - f));
+            *gg = dcv * i * (1.0 - gv * gv);
+            *go = d * t * (o * (1.0 - o));
+            *dc = dcv * f;
         }
     }
 }
 
 #[inline(always)]
 fn adam_impl(theta: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32], k: &AdamScalars) {
-    let n = theta.len();
-    let (g, m1, m2) = (&g[..n], &mut m1[..n], &mut m2[..n]);
-    for j in 0..n {
-        let th = theta[j];
-        let mut gj = g[j] * k.clip;
+    for (((th, &gj), a), v) in theta.iter_mut().zip(g).zip(m1.iter_mut()).zip(m2.iter_mut()) {
+        let mut gj = gj * k.clip;
         if k.l2 {
-            gj += th * k.wd;
+            gj += *th * k.wd;
         }
-        let a = m1[j] * k.b1 + gj * k.one_minus_b1;
-        let v = m2[j] * k.b2 + (gj * gj) * k.one_minus_b2;
-        let denom = v.sqrt() / k.bc2_sqrt + k.eps;
-        let base = if k.decoupled { th * k.decay } else { th };
-        theta[j] = base - (a * k.step_size) / denom;
-        m1[j] = a;
-        m2[j] = v;
+        let a_new = *a * k.b1 + gj * k.one_minus_b1;
+        let v_new = *v * k.b2 + (gj * gj) * k.one_minus_b2;
+        let denom = v_new.sqrt() / k.bc2_sqrt + k.eps;
+        let base = if k.decoupled { *th * k.decay } else { *th };
+        *th = base - (a_new * k.step_size) / denom;
+        *a = a_new;
+        *v = v_new;
     }
 }
 
+/// The elementwise kernels compiled for one set of x86-64 target features.
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::AdamScalars;
+macro_rules! kernels_for {
+    ($name:ident, $features:literal) => {
+        mod $name {
+            use super::AdamScalars;
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn cell_forward(
-        g: &mut [f32],
-        c_prev: &[f32],
-        c: &mut [f32],
-        tc: &mut [f32],
-        h: &mut [f32],
-        n: usize,
-    ) {
-        super::cell_forward_impl(g, c_prev, c, tc, h, n)
-    }
+            #[target_feature(enable = $features)]
+            pub(super) fn cell_forward(
+                g: &mut [f32],
+                c_prev: &[f32],
+                c: &mut [f32],
+                tc: &mut [f32],
+                h: &mut [f32],
+                n: usize,
+            ) {
+                super::cell_forward_impl(g, c_prev, c, tc, h, n)
+            }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn cell_backward(
-        g: &mut [f32],
-        c_prev: &[f32],
-        tc: &[f32],
-        dh: &[f32],
-        dc: &mut [f32],
-        n: usize,
-    ) {
-        super::cell_backward_impl(g, c_prev, tc, dh, dc, n)
-    }
+            #[target_feature(enable = $features)]
+            pub(super) fn cell_backward(
+                g: &mut [f32],
+                c_prev: &[f32],
+                tc: &[f32],
+                dh: &[f32],
+                dc: &mut [f32],
+                n: usize,
+            ) {
+                super::cell_backward_impl(g, c_prev, tc, dh, dc, n)
+            }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn adam(
-        theta: &mut [f32],
-        g: &[f32],
-        m1: &mut [f32],
-        m2: &mut [f32],
-        k: &AdamScalars,
-    ) {
-        super::adam_impl(theta, g, m1, m2, k)
-    }
+            #[target_feature(enable = $features)]
+            pub(super) fn adam(
+                theta: &mut [f32],
+                g: &[f32],
+                m1: &mut [f32],
+                m2: &mut [f32],
+                k: &AdamScalars,
+            ) {
+                super::adam_impl(theta, g, m1, m2, k)
+            }
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+kernels_for!(avx2, "avx2,fma");
+#[cfg(target_arch = "x86_64")]
+kernels_for!(avx512, "avx512f,avx2,fma");
+
+/// The widest kernel set this CPU runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Simd {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+fn simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx2") && has!("fma") {
+            return Simd::Avx512;
+        }
+        if has!("avx2") && has!("fma") {
+            return Simd::Avx2;
+        }
+    }
+    Simd::Baseline
 }
 
 fn cell_forward(
@@ -441,21 +468,36 @@ fn cell_forward(
     h: &mut [f32],
     n: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { avx2::cell_forward(g, c_prev, c, tc, h, n) };
+    match simd() {
+        // SAFETY (both): the CPU has the features the function is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { avx512::cell_forward(g, c_prev, c, tc, h, n) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { avx2::cell_forward(g, c_prev, c, tc, h, n) },
+        Simd::Baseline => cell_forward_impl(g, c_prev, c, tc, h, n),
     }
-    cell_forward_impl(g, c_prev, c, tc, h, n)
 }
 
 fn cell_backward(g: &mut [f32], c_prev: &[f32], tc: &[f32], dh: &[f32], dc: &mut [f32], n: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { avx2::cell_backward(g, c_prev, tc, dh, dc, n) };
+    match simd() {
+        // SAFETY (both): the CPU has the features the function is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { avx512::cell_backward(g, c_prev, tc, dh, dc, n) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { avx2::cell_backward(g, c_prev, tc, dh, dc, n) },
+        Simd::Baseline => cell_backward_impl(g, c_prev, tc, dh, dc, n),
     }
-    cell_backward_impl(g, c_prev, tc, dh, dc, n)
+}
+
+fn adam_kernel(theta: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32], k: &AdamScalars) {
+    match simd() {
+        // SAFETY (both): the CPU has the features the function is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { avx512::adam(theta, g, m1, m2, k) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { avx2::adam(theta, g, m1, m2, k) },
+        Simd::Baseline => adam_impl(theta, g, m1, m2, k),
+    }
 }
 
 /// Column sums of `rows x cols` row-major `src` into `dst[..cols]` (overwritten).
@@ -477,7 +519,8 @@ fn column_sums(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
 ///
 /// `params`: the network's flat parameters; `x`: inputs `[B, T, I]` (batch-major, as
 /// [`datasets::Batch::inputs`]); `targets`: `B` classes (`< C`, checked by the caller);
-/// `mask`: readout dropout mask `[B, N]` (entries 0 or `1 / (1 - q)`).
+/// `mask`: readout dropout mask `[B, N]` (entries 0 or `1 / (1 - q)`); `par`: the GEMMs'
+/// threading.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_step(
     d: &LstmDims,
@@ -490,6 +533,124 @@ pub fn lstm_step(
     grad: bool,
     par: Parallelism,
 ) -> BatchLoss {
+    let (loss_sum, correct) = step_rows(d, params, ws, x, (b, t), targets, mask, grad, b, par);
+    BatchLoss { loss: loss_sum / b as f32, correct }
+}
+
+/// Rows per part in [`lstm_step_parts`].
+pub const ROWS_PER_PART: usize = 64;
+
+/// [`lstm_step`] with the minibatch's rows cut into `ceil(B / ROWS_PER_PART)` fixed parts
+/// (each with its own workspace, `workspaces` grows to that), whose gradients are summed in
+/// part order into `workspaces[0].grad`. With `parallel` the parts run in parallel on the
+/// rayon pool, otherwise one after the other; both give the same bits, so a network's
+/// numbers do not depend on the thread count or on the population it trains in. GEMMs are
+/// single-threaded.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_step_parts(
+    d: &LstmDims,
+    params: &[f32],
+    workspaces: &mut Vec<Workspace>,
+    x: &[f32],
+    (b, t): (usize, usize),
+    targets: &[u32],
+    mask: Option<&[f32]>,
+    grad: bool,
+    parallel: bool,
+) -> BatchLoss {
+    use rayon::prelude::*;
+    let parts = b.div_ceil(ROWS_PER_PART).max(1);
+    if workspaces.len() < parts {
+        workspaces.resize_with(parts, Workspace::default);
+    }
+    let (n, row) = (d.hidden, t * d.input);
+    assert_eq!(x.len(), b * row, "inputs must be [B, T, I]");
+    assert_eq!(targets.len(), b, "one target per row");
+    let run = |p: usize, ws: &mut Workspace| {
+        let (r0, r1) = (p * b / parts, (p + 1) * b / parts);
+        step_rows(
+            d,
+            params,
+            ws,
+            &x[r0 * row..r1 * row],
+            (r1 - r0, t),
+            &targets[r0..r1],
+            mask.map(|m| &m[r0 * n..r1 * n]),
+            grad,
+            b,
+            Parallelism::None,
+        )
+    };
+    let results: Vec<(f32, usize)> = if parallel && parts > 1 {
+        workspaces[..parts].par_iter_mut().enumerate().map(|(p, ws)| run(p, ws)).collect()
+    } else {
+        workspaces[..parts].iter_mut().enumerate().map(|(p, ws)| run(p, ws)).collect()
+    };
+    if grad {
+        let np = d.num_params();
+        let (first, others) = workspaces.split_at_mut(1);
+        let total = &mut first[0].grad[..np];
+        for ws in &others[..parts - 1] {
+            for (a, g) in total.iter_mut().zip(&ws.grad[..np]) {
+                *a += g;
+            }
+        }
+    }
+    let loss_sum = results.iter().fold(0.0f32, |acc, r| acc + r.0);
+    BatchLoss { loss: loss_sum / b as f32, correct: results.iter().map(|r| r.1).sum() }
+}
+
+/// Forward only: the summed loss (f64 over the parts' f32 sums) and the correct count of
+/// the `B` rows of `x`, evaluated in parts of [`ROWS_PER_PART`] rows through `ws`.
+pub fn lstm_eval(
+    d: &LstmDims,
+    params: &[f32],
+    ws: &mut Workspace,
+    x: &[f32],
+    (b, t): (usize, usize),
+    targets: &[u32],
+) -> (f64, usize) {
+    let row = t * d.input;
+    assert_eq!(x.len(), b * row, "inputs must be [B, T, I]");
+    assert_eq!(targets.len(), b, "one target per row");
+    let mut loss = 0.0f64;
+    let mut correct = 0;
+    for r0 in (0..b).step_by(ROWS_PER_PART) {
+        let r1 = (r0 + ROWS_PER_PART).min(b);
+        let (l, c) = step_rows(
+            d,
+            params,
+            ws,
+            &x[r0 * row..r1 * row],
+            (r1 - r0, t),
+            &targets[r0..r1],
+            None,
+            false,
+            b,
+            Parallelism::None,
+        );
+        loss += f64::from(l);
+        correct += c;
+    }
+    (loss, correct)
+}
+
+/// The forward / backward of `b` rows of a minibatch of `rows` rows: returns the sum of
+/// the rows' losses and their correct count; the gradient is that of (sum of these rows'
+/// losses) / `rows`.
+#[allow(clippy::too_many_arguments)]
+fn step_rows(
+    d: &LstmDims,
+    params: &[f32],
+    ws: &mut Workspace,
+    x: &[f32],
+    (b, t): (usize, usize),
+    targets: &[u32],
+    mask: Option<&[f32]>,
+    grad: bool,
+    rows: usize,
+    par: Parallelism,
+) -> (f32, usize) {
     let (n, c_out, i0) = (d.hidden, d.classes, d.input);
     let g4 = 4 * n;
     assert!(b > 0 && t > 0, "empty minibatch");
@@ -570,7 +731,7 @@ pub fn lstm_step(
     mm((b, c_out, n), logits, c_out, true, (z, n, 1), (w_fc, 1, n), Parallelism::None);
     let mut loss_sum = 0.0f32;
     let mut correct = 0usize;
-    let inv_b = 1.0 / b as f32;
+    let inv_rows = 1.0 / rows as f32;
     for (row, &y) in logits.chunks_exact_mut(c_out).zip(targets) {
         let (mut best, mut arg) = (f32::NEG_INFINITY, 0usize);
         for (k, &v) in row.iter().enumerate() {
@@ -587,11 +748,11 @@ pub fn lstm_step(
         if grad {
             for (k, v) in row.iter_mut().enumerate() {
                 let p = (*v - max).exp() / sum;
-                *v = (p - if k == y as usize { 1.0 } else { 0.0 }) * inv_b;
+                *v = (p - if k == y as usize { 1.0 } else { 0.0 }) * inv_rows;
             }
         }
     }
-    let out = BatchLoss { loss: loss_sum / b as f32, correct };
+    let out = (loss_sum, correct);
     if !grad {
         return out;
     }
@@ -746,13 +907,7 @@ pub fn adam_step(
         decay: (1.0 - lr * s.weight_decay) as f32,
         step_size: (lr / (1.0 - b1.powi(*steps as i32))) as f32,
     };
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has the features the function is compiled for.
-        unsafe { avx2::adam(theta, grad, m1, m2, &k) };
-        return Some(norm);
-    }
-    adam_impl(theta, grad, m1, m2, &k);
+    adam_kernel(theta, grad, m1, m2, &k);
     Some(norm)
 }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Arch, NetSpec, TrainBackend, TrainConfig};
 use crate::error::{ModelError, Result};
-use crate::fused::{AdamSettings, LstmDims, Workspace, adam_step, lstm_step};
+use crate::fused::{AdamSettings, LstmDims, Workspace, adam_step, lstm_eval, lstm_step_parts};
 use crate::model::{Head, ModelShape, PopulationModel};
 use crate::optim::PopulationAdam;
 
@@ -63,7 +63,10 @@ pub struct PopulationTrainer<'t> {
 #[derive(Debug)]
 struct FusedState {
     dims: LstmDims,
-    workspaces: Vec<Workspace>,
+    /// Per rayon thread (plus one for callers outside the pool): the workspaces of the
+    /// minibatch parts of the network it trains ([`lstm_step_parts`]). Nothing in them lives
+    /// beyond one step, so a thread reuses its buffers (warm in its cache) for every network.
+    workspaces: Vec<std::sync::Mutex<Vec<Workspace>>>,
 }
 
 /// What one network did in one fused training step.
@@ -396,9 +399,12 @@ impl<'t> PopulationTrainer<'t> {
             Some(f) => std::mem::take(&mut f.workspaces),
             None => Vec::new(),
         };
-        workspaces.resize_with(m, Workspace::default);
-        let result =
-            self.fused_epoch_loop(epoch, &mut theta, &mut m1, &mut m2, &mut steps, &mut workspaces);
+        workspaces.resize_with(rayon::current_num_threads() + 1, Default::default);
+        let result = self.fused_epoch_loop(
+            epoch,
+            (&mut theta, &mut m1, &mut m2, &mut steps),
+            &mut workspaces,
+        );
         if let Some(f) = self.fused.as_mut() {
             f.workspaces = workspaces;
         }
@@ -411,14 +417,16 @@ impl<'t> PopulationTrainer<'t> {
         result
     }
 
+    /// The epoch loop of [`Self::train_epoch_fused`] on the flat state `(theta, m1, m2,
+    /// steps)`. Networks run in parallel (one per rayon task) when there are at least as many
+    /// live networks as threads; otherwise one after the other, each with its minibatch
+    /// parts in parallel. Both give the same bits ([`lstm_step_parts`]).
+    #[allow(clippy::type_complexity)]
     fn fused_epoch_loop(
         &mut self,
         epoch: usize,
-        theta: &mut [Vec<f32>],
-        m1: &mut [Vec<f32>],
-        m2: &mut [Vec<f32>],
-        steps: &mut [u64],
-        workspaces: &mut [Workspace],
+        (theta, m1, m2, steps): (&mut [Vec<f32>], &mut [Vec<f32>], &mut [Vec<f32>], &mut [u64]),
+        workspaces: &mut [std::sync::Mutex<Vec<Workspace>>],
     ) -> Result<Vec<TrainEpochResult>> {
         use rayon::prelude::*;
         let dims = match &self.fused {
@@ -446,6 +454,7 @@ impl<'t> PopulationTrainer<'t> {
         };
         let n = dims.hidden;
         let threads = rayon::current_num_threads();
+
         let mut loss_sum = vec![0.0f64; m];
         let mut correct = vec![0.0f64; m];
         let mut seen = vec![0usize; m];
@@ -490,64 +499,86 @@ impl<'t> PopulationTrainer<'t> {
             }
             let mask = self.dropout_values(epoch, batch_index, b);
             let live = self.active.iter().filter(|&&a| a).count();
-            let run = |k: usize,
-                       theta: &mut Vec<f32>,
-                       m1: &mut Vec<f32>,
-                       m2: &mut Vec<f32>,
-                       steps: &mut u64,
-                       ws: &mut Workspace,
-                       par: gemm::Parallelism|
+            let parallel_nets = live >= threads && threads > 1;
+            let np = dims.num_params();
+            let finish = |k: usize,
+                          r: crate::fused::BatchLoss,
+                          grad: &[f32],
+                          theta: &mut Vec<f32>,
+                          m1: &mut Vec<f32>,
+                          m2: &mut Vec<f32>,
+                          steps: &mut u64|
              -> FusedOutcome {
-                if !self.active[k] {
-                    return FusedOutcome::Skipped;
-                }
-                let mk = mask.as_ref().map(|v| &v[k * b * n..(k + 1) * b * n]);
-                let r = lstm_step(
-                    &dims,
-                    theta,
-                    ws,
-                    &batches[k].inputs,
-                    (b, t),
-                    classes[k],
-                    mk,
-                    true,
-                    par,
-                );
                 if !r.loss.is_finite() {
                     return FusedOutcome::LossNotFinite;
                 }
-                let np = dims.num_params();
-                let grad_ok =
-                    adam_step(&settings, lrs[k], steps, theta, &ws.grad[..np], m1, m2).is_some();
+                let grad_ok = adam_step(&settings, lrs[k], steps, theta, grad, m1, m2).is_some();
                 FusedOutcome::Trained { loss: r.loss, correct: r.correct, grad_ok }
             };
-            let outcomes: Vec<FusedOutcome> = if live >= threads && threads > 1 {
+            let mask_of = |k: usize| mask.as_ref().map(|v| &v[k * b * n..(k + 1) * b * n]);
+            let outcomes: Vec<FusedOutcome> = if parallel_nets {
+                let pool: &[std::sync::Mutex<Vec<Workspace>>] = workspaces;
                 theta
                     .par_iter_mut()
                     .zip(m1.par_iter_mut())
                     .zip(m2.par_iter_mut())
                     .zip(steps.par_iter_mut())
-                    .zip(workspaces.par_iter_mut())
                     .enumerate()
-                    .map(|(k, ((((th, a), v), st), ws))| {
-                        run(k, th, a, v, st, ws, gemm::Parallelism::None)
+                    .map(|(k, (((th, a), v), st))| {
+                        if !self.active[k] {
+                            return FusedOutcome::Skipped;
+                        }
+                        // uncontended: a thread runs one network at a time, and nothing
+                        // below re-enters the pool
+                        let slot = rayon::current_thread_index().unwrap_or(threads);
+                        let mut guard = pool[slot.min(pool.len() - 1)]
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let ws = &mut *guard;
+                        let r = lstm_step_parts(
+                            &dims,
+                            th,
+                            ws,
+                            &batches[k].inputs,
+                            (b, t),
+                            classes[k],
+                            mask_of(k),
+                            true,
+                            false,
+                        );
+                        finish(k, r, &ws[0].grad[..np], th, a, v, st)
                     })
                     .collect()
             } else {
-                let par = if threads > 1 {
-                    gemm::Parallelism::Rayon(threads)
-                } else {
-                    gemm::Parallelism::None
-                };
-                theta
-                    .iter_mut()
-                    .zip(m1.iter_mut())
-                    .zip(m2.iter_mut())
-                    .zip(steps.iter_mut())
-                    .zip(workspaces.iter_mut())
-                    .enumerate()
-                    .map(|(k, ((((th, a), v), st), ws))| run(k, th, a, v, st, ws, par))
-                    .collect()
+                let mut out = Vec::with_capacity(m);
+                let ws = workspaces[0].get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for k in 0..m {
+                    if !self.active[k] {
+                        out.push(FusedOutcome::Skipped);
+                        continue;
+                    }
+                    let r = lstm_step_parts(
+                        &dims,
+                        &theta[k],
+                        ws,
+                        &batches[k].inputs,
+                        (b, t),
+                        classes[k],
+                        mask_of(k),
+                        true,
+                        threads > 1,
+                    );
+                    out.push(finish(
+                        k,
+                        r,
+                        &ws[0].grad[..np],
+                        &mut theta[k],
+                        &mut m1[k],
+                        &mut m2[k],
+                        &mut steps[k],
+                    ));
+                }
+                out
             };
             let mut any_live = false;
             for (k, o) in outcomes.into_iter().enumerate() {
@@ -584,9 +615,103 @@ impl<'t> PopulationTrainer<'t> {
             .collect())
     }
 
+    /// [`Self::evaluate`] on the fused path: every (network, part of a batch) pair is one
+    /// rayon task on a per-thread workspace; sums are reduced in a fixed order.
+    fn evaluate_fused(&self, f: &FusedState, split: Split) -> Result<Vec<EvalResult>> {
+        use rayon::prelude::*;
+        let m = self.model.num_networks();
+        let d = f.dims;
+        let vars: Vec<Tensor> = self.model.vars().iter().map(|v| v.as_tensor().clone()).collect();
+        let theta = pull_flat(&vars, m)?;
+        let n = self.task.num_examples(split);
+        let iter =
+            BatchIter::new(self.task, split, (0..n).collect(), self.config.eval_batch_size, false)?;
+        let threads = rayon::current_num_threads();
+        let pool: Vec<std::sync::Mutex<Workspace>> =
+            (0..=threads).map(|_| std::sync::Mutex::new(Workspace::default())).collect();
+        let live: Vec<usize> = (0..m).filter(|&k| self.active[k]).collect();
+        let mut loss_sum = vec![0.0f64; m];
+        let mut correct = vec![0usize; m];
+        let mut seen = 0usize;
+        for batch in iter {
+            let batch = batch?;
+            let (b, t) = (batch.batch_size, batch.seq_len);
+            if batch.input_size != d.input {
+                return Err(ModelError::UnsupportedTask(format!(
+                    "batch input size {} vs the model's {}",
+                    batch.input_size, d.input
+                )));
+            }
+            let Targets::ClassPerSequence(classes) = &batch.targets else {
+                return Err(ModelError::UnsupportedTask(
+                    "the fused path needs one class per sequence".into(),
+                ));
+            };
+            if let Some(bad) = classes.iter().find(|&&k| k as usize >= d.classes) {
+                return Err(ModelError::UnsupportedTask(format!(
+                    "target class {bad} >= {} classes",
+                    d.classes
+                )));
+            }
+            let row = t * d.input;
+            let chunk = crate::fused::ROWS_PER_PART;
+            let jobs: Vec<(usize, usize)> =
+                live.iter().flat_map(|&k| (0..b).step_by(chunk).map(move |r0| (k, r0))).collect();
+            let results: Vec<(f64, usize)> = jobs
+                .par_iter()
+                .map(|&(k, r0)| {
+                    let r1 = (r0 + chunk).min(b);
+                    let slot = rayon::current_thread_index().unwrap_or(threads).min(threads);
+                    let mut ws =
+                        pool[slot].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    lstm_eval(
+                        &d,
+                        &theta[k],
+                        &mut ws,
+                        &batch.inputs[r0 * row..r1 * row],
+                        (r1 - r0, t),
+                        &classes[r0..r1],
+                    )
+                })
+                .collect();
+            let mut batch_loss = vec![0.0f64; m];
+            for (&(k, _), (l, c)) in jobs.iter().zip(results) {
+                batch_loss[k] += l;
+                correct[k] += c;
+            }
+            for &k in &live {
+                // as candle: the batch mean (f32) weighted by the batch size
+                loss_sum[k] += f64::from((batch_loss[k] / b as f64) as f32) * b as f64;
+            }
+            seen += b;
+        }
+        if seen == 0 {
+            return Err(ModelError::UnsupportedTask(format!(
+                "split {} of {} is empty",
+                split.name(),
+                self.task.name()
+            )));
+        }
+        Ok((0..m)
+            .map(|k| {
+                if self.active[k] {
+                    EvalResult {
+                        loss: loss_sum[k] / seen as f64,
+                        accuracy: Some(correct[k] as f64 / seen as f64),
+                    }
+                } else {
+                    EvalResult { loss: f64::NAN, accuracy: None }
+                }
+            })
+            .collect())
+    }
+
     /// Loss and accuracy of every network on `split` (in order, no dropout, no graph).
     /// Networks that diverged get `NaN`.
     pub fn evaluate(&self, split: Split) -> Result<Vec<EvalResult>> {
+        if let Some(f) = &self.fused {
+            return self.evaluate_fused(f, split);
+        }
         let m = self.model.num_networks();
         let params = self.model.detached_params();
         let n = self.task.num_examples(split);

@@ -496,24 +496,28 @@ impl<T: Real> BatchState<T> {
                     let xc = &x[c * rows..(c + 1) * rows];
                     let qc = &qb[c * dt_rows + off..c * dt_rows + off + st];
                     let zc = &mut zb[c * dt_rows + off..c * dt_rows + off + st];
+                    // Equal-length slices so that the loops vectorise without bounds checks.
                     if lstm_cell {
-                        let (xt, xb) = xc.split_at(n);
-                        let (fv, bv) = coef.split_at(n);
+                        let (xt, xb) = (&xc[..n], &xc[n..2 * n]);
+                        let (fv, bv) = (&coef[..n], &coef[n..2 * n]);
                         if full {
                             let (zh, zcc) = zc.split_at_mut(n);
+                            let (zh, zcc, qcc) = (&mut zh[..n], &mut zcc[..n], &qc[n..2 * n]);
                             for j in 0..n {
-                                let dc = xt[j] + fv[j] * qc[n + j];
+                                let dc = xt[j] + fv[j] * qcc[j];
                                 zcc[j] = dc;
                                 zh[j] = xb[j] + bv[j] * dc;
                             }
                         } else {
+                            let zh = &mut zc[..n];
                             for j in 0..n {
-                                zc[j] = xb[j] + bv[j] * xt[j];
+                                zh[j] = xb[j] + bv[j] * xt[j];
                             }
                         }
                     } else {
+                        let (zh, xh, cv, qh) = (&mut zc[..n], &xc[..n], &coef[..n], &qc[..n]);
                         for j in 0..n {
-                            zc[j] = xc[j] + coef[j] * qc[j];
+                            zh[j] = xh[j] + cv[j] * qh[j];
                         }
                     }
                 }
