@@ -512,6 +512,8 @@ fn prepare_y<T: Real, const FMA: bool>(
     let (d, ldt) = (ws.d, ws.nb);
     let nb = pe - p;
     let base = slot * ldt * d;
+    // Columns of a partial panel's slot that are not reflectors must not hold stale values.
+    ws.panel_y[base + nb * d..base + ldt * d].fill(T::zero());
     for r in 0..nb {
         let y = &mut ws.panel_y[base + r * d + p..base + (r + 1) * d];
         y.fill(T::zero());
@@ -788,6 +790,162 @@ fn update_columns<T: Real, const FMA: bool>(
     }
 }
 
+/// Factor the panel `p..pe` (at most `NB` columns) of the tiled path, left-looking in compact
+/// WY form: column `c` receives the panel's earlier reflectors as
+/// `col -= V T^T (V^T col)` (one tiled `V^T x` and one tiled `x -= V w`, instead of one dot and
+/// one `axpy` per reflector), and `T` is built column by column as the reflectors appear
+/// (`T[0..j, j] = -tau_j T[0..j, 0..j] V^T v_j`, LAPACK `dlarft`). Writes the reflectors to
+/// slot `slot`, `tau`, signs and `ln |R_cc|`, and the panel's `T` to `t`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn panel_factor_tiled<T: Real, const FMA: bool>(
+    a: &mut [T],
+    log_diag: &mut [f64],
+    ws: &mut QrWorkspace<T>,
+    t: &mut [T],
+    slot: usize,
+    p: usize,
+    pe: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::qr_tiles::NB;
+        let (d, nb) = (ws.d, ws.nb);
+        debug_assert_eq!(nb, NB);
+        let base = slot * nb * d;
+        let m = d - p;
+        // Reflector slots not yet written are zero (they enter the tiled products).
+        ws.panel[base..base + nb * d].fill(T::zero());
+        t[..nb * nb].fill(T::zero());
+        let mut w = [T::zero(); NB];
+        let mut w2 = [T::zero(); NB];
+        for c in p..pe {
+            let j = c - p;
+            if j > 0 {
+                // SAFETY: AVX-512 checked by the caller; V = rows p..d of the NB slots, x =
+                // rows p..d of column c, w has NB entries.
+                unsafe {
+                    tiled_vt_c(
+                        m,
+                        1,
+                        ws.panel.as_ptr().add(base + p),
+                        d,
+                        a.as_ptr().add(c * d + p),
+                        d,
+                        w.as_mut_ptr(),
+                    );
+                }
+                // w2 = T^T w on the first j reflectors (zero beyond).
+                for i in 0..NB {
+                    let mut acc = T::zero();
+                    if i < j {
+                        for l in 0..=i {
+                            acc = fmadd::<T, FMA>(t[l + i * nb], w[l], acc);
+                        }
+                    }
+                    w2[i] = acc;
+                }
+                // SAFETY: as above.
+                unsafe {
+                    tiled_c_minus_v_w(
+                        m,
+                        1,
+                        ws.panel.as_ptr().add(base + p),
+                        d,
+                        a.as_mut_ptr().add(c * d + p),
+                        d,
+                        w2.as_ptr(),
+                    );
+                }
+            }
+            let col = &mut a[c * d..(c + 1) * d];
+            let tau = make_reflector::<T, FMA>(&mut col[c..]);
+            ws.tau[c] = tau;
+            let beta = col[c];
+            log_diag[c] = beta.as_f64().abs().ln();
+            ws.sign[c] = if beta < T::zero() { -T::one() } else { T::one() };
+            let slot_v = &mut ws.panel[base + j * d..base + (j + 1) * d];
+            slot_v[c] = T::one();
+            slot_v[c + 1..].copy_from_slice(&col[c + 1..]);
+            if j > 0 {
+                // SAFETY: as above; x = rows p..d of slot j.
+                unsafe {
+                    tiled_vt_c(
+                        m,
+                        1,
+                        ws.panel.as_ptr().add(base + p),
+                        d,
+                        ws.panel.as_ptr().add(base + j * d + p),
+                        d,
+                        w.as_mut_ptr(),
+                    );
+                }
+                for i in 0..j {
+                    let mut acc = T::zero();
+                    for l in i..j {
+                        acc = fmadd::<T, FMA>(t[i + l * nb], w[l], acc);
+                    }
+                    t[i + j * nb] = -tau * acc;
+                }
+            }
+            t[j + j * nb] = tau;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, log_diag, ws, t, slot, p, pe);
+        unreachable!("tiled updates are x86_64-only");
+    }
+}
+
+/// The explicit columns `p..pe` of `Q` for the tiled path: with the columns right of the panel
+/// already formed, `Q e_j = H_p ... H_{pe-1} e_j = e_j - Y V[j, :]^T` (`Y = V T` from
+/// [`prepare_y`]), one tiled `C -= Y W` with `W = V[p..pe, :]^T` on identity columns instead
+/// of LAPACK `dorg2r`'s reflector-by-reflector accumulation.
+#[inline(always)]
+fn panel_form_q_tiled<T: Real>(
+    a: &mut [T],
+    ws: &mut QrWorkspace<T>,
+    slot: usize,
+    p: usize,
+    pe: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::qr_tiles::NB;
+        let (d, nb) = (ws.d, ws.nb);
+        let base = slot * nb * d;
+        let npc = pe - p;
+        for jj in 0..npc {
+            for r in 0..NB {
+                ws.w[r + NB * jj] =
+                    if r < npc { ws.panel[base + r * d + p + jj] } else { T::zero() };
+            }
+            let col = &mut a[(p + jj) * d..(p + jj + 1) * d];
+            col.fill(T::zero());
+            col[p + jj] = T::one();
+        }
+        // SAFETY: AVX-512 checked by the caller; Y = rows p..d of the NB slots (unused ones
+        // zeroed by prepare_y), C = rows p..d of columns p..pe, W = NB x npc in ws.w.
+        unsafe {
+            tiled_c_minus_v_w(
+                d - p,
+                npc,
+                ws.panel_y.as_ptr().add(base + p),
+                d,
+                a.as_mut_ptr().add(p * d + p),
+                d,
+                ws.w.as_ptr(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, ws, slot, p, pe);
+        unreachable!("tiled updates are x86_64-only");
+    }
+}
+
 #[inline(always)]
 fn factor_impl<T: Real, const FMA: bool>(
     a: &mut [T],
@@ -806,6 +964,16 @@ fn factor_impl<T: Real, const FMA: bool>(
         while p < pe2 {
             let pe = (p + nb).min(pe2);
             let base = slot * nb * d;
+            let pi = p / nb;
+            if tiled {
+                let t = &mut t_factors[pi * nb * nb..(pi + 1) * nb * nb];
+                panel_factor_tiled::<T, FMA>(a, log_diag, ws, t, slot, p, pe);
+                prepare_y::<T, FMA>(ws, t, slot, p, pe, true);
+                update_columns::<T, FMA>(a, ws, t, slot, (p, pe), (pe, pe2), true, true);
+                p = pe;
+                slot += 1;
+                continue;
+            }
             // Panel: left-looking inside the panel.
             for c in p..pe {
                 let col = &mut a[c * d..(c + 1) * d];
@@ -825,15 +993,9 @@ fn factor_impl<T: Real, const FMA: bool>(
                 slot_v[c] = T::one();
                 slot_v[c + 1..].copy_from_slice(&col[c + 1..]);
             }
-            let pi = p / nb;
             let t = &mut t_factors[pi * nb * nb..(pi + 1) * nb * nb];
             build_t::<T, FMA>(ws, slot, p, pe, t);
-            if tiled {
-                prepare_y::<T, FMA>(ws, t, slot, p, pe, true);
-            }
-            // The rest of the outer block now; the columns right of it below.
-            let right = if tiled { pe2 } else { k };
-            update_columns::<T, FMA>(a, ws, t, slot, (p, pe), (pe, right), tiled, true);
+            update_columns::<T, FMA>(a, ws, t, slot, (p, pe), (pe, k), false, true);
             p = pe;
             slot += 1;
         }
@@ -914,6 +1076,10 @@ fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
             // Columns of the block right of this panel (one-level path: all columns right).
             let right = if tiled { pe2 } else { k };
             update_columns::<T, FMA>(a, ws, t, s, (p, pe), (pe, right), tiled, false);
+            if tiled {
+                panel_form_q_tiled(a, ws, s, p, pe);
+                continue;
+            }
             // Inside the panel: unblocked backward accumulation (dorg2r).
             let base = s * nb * d;
             for i in (p..pe).rev() {

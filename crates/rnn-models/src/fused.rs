@@ -154,9 +154,20 @@ fn mm(
 // ---------------------------------------------------------------------------------------
 // Shapes and parameter layout.
 
-/// The shape of the fused LSTM networks of a population.
+/// The cells the fused path implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LstmDims {
+pub enum FusedCell {
+    /// PyTorch `nn.LSTM`, gate rows `[i; f; g; o]`.
+    Lstm,
+    /// PyTorch `nn.GRU`, gate rows `[r; z; n]`, `n = tanh(a_n + r (U_n h + b_hn))`.
+    Gru,
+}
+
+/// The shape of the fused networks of a population.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusedDims {
+    /// Cell kind.
+    pub cell: FusedCell,
     /// Input features `I`.
     pub input: usize,
     /// Hidden size `N`.
@@ -174,18 +185,26 @@ pub struct LstmDims {
 struct LayerOffsets {
     w_ih: usize,
     w_hh: usize,
-    /// `bias_ih` (`bias_hh` follows at `+ 4N`), if the cells have biases.
+    /// `bias_ih` (`bias_hh` follows at `+ G N`), if the cells have biases.
     bias: Option<usize>,
     input: usize,
 }
 
-impl LstmDims {
+impl FusedDims {
+    /// Gate blocks `G`: 4 (LSTM) or 3 (GRU).
+    pub fn gates(&self) -> usize {
+        match self.cell {
+            FusedCell::Lstm => 4,
+            FusedCell::Gru => 3,
+        }
+    }
+
     fn layer_input(&self, l: usize) -> usize {
         if l == 0 { self.input } else { self.hidden }
     }
 
     fn layer(&self, l: usize) -> LayerOffsets {
-        let g = 4 * self.hidden;
+        let g = self.gates() * self.hidden;
         let mut off = 0;
         for k in 0..l {
             off += g * self.layer_input(k) + g * self.hidden + if self.bias { 2 * g } else { 0 };
@@ -198,7 +217,8 @@ impl LstmDims {
     /// Offset of `fc.weight` (`fc.bias` follows at `+ C N`).
     fn fc(&self) -> usize {
         let last = self.layer(self.layers - 1);
-        last.w_hh + 4 * self.hidden * self.hidden + if self.bias { 8 * self.hidden } else { 0 }
+        let g = self.gates() * self.hidden;
+        last.w_hh + g * self.hidden + if self.bias { 2 * g } else { 0 }
     }
 
     /// Values in a network's flat parameter vector (canonical order of
@@ -213,14 +233,17 @@ impl LstmDims {
 
 #[derive(Debug, Default)]
 struct LayerBuffers {
-    /// `[T, B, 4N]`: pre-activations -> activations (forward) -> `dG` (backward).
+    /// `[T, B, G N]`: pre-activations -> activations (forward) -> gradient w.r.t. the
+    /// pre-activations (LSTM) or w.r.t. the input projection `a` (GRU) (backward).
     gates: Vec<f32>,
-    /// `[T, B, N]`.
+    /// `[T, B, N]`: LSTM `c`; GRU `u_n = U_n h + b_hn`.
     c: Vec<f32>,
-    /// `tanh(c)`, `[T, B, N]`.
+    /// LSTM `tanh(c)`, `[T, B, N]`.
     tc: Vec<f32>,
     /// `[T, B, N]`.
     h: Vec<f32>,
+    /// GRU: `u = U h + b_hh` of the step (forward scratch), then its gradient `[T, B, 3N]`.
+    du: Vec<f32>,
 }
 
 /// One network's working buffers, allocated on first use and reused for every step.
@@ -235,7 +258,8 @@ pub struct Workspace {
     d_in: Vec<f32>,
     /// `dh_t`, `[B, N]`.
     dh: Vec<f32>,
-    /// `dc` carried to the previous step, `[B, N]`.
+    /// LSTM: `dc` carried to the previous step; GRU: `dh z`, the direct part of
+    /// `dh_{t-1}`; `[B, N]`.
     dc: Vec<f32>,
     /// Zero state, `[B, N]`.
     zeros: Vec<f32>,
@@ -254,15 +278,19 @@ fn fit(v: &mut Vec<f32>, len: usize) {
 }
 
 impl Workspace {
-    fn prepare(&mut self, d: &LstmDims, b: usize, t: usize) {
+    fn prepare(&mut self, d: &FusedDims, b: usize, t: usize) {
         let n = d.hidden;
         fit(&mut self.x, t * b * d.input);
         self.layers.resize_with(d.layers, LayerBuffers::default);
+        let g = d.gates() * n;
         for lb in &mut self.layers {
-            fit(&mut lb.gates, t * b * 4 * n);
+            fit(&mut lb.gates, t * b * g);
             fit(&mut lb.c, t * b * n);
-            fit(&mut lb.tc, t * b * n);
             fit(&mut lb.h, t * b * n);
+            match d.cell {
+                FusedCell::Lstm => fit(&mut lb.tc, t * b * n),
+                FusedCell::Gru => fit(&mut lb.du, t * b * g),
+            }
         }
         if d.layers > 1 {
             fit(&mut self.d_out, t * b * n);
@@ -369,6 +397,89 @@ fn cell_backward_impl(
     }
 }
 
+/// GRU step forward for `B` rows: `g` holds the input projections `a = x W^T + b_ih`
+/// (rows `[r; z; n]`) and becomes `[r; z; n]`; `u = h U^T + b_hh`; writes `u_n` and `h`.
+#[inline(always)]
+fn gru_forward_impl(
+    g: &mut [f32],
+    u: &[f32],
+    un: &mut [f32],
+    h_prev: &[f32],
+    h: &mut [f32],
+    n: usize,
+) {
+    for ((((g, u), un), hp), h) in g
+        .chunks_exact_mut(3 * n)
+        .zip(u.chunks_exact(3 * n))
+        .zip(un.chunks_exact_mut(n))
+        .zip(h_prev.chunks_exact(n))
+        .zip(h.chunks_exact_mut(n))
+    {
+        let (grz, gn) = g.split_at_mut(2 * n);
+        let (urz, u_n) = u.split_at(2 * n);
+        for (a, &v) in grz.iter_mut().zip(urz) {
+            *a = fast_sigmoid(*a + v);
+        }
+        let (r, z) = grz.split_at(n);
+        for (((a, &r), &v), o) in gn.iter_mut().zip(r).zip(u_n).zip(un.iter_mut()) {
+            *o = v;
+            *a = fast_tanh(*a + r * v);
+        }
+        for (((h, &nv), &zv), &hp) in h.iter_mut().zip(&*gn).zip(z).zip(hp) {
+            *h = nv + zv * (hp - nv);
+        }
+    }
+}
+
+/// GRU step backward: `g` (`[r; z; n]`) becomes the gradient w.r.t. `a`; writes the
+/// gradient w.r.t. `u` into `du` and `dh z` into `dhz`.
+#[inline(always)]
+fn gru_backward_impl(
+    g: &mut [f32],
+    un: &[f32],
+    h_prev: &[f32],
+    dh: &[f32],
+    du: &mut [f32],
+    dhz: &mut [f32],
+    n: usize,
+) {
+    for (((((g, un), hp), dh), du), dhz) in g
+        .chunks_exact_mut(3 * n)
+        .zip(un.chunks_exact(n))
+        .zip(h_prev.chunks_exact(n))
+        .zip(dh.chunks_exact(n))
+        .zip(du.chunks_exact_mut(3 * n))
+        .zip(dhz.chunks_exact_mut(n))
+    {
+        let (gr, rest) = g.split_at_mut(n);
+        let (gz, gn) = rest.split_at_mut(n);
+        let (dur, rest) = du.split_at_mut(n);
+        let (duz, dun) = rest.split_at_mut(n);
+        let it = gr
+            .iter_mut()
+            .zip(gz.iter_mut())
+            .zip(gn.iter_mut())
+            .zip(dur.iter_mut().zip(duz.iter_mut()).zip(dun.iter_mut()))
+            .zip(un.iter().zip(hp).zip(dh))
+            .zip(dhz.iter_mut());
+        for ((((gr, gz), gn), ((dur, duz), dun)), ((&u, &hp), &d)), dhz) in it {
+            let (r, z, nv) = (*gr, *gz, *gn);
+            let dn = d * (1.0 - z);
+            let dzv = d * (hp - nv);
+            let dpn = dn * (1.0 - nv * nv);
+            let dr = dpn * u * (r * (1.0 - r));
+            let dz = dzv * (z * (1.0 - z));
+            *gr = dr;
+            *gz = dz;
+            *gn = dpn;
+            *dur = dr;
+            *duz = dz;
+            *dun = dpn * r;
+            *dhz = d * z;
+        }
+    }
+}
+
 #[inline(always)]
 fn adam_impl(theta: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32], k: &AdamScalars) {
     for (((th, &gj), a), v) in theta.iter_mut().zip(g).zip(m1.iter_mut()).zip(m2.iter_mut()) {
@@ -415,6 +526,31 @@ macro_rules! kernels_for {
                 n: usize,
             ) {
                 super::cell_backward_impl(g, c_prev, tc, dh, dc, n)
+            }
+
+            #[target_feature(enable = $features)]
+            pub(super) fn gru_forward(
+                g: &mut [f32],
+                u: &[f32],
+                un: &mut [f32],
+                h_prev: &[f32],
+                h: &mut [f32],
+                n: usize,
+            ) {
+                super::gru_forward_impl(g, u, un, h_prev, h, n)
+            }
+
+            #[target_feature(enable = $features)]
+            pub(super) fn gru_backward(
+                g: &mut [f32],
+                un: &[f32],
+                h_prev: &[f32],
+                dh: &[f32],
+                du: &mut [f32],
+                dhz: &mut [f32],
+                n: usize,
+            ) {
+                super::gru_backward_impl(g, un, h_prev, dh, du, dhz, n)
             }
 
             #[target_feature(enable = $features)]
@@ -489,6 +625,37 @@ fn cell_backward(g: &mut [f32], c_prev: &[f32], tc: &[f32], dh: &[f32], dc: &mut
     }
 }
 
+fn gru_forward(g: &mut [f32], u: &[f32], un: &mut [f32], h_prev: &[f32], h: &mut [f32], n: usize) {
+    match simd() {
+        // SAFETY (both): the CPU has the features the function is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { avx512::gru_forward(g, u, un, h_prev, h, n) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { avx2::gru_forward(g, u, un, h_prev, h, n) },
+        Simd::Baseline => gru_forward_impl(g, u, un, h_prev, h, n),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gru_backward(
+    g: &mut [f32],
+    un: &[f32],
+    h_prev: &[f32],
+    dh: &[f32],
+    du: &mut [f32],
+    dhz: &mut [f32],
+    n: usize,
+) {
+    match simd() {
+        // SAFETY (both): the CPU has the features the function is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { avx512::gru_backward(g, un, h_prev, dh, du, dhz, n) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { avx2::gru_backward(g, un, h_prev, dh, du, dhz, n) },
+        Simd::Baseline => gru_backward_impl(g, un, h_prev, dh, du, dhz, n),
+    }
+}
+
 fn adam_kernel(theta: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32], k: &AdamScalars) {
     match simd() {
         // SAFETY (both): the CPU has the features the function is compiled for.
@@ -523,7 +690,7 @@ fn column_sums(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
 /// threading.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_step(
-    d: &LstmDims,
+    d: &FusedDims,
     params: &[f32],
     ws: &mut Workspace,
     x: &[f32],
@@ -548,7 +715,7 @@ pub const ROWS_PER_PART: usize = 64;
 /// single-threaded.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_step_parts(
-    d: &LstmDims,
+    d: &FusedDims,
     params: &[f32],
     workspaces: &mut Vec<Workspace>,
     x: &[f32],
@@ -603,7 +770,7 @@ pub fn lstm_step_parts(
 /// Forward only: the summed loss (f64 over the parts' f32 sums) and the correct count of
 /// the `B` rows of `x`, evaluated in parts of [`ROWS_PER_PART`] rows through `ws`.
 pub fn lstm_eval(
-    d: &LstmDims,
+    d: &FusedDims,
     params: &[f32],
     ws: &mut Workspace,
     x: &[f32],
@@ -640,7 +807,7 @@ pub fn lstm_eval(
 /// losses) / `rows`.
 #[allow(clippy::too_many_arguments)]
 fn step_rows(
-    d: &LstmDims,
+    d: &FusedDims,
     params: &[f32],
     ws: &mut Workspace,
     x: &[f32],
@@ -652,7 +819,7 @@ fn step_rows(
     par: Parallelism,
 ) -> (f32, usize) {
     let (n, c_out, i0) = (d.hidden, d.classes, d.input);
-    let g4 = 4 * n;
+    let g = d.gates() * n;
     assert!(b > 0 && t > 0, "empty minibatch");
     assert_eq!(x.len(), b * t * i0, "inputs must be [B, T, I]");
     assert_eq!(targets.len(), b, "one target per row");
@@ -672,41 +839,71 @@ fn step_rows(
         let (below, rest) = ws.layers.split_at_mut(l);
         let lb = &mut rest[0];
         let input: &[f32] = if l == 0 { &ws.x[..t * b * i0] } else { &below[l - 1].h[..t * b * n] };
-        let gates = &mut lb.gates[..t * b * g4];
-        let w_ih = &params[off.w_ih..off.w_ih + g4 * off.input];
-        let w_hh = &params[off.w_hh..off.w_hh + g4 * n];
-        if let Some(bo) = off.bias {
-            let (b_ih, b_hh) = (&params[bo..bo + g4], &params[bo + g4..bo + 2 * g4]);
-            let row = &mut gates[..g4];
-            for ((r, x), y) in row.iter_mut().zip(b_ih).zip(b_hh) {
-                *r = x + y;
+        let gates = &mut lb.gates[..t * b * g];
+        let w_ih = &params[off.w_ih..off.w_ih + g * off.input];
+        let w_hh = &params[off.w_hh..off.w_hh + g * n];
+        let biases = off.bias.map(|bo| (&params[bo..bo + g], &params[bo + g..bo + 2 * g]));
+        if let Some((b_ih, b_hh)) = biases {
+            // LSTM: both biases ride with the input projection; GRU: only b_ih
+            let row = &mut gates[..g];
+            match d.cell {
+                FusedCell::Lstm => {
+                    for ((r, x), y) in row.iter_mut().zip(b_ih).zip(b_hh) {
+                        *r = x + y;
+                    }
+                }
+                FusedCell::Gru => row.copy_from_slice(b_ih),
             }
-            let (first, others) = gates.split_at_mut(g4);
-            for chunk in others.chunks_exact_mut(g4) {
+            let (first, others) = gates.split_at_mut(g);
+            for chunk in others.chunks_exact_mut(g) {
                 chunk.copy_from_slice(first);
             }
         }
         // all steps' input projection: [T B, I] x W_ih^T
         mm(
-            (t * b, g4, off.input),
+            (t * b, g, off.input),
             gates,
-            g4,
-            off.bias.is_some(),
+            g,
+            biases.is_some(),
             (input, off.input, 1),
             (w_ih, 1, off.input),
             par,
         );
         for s in 0..t {
-            let (done, now) = lb.c.split_at_mut(s * b * n);
-            let c_prev = if s == 0 { zeros } else { &done[(s - 1) * b * n..] };
-            let g_s = &mut gates[s * b * g4..(s + 1) * b * g4];
-            if s > 0 {
-                let h_prev = &lb.h[(s - 1) * b * n..s * b * n];
-                mm((b, g4, n), g_s, g4, true, (h_prev, n, 1), (w_hh, 1, n), par);
+            let g_s = &mut gates[s * b * g..(s + 1) * b * g];
+            match d.cell {
+                FusedCell::Lstm => {
+                    let (done, now) = lb.c.split_at_mut(s * b * n);
+                    let c_prev = if s == 0 { zeros } else { &done[(s - 1) * b * n..] };
+                    if s > 0 {
+                        let h_prev = &lb.h[(s - 1) * b * n..s * b * n];
+                        mm((b, g, n), g_s, g, true, (h_prev, n, 1), (w_hh, 1, n), par);
+                    }
+                    let (tc, h) = (
+                        &mut lb.tc[s * b * n..(s + 1) * b * n],
+                        &mut lb.h[s * b * n..(s + 1) * b * n],
+                    );
+                    cell_forward(g_s, &c_prev[..b * n], &mut now[..b * n], tc, h, n);
+                }
+                FusedCell::Gru => {
+                    let (done, now) = lb.h.split_at_mut(s * b * n);
+                    let h_prev = if s == 0 { zeros } else { &done[(s - 1) * b * n..] };
+                    let u = &mut lb.du[s * b * g..(s + 1) * b * g];
+                    match biases {
+                        Some((_, b_hh)) => {
+                            for row in u.chunks_exact_mut(g) {
+                                row.copy_from_slice(b_hh);
+                            }
+                        }
+                        None => u.fill(0.0),
+                    }
+                    if s > 0 {
+                        mm((b, g, n), u, g, true, (&h_prev[..b * n], n, 1), (w_hh, 1, n), par);
+                    }
+                    let un = &mut lb.c[s * b * n..(s + 1) * b * n];
+                    gru_forward(g_s, u, un, &h_prev[..b * n], &mut now[..b * n], n);
+                }
             }
-            let (tc, h) =
-                (&mut lb.tc[s * b * n..(s + 1) * b * n], &mut lb.h[s * b * n..(s + 1) * b * n]);
-            cell_forward(g_s, &c_prev[..b * n], &mut now[..b * n], tc, h, n);
         }
     }
     // ---- readout and loss
@@ -733,9 +930,10 @@ fn step_rows(
     let mut correct = 0usize;
     let inv_rows = 1.0 / rows as f32;
     for (row, &y) in logits.chunks_exact_mut(c_out).zip(targets) {
-        let (mut best, mut arg) = (f32::NEG_INFINITY, 0usize);
-        for (k, &v) in row.iter().enumerate() {
-            if v > best || (k == 0 && v.is_nan()) {
+        // first maximum, as candle's argmax
+        let (mut best, mut arg) = (row[0], 0usize);
+        for (k, &v) in row.iter().enumerate().skip(1) {
+            if v > best {
                 best = v;
                 arg = k;
             }
@@ -779,55 +977,89 @@ fn step_rows(
         let top = l + 1 == d.layers;
         let (below, rest) = layers.split_at_mut(l);
         let lb = &mut rest[0];
-        let w_hh = &params[off.w_hh..off.w_hh + g4 * n];
-        let w_ih = &params[off.w_ih..off.w_ih + g4 * off.input];
-        let gates = &mut lb.gates[..t * b * g4];
+        let w_hh = &params[off.w_hh..off.w_hh + g * n];
+        let w_ih = &params[off.w_ih..off.w_ih + g * off.input];
+        let gates = &mut lb.gates[..t * b * g];
         dc.fill(0.0);
-        for s in (0..t).rev() {
-            if s + 1 < t {
-                // dh_s = (external gradient) + dG_{s+1} U
-                let ext = !top;
-                if ext {
-                    dh.copy_from_slice(&d_out[s * b * n..(s + 1) * b * n]);
+        match d.cell {
+            FusedCell::Lstm => {
+                for s in (0..t).rev() {
+                    if s + 1 < t {
+                        // dh_s = (external gradient) + dG_{s+1} U
+                        let ext = !top;
+                        if ext {
+                            dh.copy_from_slice(&d_out[s * b * n..(s + 1) * b * n]);
+                        }
+                        let g_next = &gates[(s + 1) * b * g..(s + 2) * b * g];
+                        mm((b, n, g), dh, n, ext, (g_next, g, 1), (w_hh, n, 1), par);
+                    } else if !top {
+                        dh.copy_from_slice(&d_out[s * b * n..(s + 1) * b * n]);
+                    }
+                    let c_prev = if s == 0 { zeros } else { &lb.c[(s - 1) * b * n..s * b * n] };
+                    let g_s = &mut gates[s * b * g..(s + 1) * b * g];
+                    cell_backward(g_s, c_prev, &lb.tc[s * b * n..(s + 1) * b * n], dh, dc, n);
                 }
-                let g_next = &gates[(s + 1) * b * g4..(s + 2) * b * g4];
-                mm((b, n, g4), dh, n, ext, (g_next, g4, 1), (w_hh, n, 1), par);
-            } else if !top {
-                dh.copy_from_slice(&d_out[s * b * n..(s + 1) * b * n]);
             }
-            let c_prev = if s == 0 { zeros } else { &lb.c[(s - 1) * b * n..s * b * n] };
-            let g_s = &mut gates[s * b * g4..(s + 1) * b * g4];
-            cell_backward(g_s, c_prev, &lb.tc[s * b * n..(s + 1) * b * n], dh, dc, n);
+            FusedCell::Gru => {
+                let du = &mut lb.du[..t * b * g];
+                for s in (0..t).rev() {
+                    if s + 1 < t {
+                        // dh_s = (external gradient) + dh_{s+1} z_{s+1} + dU_{s+1} U
+                        dh.copy_from_slice(dc);
+                        if !top {
+                            for (x, e) in dh.iter_mut().zip(&d_out[s * b * n..(s + 1) * b * n]) {
+                                *x += e;
+                            }
+                        }
+                        let du_next = &du[(s + 1) * b * g..(s + 2) * b * g];
+                        mm((b, n, g), dh, n, true, (du_next, g, 1), (w_hh, n, 1), par);
+                    } else if !top {
+                        dh.copy_from_slice(&d_out[s * b * n..(s + 1) * b * n]);
+                    }
+                    let h_prev = if s == 0 { zeros } else { &lb.h[(s - 1) * b * n..s * b * n] };
+                    let g_s = &mut gates[s * b * g..(s + 1) * b * g];
+                    let un = &lb.c[s * b * n..(s + 1) * b * n];
+                    gru_backward(g_s, un, h_prev, dh, &mut du[s * b * g..(s + 1) * b * g], dc, n);
+                }
+            }
         }
+        // weight gradients over the whole sequence; LSTM: dU = dA = dG
+        let du_all: &[f32] = match d.cell {
+            FusedCell::Lstm => gates,
+            FusedCell::Gru => &lb.du[..t * b * g],
+        };
         let input: &[f32] = if l == 0 { &xs[..t * b * i0] } else { &below[l - 1].h[..t * b * n] };
-        let gw_ih = &mut gr[off.w_ih..off.w_ih + g4 * off.input];
+        let gw_ih = &mut gr[off.w_ih..off.w_ih + g * off.input];
         mm(
-            (g4, off.input, t * b),
+            (g, off.input, t * b),
             gw_ih,
             off.input,
             false,
-            (gates, 1, g4),
+            (gates, 1, g),
             (input, off.input, 1),
             par,
         );
-        let gw_hh = &mut gr[off.w_hh..off.w_hh + g4 * n];
+        let gw_hh = &mut gr[off.w_hh..off.w_hh + g * n];
         mm(
-            (g4, n, (t - 1) * b),
+            (g, n, (t - 1) * b),
             gw_hh,
             n,
             false,
-            (&gates[b * g4..], 1, g4),
+            (&du_all[b * g..], 1, g),
             (&lb.h[..], n, 1),
             par,
         );
         if let Some(bo) = off.bias {
-            let (gb_ih, gb_hh) = gr[bo..bo + 2 * g4].split_at_mut(g4);
-            column_sums(gates, t * b, g4, gb_ih);
-            gb_hh.copy_from_slice(gb_ih);
+            let (gb_ih, gb_hh) = gr[bo..bo + 2 * g].split_at_mut(g);
+            column_sums(gates, t * b, g, gb_ih);
+            match d.cell {
+                FusedCell::Lstm => gb_hh.copy_from_slice(gb_ih),
+                FusedCell::Gru => column_sums(du_all, t * b, g, gb_hh),
+            }
         }
         if l > 0 {
             let below_grad = &mut d_in[..t * b * n];
-            mm((t * b, n, g4), below_grad, n, false, (gates, g4, 1), (w_ih, n, 1), par);
+            mm((t * b, n, g), below_grad, n, false, (gates, g, 1), (w_ih, n, 1), par);
             std::mem::swap(d_out, d_in);
         }
     }
@@ -945,7 +1177,7 @@ mod tests {
     #[test]
     fn layout_counts_every_parameter() {
         for (layers, bias) in [(1, true), (2, false), (3, true)] {
-            let d = LstmDims { input: 5, hidden: 7, layers, bias, classes: 3 };
+            let d = FusedDims { input: 5, hidden: 7, layers, bias, classes: 3 };
             let shape = crate::ModelShape {
                 arch: crate::Arch::Lstm,
                 input_size: 5,
