@@ -192,8 +192,19 @@ pub(crate) unsafe fn vt_c<T: Zmm>(
         let mut acc0 = [T::zero(); NB];
         let mut acc1 = [T::zero(); NB];
         let mut i = 0;
-        while i < m {
-            let n = (m - i).min(T::L);
+        // Full vectors (no masks, no per-load branch), then one masked tail.
+        while i + T::L <= m {
+            let x0 = T::load(c0.add(i), T::L);
+            let x1 = T::load(c1.add(i), T::L);
+            for r in 0..NB {
+                let vr = T::load(v.add(r * ldv + i), T::L);
+                acc0[r] = T::fmadd(vr, x0, acc0[r]);
+                acc1[r] = T::fmadd(vr, x1, acc1[r]);
+            }
+            i += T::L;
+        }
+        if i < m {
+            let n = m - i;
             let x0 = T::load(c0.add(i), n);
             let x1 = T::load(c1.add(i), n);
             for r in 0..NB {
@@ -201,7 +212,6 @@ pub(crate) unsafe fn vt_c<T: Zmm>(
                 acc0[r] = T::fmadd(vr, x0, acc0[r]);
                 acc1[r] = T::fmadd(vr, x1, acc1[r]);
             }
-            i += T::L;
         }
         let mut all = [T::zero(); 16];
         all[..NB].copy_from_slice(&acc0);
@@ -273,8 +283,20 @@ pub(crate) unsafe fn c_minus_v_w<T: Zmm>(
             }
             i += 4 * T::L;
         }
-        while i < m {
-            let n = (m - i).min(T::L);
+        while i + T::L <= m {
+            let mut x0 = T::load(c0.add(i), T::L);
+            let mut x1 = T::load(c1.add(i), T::L);
+            for r in 0..NB {
+                let vr = T::load(v.add(r * ldv + i), T::L);
+                x0 = T::fnmadd(vr, w0[r], x0);
+                x1 = T::fnmadd(vr, w1[r], x1);
+            }
+            T::store(c0.add(i), x0, T::L);
+            T::store(c1.add(i), x1, T::L);
+            i += T::L;
+        }
+        if i < m {
+            let n = m - i;
             let mut x0 = T::load(c0.add(i), n);
             let mut x1 = T::load(c1.add(i), n);
             for r in 0..NB {
@@ -284,7 +306,6 @@ pub(crate) unsafe fn c_minus_v_w<T: Zmm>(
             }
             T::store(c0.add(i), x0, n);
             T::store(c1.add(i), x1, n);
-            i += T::L;
         }
         j += 2;
     }

@@ -213,7 +213,7 @@ pub enum OptimizerKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrainBackend {
-    /// The fused path where it is supported ([`crate::fused`]: LSTM, last-step
+    /// The fused path where it is supported ([`crate::fused`]: LSTM or GRU, last-step
     /// classification head, `F32`, CPU), candle otherwise.
     #[default]
     Auto,

@@ -340,22 +340,53 @@ fn cell_forward_impl(
         .zip(tc.chunks_exact_mut(n))
         .zip(h.chunks_exact_mut(n))
     {
-        // separate passes: each is a plain map and vectorises
-        let (gif, rest) = g.split_at_mut(2 * n);
+        let (gi, rest) = g.split_at_mut(n);
+        let (gf, rest) = rest.split_at_mut(n);
         let (gg, go) = rest.split_at_mut(n);
-        map_in_place(gif, fast_sigmoid);
-        map_in_place(gg, fast_tanh);
-        map_in_place(go, fast_sigmoid);
-        let (gi, gf) = gif.split_at(n);
-        for ((((c, &cp), &i), &f), &gv) in c.iter_mut().zip(cp).zip(gi).zip(gf).zip(&*gg) {
-            *c = f * cp + i * gv;
-        }
-        for (t, &cv) in tc.iter_mut().zip(&*c) {
-            *t = fast_tanh(cv);
-        }
-        for ((h, &o), &t) in h.iter_mut().zip(&*go).zip(&*tc) {
-            *h = o * t;
-        }
+        lstm_forward_row(gi, gf, gg, go, cp, c, tc, h);
+    }
+}
+
+/// One row of [`cell_forward_impl`], in short passes over separate slice arguments (so
+/// LLVM knows they do not overlap, see [`lstm_backward_row`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lstm_forward_row(
+    gi: &mut [f32],
+    gf: &mut [f32],
+    gg: &mut [f32],
+    go: &mut [f32],
+    cp: &[f32],
+    c: &mut [f32],
+    tc: &mut [f32],
+    h: &mut [f32],
+) {
+    let n = gi.len();
+    let (gf, gg, go, cp, c, tc, h) = (
+        &mut gf[..n],
+        &mut gg[..n],
+        &mut go[..n],
+        &cp[..n],
+        &mut c[..n],
+        &mut tc[..n],
+        &mut h[..n],
+    );
+    for j in 0..n {
+        gi[j] = fast_sigmoid(gi[j]);
+        gf[j] = fast_sigmoid(gf[j]);
+        go[j] = fast_sigmoid(go[j]);
+    }
+    for j in 0..n {
+        gg[j] = fast_tanh(gg[j]);
+    }
+    for j in 0..n {
+        c[j] = gf[j] * cp[j] + gi[j] * gg[j];
+    }
+    for j in 0..n {
+        tc[j] = fast_tanh(c[j]);
+    }
+    for j in 0..n {
+        h[j] = go[j] * tc[j];
     }
 }
 
@@ -378,22 +409,36 @@ fn cell_backward_impl(
         let (gi, rest) = g.split_at_mut(n);
         let (gf, rest) = rest.split_at_mut(n);
         let (gg, go) = rest.split_at_mut(n);
-        let it = gi
-            .iter_mut()
-            .zip(gf.iter_mut())
-            .zip(gg.iter_mut())
-            .zip(go.iter_mut())
-            .zip(cp.iter().zip(tc).zip(dh))
-            .zip(dc.iter_mut());
-        for (((((gi, gf), gg), go), ((&cp, &t), &d)), dc) in it {
-            let (i, f, gv, o) = (*gi, *gf, *gg, *go);
-            let dcv = *dc + d * o * (1.0 - t * t);
-            *gi = dcv * gv * (i * (1.0 - i));
-            *gf = dcv * cp * (f * (1.0 - f));
-            *gg = dcv * i * (1.0 - gv * gv);
-            *go = d * t * (o * (1.0 - o));
-            *dc = dcv * f;
-        }
+        lstm_backward_row(gi, gf, gg, go, cp, tc, dh, dc);
+    }
+}
+
+/// One row of [`cell_backward_impl`]. The gate blocks arrive as separate slice arguments
+/// so that LLVM knows they do not overlap (sliced out of one row inside the caller, or
+/// passed in an array, the loop did not vectorise).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lstm_backward_row(
+    gi: &mut [f32],
+    gf: &mut [f32],
+    gg: &mut [f32],
+    go: &mut [f32],
+    cp: &[f32],
+    tc: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+) {
+    let n = gi.len();
+    let (gf, gg, go, cp, tc, dh, dc) =
+        (&mut gf[..n], &mut gg[..n], &mut go[..n], &cp[..n], &tc[..n], &dh[..n], &mut dc[..n]);
+    for j in 0..n {
+        let (i, f, gv, o, t, d) = (gi[j], gf[j], gg[j], go[j], tc[j], dh[j]);
+        let dcv = dc[j] + d * o * (1.0 - t * t);
+        gi[j] = dcv * gv * (i * (1.0 - i));
+        gf[j] = dcv * cp[j] * (f * (1.0 - f));
+        gg[j] = dcv * i * (1.0 - gv * gv);
+        go[j] = d * t * (o * (1.0 - o));
+        dc[j] = dcv * f;
     }
 }
 
@@ -415,19 +460,50 @@ fn gru_forward_impl(
         .zip(h_prev.chunks_exact(n))
         .zip(h.chunks_exact_mut(n))
     {
-        let (grz, gn) = g.split_at_mut(2 * n);
-        let (urz, u_n) = u.split_at(2 * n);
-        for (a, &v) in grz.iter_mut().zip(urz) {
-            *a = fast_sigmoid(*a + v);
-        }
-        let (r, z) = grz.split_at(n);
-        for (((a, &r), &v), o) in gn.iter_mut().zip(r).zip(u_n).zip(un.iter_mut()) {
-            *o = v;
-            *a = fast_tanh(*a + r * v);
-        }
-        for (((h, &nv), &zv), &hp) in h.iter_mut().zip(&*gn).zip(z).zip(hp) {
-            *h = nv + zv * (hp - nv);
-        }
+        let (gr, rest) = g.split_at_mut(n);
+        let (gz, gn) = rest.split_at_mut(n);
+        let (ur, rest) = u.split_at(n);
+        let (uz, u_n) = rest.split_at(n);
+        gru_forward_row(gr, gz, gn, ur, uz, u_n, un, hp, h);
+    }
+}
+
+/// One row of [`gru_forward_impl`] (separate slices, short passes; see
+/// [`lstm_forward_row`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gru_forward_row(
+    gr: &mut [f32],
+    gz: &mut [f32],
+    gn: &mut [f32],
+    ur: &[f32],
+    uz: &[f32],
+    u_n: &[f32],
+    un: &mut [f32],
+    hp: &[f32],
+    h: &mut [f32],
+) {
+    let n = gr.len();
+    let (gz, gn, ur, uz, u_n, un, hp, h) = (
+        &mut gz[..n],
+        &mut gn[..n],
+        &ur[..n],
+        &uz[..n],
+        &u_n[..n],
+        &mut un[..n],
+        &hp[..n],
+        &mut h[..n],
+    );
+    for j in 0..n {
+        gr[j] = fast_sigmoid(gr[j] + ur[j]);
+        gz[j] = fast_sigmoid(gz[j] + uz[j]);
+    }
+    un.copy_from_slice(u_n);
+    for j in 0..n {
+        gn[j] = fast_tanh(gn[j] + gr[j] * u_n[j]);
+    }
+    for j in 0..n {
+        h[j] = gn[j] + gz[j] * (hp[j] - gn[j]);
     }
 }
 
@@ -455,28 +531,51 @@ fn gru_backward_impl(
         let (gz, gn) = rest.split_at_mut(n);
         let (dur, rest) = du.split_at_mut(n);
         let (duz, dun) = rest.split_at_mut(n);
-        let it = gr
-            .iter_mut()
-            .zip(gz.iter_mut())
-            .zip(gn.iter_mut())
-            .zip(dur.iter_mut().zip(duz.iter_mut()).zip(dun.iter_mut()))
-            .zip(un.iter().zip(hp).zip(dh))
-            .zip(dhz.iter_mut());
-        for ((((gr, gz), gn), ((dur, duz), dun)), ((&u, &hp), &d)), dhz) in it {
-            let (r, z, nv) = (*gr, *gz, *gn);
-            let dn = d * (1.0 - z);
-            let dzv = d * (hp - nv);
-            let dpn = dn * (1.0 - nv * nv);
-            let dr = dpn * u * (r * (1.0 - r));
-            let dz = dzv * (z * (1.0 - z));
-            *gr = dr;
-            *gz = dz;
-            *gn = dpn;
-            *dur = dr;
-            *duz = dz;
-            *dun = dpn * r;
-            *dhz = d * z;
-        }
+        gru_backward_row(gr, gz, gn, dur, duz, dun, un, hp, dh, dhz);
+    }
+}
+
+/// One row of [`gru_backward_impl`] (separate slices, see [`lstm_backward_row`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gru_backward_row(
+    gr: &mut [f32],
+    gz: &mut [f32],
+    gn: &mut [f32],
+    dur: &mut [f32],
+    duz: &mut [f32],
+    dun: &mut [f32],
+    un: &[f32],
+    hp: &[f32],
+    dh: &[f32],
+    dhz: &mut [f32],
+) {
+    let n = gr.len();
+    let (gz, gn, dur, duz, dun, un, hp, dh, dhz) = (
+        &mut gz[..n],
+        &mut gn[..n],
+        &mut dur[..n],
+        &mut duz[..n],
+        &mut dun[..n],
+        &un[..n],
+        &hp[..n],
+        &dh[..n],
+        &mut dhz[..n],
+    );
+    for j in 0..n {
+        let (r, z, nv, u, h, d) = (gr[j], gz[j], gn[j], un[j], hp[j], dh[j]);
+        let dn = d * (1.0 - z);
+        let dzv = d * (h - nv);
+        let dpn = dn * (1.0 - nv * nv);
+        let dr = dpn * u * (r * (1.0 - r));
+        let dz = dzv * (z * (1.0 - z));
+        gr[j] = dr;
+        gz[j] = dz;
+        gn[j] = dpn;
+        dur[j] = dr;
+        duz[j] = dz;
+        dun[j] = dpn * r;
+        dhz[j] = d * z;
     }
 }
 
@@ -689,7 +788,7 @@ fn column_sums(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
 /// `mask`: readout dropout mask `[B, N]` (entries 0 or `1 / (1 - q)`); `par`: the GEMMs'
 /// threading.
 #[allow(clippy::too_many_arguments)]
-pub fn lstm_step(
+pub fn step(
     d: &FusedDims,
     params: &[f32],
     ws: &mut Workspace,
@@ -704,17 +803,17 @@ pub fn lstm_step(
     BatchLoss { loss: loss_sum / b as f32, correct }
 }
 
-/// Rows per part in [`lstm_step_parts`].
+/// Rows per part in [`step_parts`].
 pub const ROWS_PER_PART: usize = 64;
 
-/// [`lstm_step`] with the minibatch's rows cut into `ceil(B / ROWS_PER_PART)` fixed parts
+/// [`step`] with the minibatch's rows cut into `ceil(B / ROWS_PER_PART)` fixed parts
 /// (each with its own workspace, `workspaces` grows to that), whose gradients are summed in
 /// part order into `workspaces[0].grad`. With `parallel` the parts run in parallel on the
 /// rayon pool, otherwise one after the other; both give the same bits, so a network's
 /// numbers do not depend on the thread count or on the population it trains in. GEMMs are
 /// single-threaded.
 #[allow(clippy::too_many_arguments)]
-pub fn lstm_step_parts(
+pub fn step_parts(
     d: &FusedDims,
     params: &[f32],
     workspaces: &mut Vec<Workspace>,
@@ -769,7 +868,7 @@ pub fn lstm_step_parts(
 
 /// Forward only: the summed loss (f64 over the parts' f32 sums) and the correct count of
 /// the `B` rows of `x`, evaluated in parts of [`ROWS_PER_PART`] rows through `ws`.
-pub fn lstm_eval(
+pub fn eval(
     d: &FusedDims,
     params: &[f32],
     ws: &mut Workspace,
@@ -1040,15 +1139,7 @@ fn step_rows(
             par,
         );
         let gw_hh = &mut gr[off.w_hh..off.w_hh + g * n];
-        mm(
-            (g, n, (t - 1) * b),
-            gw_hh,
-            n,
-            false,
-            (&du_all[b * g..], 1, g),
-            (&lb.h[..], n, 1),
-            par,
-        );
+        mm((g, n, (t - 1) * b), gw_hh, n, false, (&du_all[b * g..], 1, g), (&lb.h[..], n, 1), par);
         if let Some(bo) = off.bias {
             let (gb_ih, gb_hh) = gr[bo..bo + 2 * g].split_at_mut(g);
             column_sums(gates, t * b, g, gb_ih);
@@ -1176,10 +1267,16 @@ mod tests {
 
     #[test]
     fn layout_counts_every_parameter() {
-        for (layers, bias) in [(1, true), (2, false), (3, true)] {
-            let d = FusedDims { input: 5, hidden: 7, layers, bias, classes: 3 };
+        for (cell, arch, layers, bias) in [
+            (FusedCell::Lstm, crate::Arch::Lstm, 1, true),
+            (FusedCell::Lstm, crate::Arch::Lstm, 2, false),
+            (FusedCell::Lstm, crate::Arch::Lstm, 3, true),
+            (FusedCell::Gru, crate::Arch::Gru, 2, true),
+            (FusedCell::Gru, crate::Arch::Gru, 3, false),
+        ] {
+            let d = FusedDims { cell, input: 5, hidden: 7, layers, bias, classes: 3 };
             let shape = crate::ModelShape {
-                arch: crate::Arch::Lstm,
+                arch,
                 input_size: 5,
                 hidden_size: 7,
                 num_layers: layers,

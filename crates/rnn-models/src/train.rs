@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Arch, NetSpec, TrainBackend, TrainConfig};
 use crate::error::{ModelError, Result};
-use crate::fused::{AdamSettings, LstmDims, Workspace, adam_step, lstm_eval, lstm_step_parts};
+use crate::fused::{AdamSettings, FusedCell, FusedDims, Workspace, adam_step};
 use crate::model::{Head, ModelShape, PopulationModel};
 use crate::optim::PopulationAdam;
 
@@ -62,9 +62,9 @@ pub struct PopulationTrainer<'t> {
 /// The fused path's shape and per-network working buffers (kept between epochs).
 #[derive(Debug)]
 struct FusedState {
-    dims: LstmDims,
+    dims: FusedDims,
     /// Per rayon thread (plus one for callers outside the pool): the workspaces of the
-    /// minibatch parts of the network it trains ([`lstm_step_parts`]). Nothing in them lives
+    /// minibatch parts of the network it trains ([`crate::fused::step_parts`]). Nothing in them lives
     /// beyond one step, so a thread reuses its buffers (warm in its cache) for every network.
     workspaces: Vec<std::sync::Mutex<Vec<Workspace>>>,
 }
@@ -80,14 +80,21 @@ enum FusedOutcome {
     Trained { loss: f32, correct: usize, grad_ok: bool },
 }
 
-/// The fused path's dims if it supports `model`: LSTM, last-step classification, `F32`, CPU.
-fn fused_dims(model: &PopulationModel) -> Option<LstmDims> {
+/// The fused path's dims if it supports `model`: LSTM or GRU, last-step classification,
+/// `F32`, CPU.
+fn fused_dims(model: &PopulationModel) -> Option<FusedDims> {
     let s = model.shape();
-    match (s.arch, s.head) {
-        (Arch::Lstm, Head::LastStepClass { classes })
+    let cell = match s.arch {
+        Arch::Lstm => FusedCell::Lstm,
+        Arch::Gru => FusedCell::Gru,
+        _ => return None,
+    };
+    match s.head {
+        Head::LastStepClass { classes }
             if model.dtype() == DType::F32 && model.device().is_cpu() =>
         {
-            Some(LstmDims {
+            Some(FusedDims {
+                cell,
                 input: s.input_size,
                 hidden: s.hidden_size,
                 layers: s.num_layers,
@@ -183,8 +190,8 @@ impl<'t> PopulationTrainer<'t> {
             TrainBackend::Candle => None,
             TrainBackend::Fused => Some(dims.ok_or_else(|| {
                 ModelError::InvalidConfig(format!(
-                    "the fused backend supports LSTM with a last-step classification head in \
-                     F32 on the CPU; this population is {:?} {:?} {:?} on {:?}",
+                    "the fused backend supports LSTM and GRU with a last-step classification \
+                     head in F32 on the CPU; this population is {:?} {:?} {:?} on {:?}",
                     model.shape().arch,
                     model.shape().head,
                     model.dtype(),
@@ -420,7 +427,7 @@ impl<'t> PopulationTrainer<'t> {
     /// The epoch loop of [`Self::train_epoch_fused`] on the flat state `(theta, m1, m2,
     /// steps)`. Networks run in parallel (one per rayon task) when there are at least as many
     /// live networks as threads; otherwise one after the other, each with its minibatch
-    /// parts in parallel. Both give the same bits ([`lstm_step_parts`]).
+    /// parts in parallel. Both give the same bits ([`crate::fused::step_parts`]).
     #[allow(clippy::type_complexity)]
     fn fused_epoch_loop(
         &mut self,
@@ -535,7 +542,7 @@ impl<'t> PopulationTrainer<'t> {
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner);
                         let ws = &mut *guard;
-                        let r = lstm_step_parts(
+                        let r = crate::fused::step_parts(
                             &dims,
                             th,
                             ws,
@@ -557,7 +564,7 @@ impl<'t> PopulationTrainer<'t> {
                         out.push(FusedOutcome::Skipped);
                         continue;
                     }
-                    let r = lstm_step_parts(
+                    let r = crate::fused::step_parts(
                         &dims,
                         &theta[k],
                         ws,
@@ -664,7 +671,7 @@ impl<'t> PopulationTrainer<'t> {
                     let slot = rayon::current_thread_index().unwrap_or(threads).min(threads);
                     let mut ws =
                         pool[slot].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    lstm_eval(
+                    crate::fused::eval(
                         &d,
                         &theta[k],
                         &mut ws,

@@ -1,8 +1,8 @@
-//! The fused LSTM training path (`rnn_models::fused`) against candle autograd:
+//! The fused LSTM / GRU training path (`rnn_models::fused`) against candle autograd:
 //!
-//! - the loss, correct count and every parameter's gradient of one minibatch, for 1 and 2
-//!   layers, with and without biases, with and without a readout dropout mask (f32,
-//!   `|a - b| <= 2e-5 + 2e-4 |b|`, relative to the largest gradient entry of the tensor);
+//! - the loss, correct count and every parameter's gradient of one minibatch, for 1-3
+//!   layers, with and without biases, with and without a readout dropout mask, whole batch
+//!   and in row parts (f32, `|a - b| <= 2e-5 max(1, max|g|) + 2e-4 |b|`);
 //! - whole training epochs (Adam with clipping and dropout, Adam with L2 decay, AdamW, a
 //!   population of networks with different seeds, inits and learning rates): the fused
 //!   trainer's losses, accuracies, parameters and optimiser moments equal the candle
@@ -18,7 +18,7 @@ use common::{F32_ABS, F32_REL, TinyTask, assert_close};
 use datasets::{OutputKind, Split};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rnn_models::fused::{LstmDims, ROWS_PER_PART, Workspace, lstm_step, lstm_step_parts};
+use rnn_models::fused::{FusedCell, FusedDims, ROWS_PER_PART, Workspace, step, step_parts};
 use rnn_models::{
     Arch, Head, InitScheme, ModelError, ModelShape, NetSpec, OptimizerKind, PopulationModel,
     PopulationTrainer, TrainBackend, TrainConfig,
@@ -31,34 +31,21 @@ const C: usize = 4;
 
 /// Candle autograd vs `lstm_step` (whole batch) vs `lstm_step_parts` (rows in parts of 64,
 /// sequential and parallel: the same bits).
-fn gradients_match(layers: usize, bias: bool, dropout: bool) {
-    gradients_match_rows(layers, bias, dropout, 6);
+fn gradients_match(arch: Arch, layers: usize, bias: bool, dropout: bool) {
+    gradients_match_rows(arch, layers, bias, dropout, 6);
 }
 
-fn gradients_match_rows(layers: usize, bias: bool, dropout: bool, rows: usize) {
+fn gradients_match_rows(arch: Arch, layers: usize, bias: bool, dropout: bool, rows: usize) {
     #[allow(non_snake_case)]
     let B = rows;
     let dev = Device::Cpu;
     let m = 2;
     let head = Head::LastStepClass { classes: C };
-    let shape = ModelShape {
-        arch: Arch::Lstm,
-        input_size: I,
-        hidden_size: N,
-        num_layers: layers,
-        bias,
-        head,
-    };
+    let shape = ModelShape { arch, input_size: I, hidden_size: N, num_layers: layers, bias, head };
     let specs: Vec<NetSpec> = (0..m)
         .map(|k| {
-            let mut s = NetSpec::new(
-                format!("n{k}"),
-                Arch::Lstm,
-                N,
-                0.7 + 0.2 * k as f64,
-                0.01,
-                30 + k as u64,
-            );
+            let mut s =
+                NetSpec::new(format!("n{k}"), arch, N, 0.7 + 0.2 * k as f64, 0.01, 30 + k as u64);
             s.num_layers = layers;
             s.bias = bias;
             s
@@ -78,12 +65,13 @@ fn gradients_match_rows(layers: usize, bias: bool, dropout: bool, rows: usize) {
     let losses = loss.to_vec1::<f32>().unwrap();
     let hits = hits.unwrap().to_vec1::<f32>().unwrap();
     let grads = loss.sum_all().unwrap().backward().unwrap();
-    let dims = LstmDims { input: I, hidden: N, layers, bias, classes: C };
-    let what = format!("layers {layers} bias {bias} dropout {dropout} rows {B}");
+    let cell = if arch == Arch::Gru { FusedCell::Gru } else { FusedCell::Lstm };
+    let dims = FusedDims { cell, input: I, hidden: N, layers, bias, classes: C };
+    let what = format!("{arch} layers {layers} bias {bias} dropout {dropout} rows {B}");
     for k in 0..m {
         let params: Vec<f32> = model.network_values_f32(k).unwrap().concat();
         let mut ws = Workspace::default();
-        let r = lstm_step(
+        let r = step(
             &dims,
             &params,
             &mut ws,
@@ -99,8 +87,8 @@ fn gradients_match_rows(layers: usize, bias: bool, dropout: bool, rows: usize) {
         let xk = &x[k * B * T * I..(k + 1) * B * T * I];
         let yk = &y[k * B..(k + 1) * B];
         let mk = dropout.then(|| &mask[k * B * N..(k + 1) * B * N]);
-        let rp = lstm_step_parts(&dims, &params, &mut parts, xk, (B, T), yk, mk, true, false);
-        let rq = lstm_step_parts(&dims, &params, &mut parts_par, xk, (B, T), yk, mk, true, true);
+        let rp = step_parts(&dims, &params, &mut parts, xk, (B, T), yk, mk, true, false);
+        let rq = step_parts(&dims, &params, &mut parts_par, xk, (B, T), yk, mk, true, true);
         assert_eq!(parts.len(), B.div_ceil(ROWS_PER_PART));
         assert_eq!(rp, rq, "parallel parts must give the same bits");
         assert_eq!(parts[0].grad, parts_par[0].grad, "parallel parts must give the same bits");
@@ -147,35 +135,45 @@ fn gemm_par() -> gemm::Parallelism {
 
 #[test]
 fn gradients_equal_candle_autograd_one_layer() {
-    gradients_match(1, true, false);
-    gradients_match(1, false, false);
-    gradients_match(1, true, true);
+    for arch in [Arch::Lstm, Arch::Gru] {
+        gradients_match(arch, 1, true, false);
+        gradients_match(arch, 1, false, false);
+        gradients_match(arch, 1, true, true);
+    }
 }
 
 #[test]
 fn gradients_equal_candle_autograd_two_layers() {
-    gradients_match(2, true, false);
-    gradients_match(2, false, true);
+    for arch in [Arch::Lstm, Arch::Gru] {
+        gradients_match(arch, 2, true, false);
+        gradients_match(arch, 2, false, true);
+    }
 }
 
 #[test]
 fn gradients_equal_candle_autograd_three_layers() {
-    gradients_match(3, true, true);
+    gradients_match(Arch::Lstm, 3, true, true);
+    gradients_match(Arch::Gru, 3, false, true);
 }
 
 #[test]
 fn gradients_of_minibatch_parts_equal_candle_autograd() {
     // 150 rows = parts of 50, 50, 50 (`ROWS_PER_PART` = 64)
-    gradients_match_rows(1, true, true, 150);
-    gradients_match_rows(2, false, false, 150);
+    gradients_match_rows(Arch::Lstm, 1, true, true, 150);
+    gradients_match_rows(Arch::Lstm, 2, false, false, 150);
+    gradients_match_rows(Arch::Gru, 2, true, true, 150);
 }
 
 fn specs(layers: usize, bias: bool) -> Vec<NetSpec> {
+    specs_of(Arch::Lstm, layers, bias)
+}
+
+fn specs_of(arch: Arch, layers: usize, bias: bool) -> Vec<NetSpec> {
     [(0.3, 0.01), (0.6, 0.003), (0.9, 0.02)]
         .into_iter()
         .enumerate()
         .map(|(k, (p, lr))| {
-            let mut s = NetSpec::new(format!("lstm-{k}"), Arch::Lstm, 8, p, lr, 100 + k as u64);
+            let mut s = NetSpec::new(format!("{arch}-{k}"), arch, 8, p, lr, 100 + k as u64);
             s.num_layers = layers;
             s.bias = bias;
             s.init = if k == 1 { InitScheme::OrthogonalRecurrent } else { InitScheme::UniformP };
@@ -286,6 +284,13 @@ fn fused_training_equals_candle_adamw() {
 }
 
 #[test]
+fn fused_gru_training_equals_candle() {
+    fused_equals_candle(&specs_of(Arch::Gru, 2, true), base_config());
+    let cfg = TrainConfig { optimizer: OptimizerKind::AdamW, weight_decay: 0.1, ..base_config() };
+    fused_equals_candle(&specs_of(Arch::Gru, 1, false), cfg);
+}
+
+#[test]
 fn fused_training_equals_candle_with_minibatch_parts() {
     // batch 100 = 2 parts of 50 rows; evaluation batches of 90 = 2 parts (64 + 26)
     let task = TinyTask::new(OutputKind::ClassPerSequence { num_classes: 3 }, 300, 180, 5, 3, 8);
@@ -295,8 +300,13 @@ fn fused_training_equals_candle_with_minibatch_parts() {
 
 #[test]
 fn fused_population_equals_fused_single_training() {
+    population_equals_single(Arch::Lstm);
+    population_equals_single(Arch::Gru);
+}
+
+fn population_equals_single(arch: Arch) {
     let task = task();
-    let specs = specs(2, true);
+    let specs = specs_of(arch, 2, true);
     let cfg = TrainConfig { backend: TrainBackend::Fused, ..base_config() };
     let dev = Device::Cpu;
     let mut pop = PopulationTrainer::new(&task, &specs, &cfg, DType::F32, &dev).unwrap();
@@ -333,14 +343,16 @@ fn backend_selection() {
     // f64, other cells and other heads train on candle under Auto; Fused refuses them
     assert!(!PopulationTrainer::new(&task, &lstm, &auto, DType::F64, &dev).unwrap().uses_fused());
     let gru: Vec<NetSpec> = lstm.iter().map(|s| NetSpec { arch: Arch::Gru, ..s.clone() }).collect();
-    assert!(!PopulationTrainer::new(&task, &gru, &auto, DType::F32, &dev).unwrap().uses_fused());
+    assert!(PopulationTrainer::new(&task, &gru, &auto, DType::F32, &dev).unwrap().uses_fused());
+    let rnn: Vec<NetSpec> = lstm.iter().map(|s| NetSpec { arch: Arch::Rnn, ..s.clone() }).collect();
+    assert!(!PopulationTrainer::new(&task, &rnn, &auto, DType::F32, &dev).unwrap().uses_fused());
     let per_step = TinyTask::new(OutputKind::ClassPerStep { num_classes: 3 }, 8, 4, 5, 3, 7);
     assert!(
         !PopulationTrainer::new(&per_step, &lstm, &auto, DType::F32, &dev).unwrap().uses_fused()
     );
     let forced = TrainConfig { backend: TrainBackend::Fused, ..auto };
     for r in [
-        PopulationTrainer::new(&task, &gru, &forced, DType::F32, &dev),
+        PopulationTrainer::new(&task, &rnn, &forced, DType::F32, &dev),
         PopulationTrainer::new(&task, &lstm, &forced, DType::F64, &dev),
         PopulationTrainer::new(&per_step, &lstm, &forced, DType::F32, &dev),
     ] {
