@@ -59,6 +59,10 @@ pub struct QrWorkspace<T: Real> {
     w: Vec<T>,
     /// `Y = V op(T)` of the panels in `panel` (same layout), for the tiled updates.
     panel_y: Vec<T>,
+    /// Offsets of slot 0 in `panel` and `panel_y` that put it on a 64-byte boundary (the
+    /// tiled kernels' full-width loads then never straddle cache lines).
+    pv: usize,
+    py: usize,
 }
 
 impl<T: Real> QrWorkspace<T> {
@@ -74,16 +78,22 @@ impl<T: Real> QrWorkspace<T> {
             (1..=MAX_PANEL_WIDTH).contains(&nb),
             "panel width must be in 1..={MAX_PANEL_WIDTH}"
         );
+        let slots = OUTER_PANELS * nb * d + ALIGN_ELEMS;
+        let panel = vec![T::zero(); slots];
+        let panel_y = vec![T::zero(); slots];
+        let (pv, py) = (align_offset(&panel), align_offset(&panel_y));
         Self {
             d,
             k,
             nb,
             tau: vec![T::zero(); k],
             sign: vec![T::one(); k],
-            panel: vec![T::zero(); OUTER_PANELS * nb * d],
+            panel,
             t_factors: vec![T::zero(); k.div_ceil(nb).max(1) * nb * nb],
             w: vec![T::zero(); nb * k],
-            panel_y: vec![T::zero(); OUTER_PANELS * nb * d],
+            panel_y,
+            pv,
+            py,
         }
     }
 
@@ -94,7 +104,19 @@ impl<T: Real> QrWorkspace<T> {
 
     /// Number of scalars of type `T` this workspace holds (for memory budgeting).
     pub fn scratch_len(d: usize, k: usize, nb: usize) -> usize {
-        2 * k + 2 * OUTER_PANELS * nb * d + k.div_ceil(nb).max(1) * nb * nb + nb * k
+        2 * k + 2 * (OUTER_PANELS * nb * d + ALIGN_ELEMS) + k.div_ceil(nb).max(1) * nb * nb + nb * k
+    }
+
+    /// Start of reflector slot `slot` in `panel`.
+    #[inline(always)]
+    fn vbase(&self, slot: usize) -> usize {
+        self.pv + slot * self.nb * self.d
+    }
+
+    /// Start of slot `slot` in `panel_y`.
+    #[inline(always)]
+    fn ybase(&self, slot: usize) -> usize {
+        self.py + slot * self.nb * self.d
     }
 
     /// Rows of the blocks this workspace serves.
@@ -106,6 +128,24 @@ impl<T: Real> QrWorkspace<T> {
     pub fn cols(&self) -> usize {
         self.k
     }
+}
+
+/// Slack, in elements, for putting a buffer's start on a 64-byte boundary.
+const ALIGN_ELEMS: usize = 64;
+
+/// The row `p0 <= p` where the tiled kernels start so that their loads are 64-byte aligned
+/// (columns of `d` elements stay aligned when `d` is a multiple of a cache line's elements).
+#[inline(always)]
+fn aligned_row<T>(p: usize, d: usize) -> usize {
+    let al = (64 / std::mem::size_of::<T>()).max(1);
+    if d % al == 0 { p - p % al } else { p }
+}
+
+/// Offset (in elements) of the first 64-byte-aligned element of `v` (0 if there is none
+/// within [`ALIGN_ELEMS`]).
+fn align_offset<T>(v: &[T]) -> usize {
+    let off = v.as_ptr().align_offset(64);
+    if off < ALIGN_ELEMS.min(v.len()) { off } else { 0 }
 }
 
 /// Useful flops of one reduced Householder factorisation of a `d x k` block
@@ -457,7 +497,8 @@ fn build_t<T: Real, const FMA: bool>(
 ) {
     let d = ws.d;
     let nb = ws.nb;
-    let panel = &ws.panel[slot * nb * d..(slot + 1) * nb * d];
+    let vb = ws.vbase(slot);
+    let panel = &ws.panel[vb..vb + nb * d];
     let mut tmp = [T::zero(); MAX_PANEL_WIDTH];
     for j in 0..pe - p {
         let tau = ws.tau[p + j];
@@ -511,16 +552,19 @@ fn prepare_y<T: Real, const FMA: bool>(
 ) {
     let (d, ldt) = (ws.d, ws.nb);
     let nb = pe - p;
-    let base = slot * ldt * d;
+    let (vb, yb) = (ws.vbase(slot), ws.ybase(slot));
+    let p0 = aligned_row::<T>(p, d);
     // Columns of a partial panel's slot that are not reflectors must not hold stale values.
-    ws.panel_y[base + nb * d..base + ldt * d].fill(T::zero());
+    ws.panel_y[yb + nb * d..yb + ldt * d].fill(T::zero());
     for r in 0..nb {
-        let y = &mut ws.panel_y[base + r * d + p..base + (r + 1) * d];
+        // Rows p0..p stay zero: the tiled kernels start at the aligned row p0.
+        ws.panel_y[yb + r * d + p0..yb + r * d + p].fill(T::zero());
+        let y = &mut ws.panel_y[yb + r * d + p..yb + (r + 1) * d];
         y.fill(T::zero());
         let range = if transpose_t { r..nb } else { 0..r + 1 };
         for mm in range {
             let coef = if transpose_t { t[r + mm * ldt] } else { t[mm + r * ldt] };
-            axpy::<T, FMA>(coef, &ws.panel[base + mm * d + p..base + (mm + 1) * d], y);
+            axpy::<T, FMA>(coef, &ws.panel[vb + mm * d + p..vb + (mm + 1) * d], y);
         }
     }
 }
@@ -539,11 +583,14 @@ fn tiled_update<T: Real>(
     #[cfg(target_arch = "x86_64")]
     {
         let d = ws.d;
+        // Start at the 64-byte-aligned row p0 <= p: rows p0..p of the slots are zero, so
+        // they add nothing to W and leave rows p0..p of C unchanged.
+        let p = aligned_row::<T>(p, d);
         let (m, n2) = (d - p, c1 - c0);
         if n2 == 0 {
             return;
         }
-        let base = slot * ws.nb * d;
+        let (vb, yb) = (ws.vbase(slot), ws.ybase(slot));
         assert!(c1 <= ws.k && ws.w.len() >= crate::qr_tiles::NB * n2);
         // SAFETY: AVX-512 is checked by the caller (`tiled_updates`); V and Y are rows p..d of
         // the NB slots of `slot` (element (i, r) at base + p + i + r d), C is rows p..d of
@@ -553,7 +600,7 @@ fn tiled_update<T: Real>(
             tiled_vt_c(
                 m,
                 n2,
-                ws.panel.as_ptr().add(base + p),
+                ws.panel.as_ptr().add(vb + p),
                 d,
                 a.as_ptr().add(c0 * d + p),
                 d,
@@ -562,7 +609,7 @@ fn tiled_update<T: Real>(
             tiled_c_minus_v_w(
                 m,
                 n2,
-                ws.panel_y.as_ptr().add(base + p),
+                ws.panel_y.as_ptr().add(yb + p),
                 d,
                 a.as_mut_ptr().add(c0 * d + p),
                 d,
@@ -607,7 +654,7 @@ fn gemm_update<T: Real, const FMA: bool>(
             ws.w.as_mut_ptr(),
             nb,
             false,
-            ws.panel.as_ptr().add(p),
+            ws.panel.as_ptr().add(ws.pv + p),
             d,
             1,
             a.as_ptr().add(c0 * d + p),
@@ -649,7 +696,7 @@ fn gemm_update<T: Real, const FMA: bool>(
             a.as_mut_ptr().add(c0 * d + p),
             d,
             true,
-            ws.panel.as_ptr().add(p),
+            ws.panel.as_ptr().add(ws.pv + p),
             1,
             d,
             ws.w.as_ptr(),
@@ -774,7 +821,7 @@ fn update_columns<T: Real, const FMA: bool>(
         gemm_update::<T, FMA>(a, ws, t, p, pe, c0, factor);
     } else {
         // Narrow trailing block: each column receives the panel while it is in cache.
-        let base = slot * ws.nb * d;
+        let base = ws.vbase(slot);
         for j in c0..c1 {
             let col = &mut a[j * d..(j + 1) * d];
             let mut apply = |r: usize| {
@@ -812,8 +859,10 @@ fn panel_factor_tiled<T: Real, const FMA: bool>(
         use crate::qr_tiles::NB;
         let (d, nb) = (ws.d, ws.nb);
         debug_assert_eq!(nb, NB);
-        let base = slot * nb * d;
-        let m = d - p;
+        let base = ws.vbase(slot);
+        // Aligned start row (the slot's rows above p are zero, see `tiled_update`).
+        let p0 = aligned_row::<T>(p, d);
+        let m = d - p0;
         // Reflector slots not yet written are zero (they enter the tiled products).
         ws.panel[base..base + nb * d].fill(T::zero());
         t[..nb * nb].fill(T::zero());
@@ -828,9 +877,9 @@ fn panel_factor_tiled<T: Real, const FMA: bool>(
                     tiled_vt_c(
                         m,
                         1,
-                        ws.panel.as_ptr().add(base + p),
+                        ws.panel.as_ptr().add(base + p0),
                         d,
-                        a.as_ptr().add(c * d + p),
+                        a.as_ptr().add(c * d + p0),
                         d,
                         w.as_mut_ptr(),
                     );
@@ -850,9 +899,9 @@ fn panel_factor_tiled<T: Real, const FMA: bool>(
                     tiled_c_minus_v_w(
                         m,
                         1,
-                        ws.panel.as_ptr().add(base + p),
+                        ws.panel.as_ptr().add(base + p0),
                         d,
-                        a.as_mut_ptr().add(c * d + p),
+                        a.as_mut_ptr().add(c * d + p0),
                         d,
                         w2.as_ptr(),
                     );
@@ -873,9 +922,9 @@ fn panel_factor_tiled<T: Real, const FMA: bool>(
                     tiled_vt_c(
                         m,
                         1,
-                        ws.panel.as_ptr().add(base + p),
+                        ws.panel.as_ptr().add(base + p0),
                         d,
-                        ws.panel.as_ptr().add(base + j * d + p),
+                        ws.panel.as_ptr().add(base + j * d + p0),
                         d,
                         w.as_mut_ptr(),
                     );
@@ -913,9 +962,10 @@ fn panel_form_q_tiled<T: Real>(
     #[cfg(target_arch = "x86_64")]
     {
         use crate::qr_tiles::NB;
-        let (d, nb) = (ws.d, ws.nb);
-        let base = slot * nb * d;
+        let d = ws.d;
+        let (base, yb) = (ws.vbase(slot), ws.ybase(slot));
         let npc = pe - p;
+        let p0 = aligned_row::<T>(p, d);
         for jj in 0..npc {
             for r in 0..NB {
                 ws.w[r + NB * jj] =
@@ -929,11 +979,11 @@ fn panel_form_q_tiled<T: Real>(
         // zeroed by prepare_y), C = rows p..d of columns p..pe, W = NB x npc in ws.w.
         unsafe {
             tiled_c_minus_v_w(
-                d - p,
+                d - p0,
                 npc,
-                ws.panel_y.as_ptr().add(base + p),
+                ws.panel_y.as_ptr().add(yb + p0),
                 d,
-                a.as_mut_ptr().add(p * d + p),
+                a.as_mut_ptr().add(p * d + p0),
                 d,
                 ws.w.as_ptr(),
             );
@@ -963,7 +1013,7 @@ fn factor_impl<T: Real, const FMA: bool>(
         let mut slot = 0;
         while p < pe2 {
             let pe = (p + nb).min(pe2);
-            let base = slot * nb * d;
+            let base = ws.vbase(slot);
             let pi = p / nb;
             if tiled {
                 let t = &mut t_factors[pi * nb * nb..(pi + 1) * nb * nb];
@@ -1035,10 +1085,11 @@ fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
         for s in 0..npanels {
             let p = p2 + s * nb;
             let pe = (p + nb).min(pe2);
-            let base = s * nb * d;
+            let base = ws.vbase(s);
+            let p0 = aligned_row::<T>(p, d);
             for c in p..pe {
                 let slot_v = &mut ws.panel[base + (c - p) * d..base + (c - p + 1) * d];
-                for x in &mut slot_v[p..c] {
+                for x in &mut slot_v[p0..c] {
                     *x = T::zero();
                 }
                 slot_v[c] = T::one();
@@ -1081,7 +1132,7 @@ fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
                 continue;
             }
             // Inside the panel: unblocked backward accumulation (dorg2r).
-            let base = s * nb * d;
+            let base = ws.vbase(s);
             for i in (p..pe).rev() {
                 let tau = ws.tau[i];
                 for j in i + 1..pe {

@@ -298,7 +298,7 @@ fn network_spectra_with<T: Real>(
         }
     }
     let block = d * k;
-    let mut q = vec![T::zero(); batch * block];
+    let mut q = crate::linalg::AlignedBuf::<T>::zeroed(batch * block);
     for b in 0..batch {
         q[b * block..(b + 1) * block].copy_from_slice(&initial_basis::<T>(
             d,
@@ -307,7 +307,7 @@ fn network_spectra_with<T: Real>(
             b as u64,
         ));
     }
-    let mut z = vec![T::zero(); batch * block];
+    let mut z = crate::linalg::AlignedBuf::<T>::zeroed(batch * block);
     let transpose = sc.orientation == Orientation::JtQ;
     // Reference orientation: the explicit Jacobians J_b (d x d, column j = J e_j) of all
     // sequences, from the tangent map applied to identity blocks.
