@@ -26,7 +26,6 @@ pub(crate) trait Zmm: Copy {
     unsafe fn store(p: *mut Self, v: Self::V, n: usize);
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn fnmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    unsafe fn sum(v: Self::V) -> Self;
     /// `w[l] = sum(acc[l])` for `l < 16`: sixteen horizontal sums by a transposing tree
     /// of shuffles and adds (about 2 operations per sum instead of about 8).
     unsafe fn store_sums16(acc: &[Self::V; 16], w: *mut Self);
@@ -62,10 +61,6 @@ impl Zmm for f64 {
     #[inline(always)]
     unsafe fn fnmadd(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
         _mm512_fnmadd_pd(a, b, c)
-    }
-    #[inline(always)]
-    unsafe fn sum(v: __m512d) -> f64 {
-        _mm512_reduce_add_pd(v)
     }
     #[inline(always)]
     unsafe fn store_sums16(acc: &[__m512d; 16], w: *mut f64) {
@@ -133,10 +128,6 @@ impl Zmm for f32 {
     #[inline(always)]
     unsafe fn fnmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
         _mm512_fnmadd_ps(a, b, c)
-    }
-    #[inline(always)]
-    unsafe fn sum(v: __m512) -> f32 {
-        _mm512_reduce_add_ps(v)
     }
     #[inline(always)]
     unsafe fn store_sums16(acc: &[__m512; 16], w: *mut f32) {
@@ -224,16 +215,27 @@ pub(crate) unsafe fn vt_c<T: Zmm>(
         let c0 = c.add(j * ldc);
         let mut acc0 = [T::zero(); NB];
         let mut i = 0;
-        while i < m {
-            let n = (m - i).min(T::L);
+        while i + T::L <= m {
+            let x0 = T::load(c0.add(i), T::L);
+            for r in 0..NB {
+                acc0[r] = T::fmadd(T::load(v.add(r * ldv + i), T::L), x0, acc0[r]);
+            }
+            i += T::L;
+        }
+        if i < m {
+            let n = m - i;
             let x0 = T::load(c0.add(i), n);
             for r in 0..NB {
                 acc0[r] = T::fmadd(T::load(v.add(r * ldv + i), n), x0, acc0[r]);
             }
-            i += T::L;
         }
+        // One transposing reduction (the upper half of the tree sums zeros).
+        let mut all = [T::zero(); 16];
+        all[..NB].copy_from_slice(&acc0);
+        let mut sums = [*w; 16];
+        T::store_sums16(&all, sums.as_mut_ptr());
         for r in 0..NB {
-            *w.add(j * NB + r) = T::sum(acc0[r]);
+            *w.add(j * NB + r) = sums[r];
         }
     }
 }
