@@ -20,6 +20,19 @@
 //! and row `c` of `R` change sign, so the factorisation is the unique one with a non-negative
 //! diagonal.
 //!
+//! **AVX-512 path** (panel width 8, the default): the trailing updates use the register-tiled
+//! kernels of `crate::qr_tiles` with `Y = V op(T)` precomputed per panel (`C -= Y (V^T C)`),
+//! and the blocking has two levels: [`OUTER_PANELS`] panels form an outer block; inside it each
+//! panel updates only the block's own columns, and the columns right of the block receive all
+//! of the block's panels one 16-column chunk at a time (the chunk stays in L1 instead of
+//! streaming the whole trailing matrix through L2 once per panel; the arithmetic per column is
+//! unchanged). A panel itself is factored left-looking in compact WY form
+//! (`col -= V T^T (V^T col)`, `T` built as the reflectors appear), and the panel's columns of
+//! `Q` are `e_j - Y V[j, :]^T` in one tiled update instead of `dorg2r`. Reflector slots are
+//! 64-byte aligned and the kernels start at a 64-byte-aligned row (the slots are zero above the
+//! panel), so full-width loads never straddle cache lines when `D` is a multiple of 16 (f32)
+//! or 8 (f64) and the block itself is aligned (the RNN population path allocates it so).
+//!
 //! Flops: `2 D k^2 - 2 k^3 / 3` for the factorisation and as much again for `Q` (plus
 //! `O(D k nb)` for the `T` factors).
 //!
@@ -791,7 +804,7 @@ unsafe fn tiled_c_minus_v_w<T: Real>(
 /// panels are applied to the columns right of the block one column chunk at a time, so each
 /// chunk of `C` is read from and written to the L2 cache once per outer block instead of once
 /// per panel, with exactly the same arithmetic per column.
-pub(crate) const OUTER_PANELS: usize = 4;
+pub const OUTER_PANELS: usize = 4;
 
 /// Columns per chunk of the outer trailing update (a `D x CHUNK` slab stays in L1).
 const CHUNK_COLS: usize = 16;

@@ -7,8 +7,13 @@
 //! * tangent blocks: `Dt x (B k)` with `Dt = L * St` (per layer `St` rows: `[h]`, `[h; c]`,
 //!   `[y; z]`), sequence `b` owning columns `b k .. (b + 1) k`.
 //!
-//! Tangent formulas (`P = U_rec Q_rec + W_in dIn`, one GEMM each over all `B k` columns;
-//! `s(x)` logistic; `dIn` = previous layer's new output perturbation, zero for layer 0):
+//! Tangent formulas (`P = U_rec Q_rec + W_in dIn`; `s(x)` logistic; `dIn` = previous layer's
+//! new output perturbation, zero for layer 0). RNN, ASRNN and CoRNN form `P` with one GEMM per
+//! weight matrix over all `B k` columns. GRU and LSTM never form the per-gate `P` blocks: the
+//! gate derivatives are folded into row-scaled copies of the weights (`O(N^2)` per sequence),
+//! so that one `N x N x k` (GRU) or `2N x N x k` (LSTM) GEMM per weight matrix and sequence
+//! replaces the `3N` or `4N` rows of products (see `BatchState::tangent_combined`); the
+//! formulas below are what it computes:
 //! * RNN: `dh' = (1 - h'^2) * P`.
 //! * GRU (`da = W_in dIn`, `du = U Q_h` kept apart because `r` multiplies only `u_n`):
 //!   `dr = r(1-r)(da_r + du_r)`, `dz = z(1-z)(da_z + du_z)`,
