@@ -6,7 +6,7 @@ use le_engine::scalar::Real;
 fn run<T: Real>(d: usize, iters: usize, with_q: bool) {
     let input: Vec<T> =
         (0..d * d).map(|i| T::from_f64(((i * 7919 % 1013) as f64 / 1013.0) - 0.5)).collect();
-    let mut a = input.clone();
+    let mut a = le_engine::linalg::AlignedBuf::<T>::zeroed(d * d);
     let mut logs = vec![0.0; d];
     let mut ws = QrWorkspace::<T>::new(d, d);
     let start = std::time::Instant::now();

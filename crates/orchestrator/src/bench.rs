@@ -192,7 +192,7 @@ fn panel_sweep_rows<T: Real>(
     rows: &mut Vec<BenchRow>,
 ) {
     let input = random::<T>(d * d, 3 + d as u64);
-    let mut a = input.clone();
+    let mut a = le_engine::linalg::AlignedBuf::<T>::zeroed(d * d);
     let mut logs = vec![0.0; d];
     let f = qr_flops(d, d);
     for &nb in widths {
@@ -214,7 +214,8 @@ fn panel_sweep_rows<T: Real>(
 
 fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow>) {
     let input = random::<T>(d * d, 3 + d as u64);
-    let mut a = input.clone();
+    // 64-byte-aligned block, as the RNN population path allocates them
+    let mut a = le_engine::linalg::AlignedBuf::<T>::zeroed(d * d);
     let mut logs = vec![0.0; d];
     let mut ws = QrWorkspace::<T>::new(d, d);
     let f = qr_flops(d, d);
@@ -228,6 +229,14 @@ fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow
         orthonormalize_in_place(&mut a, &mut logs, &mut ws);
     });
     rows.push(BenchRow::new("QR factor + form Q", T::NAME, d, t, 2.0 * f, gemm1));
+    // the same on a block one element off a 64-byte boundary
+    let mut off = le_engine::linalg::AlignedBuf::<T>::zeroed(d * d + 1);
+    let t = time_per_call(min, || {
+        let b = &mut off[1..];
+        b.copy_from_slice(&input);
+        orthonormalize_in_place(b, &mut logs, &mut ws);
+    });
+    rows.push(BenchRow::new("QR factor + form Q, misaligned block", T::NAME, d, t, 2.0 * f, gemm1));
     // 16 blocks at once, SIMD across blocks (the RNN population path): time per block
     {
         use le_engine::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
