@@ -566,19 +566,34 @@ fn prepare_y<T: Real, const FMA: bool>(
     let (d, ldt) = (ws.d, ws.nb);
     let nb = pe - p;
     let (vb, yb) = (ws.vbase(slot), ws.ybase(slot));
+    // From the aligned row p0: the slot's rows p0..p are zero, so are Y's.
     let p0 = aligned_row::<T>(p, d);
-    // Columns of a partial panel's slot that are not reflectors must not hold stale values.
-    ws.panel_y[yb + nb * d..yb + ldt * d].fill(T::zero());
-    for r in 0..nb {
-        // Rows p0..p stay zero: the tiled kernels start at the aligned row p0.
-        ws.panel_y[yb + r * d + p0..yb + r * d + p].fill(T::zero());
-        let y = &mut ws.panel_y[yb + r * d + p..yb + (r + 1) * d];
-        y.fill(T::zero());
-        let range = if transpose_t { r..nb } else { 0..r + 1 };
-        for mm in range {
-            let coef = if transpose_t { t[r + mm * ldt] } else { t[mm + r * ldt] };
-            axpy::<T, FMA>(coef, &ws.panel[vb + mm * d + p..vb + (mm + 1) * d], y);
+    #[cfg(target_arch = "x86_64")]
+    {
+        debug_assert_eq!(ldt, crate::qr_tiles::NB);
+        assert!(yb + ldt * d <= ws.panel_y.len() && vb + nb * d <= ws.panel.len());
+        assert!(t.len() >= ldt * ldt);
+        // SAFETY: AVX-512 checked by the caller (`tiled_updates`); V = rows p0..d of the nb
+        // reflectors of the slot, Y = rows p0..d of the NB columns of its Y slot, T = nb x nb
+        // inside `t` (all bounds asserted above).
+        unsafe {
+            crate::qr_tiles::y_from_v_dispatch(
+                d - p0,
+                nb,
+                ws.panel.as_ptr().add(vb + p0),
+                d,
+                ws.panel_y.as_mut_ptr().add(yb + p0),
+                d,
+                t.as_ptr(),
+                ldt,
+                transpose_t,
+            );
         }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (ws, t, nb, vb, yb, p0, ldt, transpose_t);
+        unreachable!("tiled updates are x86_64-only");
     }
 }
 

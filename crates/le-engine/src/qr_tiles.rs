@@ -329,3 +329,71 @@ pub(crate) unsafe fn c_minus_v_w<T: Zmm>(
         }
     }
 }
+
+/// `Y[:, r] = sum_mm coef(r, mm) V[:, mm]` for the `NB` columns of one panel (`Y = V op(T)`),
+/// rows `0..m`, in one pass: each row chunk of the `nb <= NB` reflectors is loaded once and
+/// all `NB` columns of `Y` are formed in registers. `coef(r, mm)` is `T[r, mm]` (`T^T`,
+/// `mm >= r`) when `transpose`, else `T[mm, r]` (`mm <= r`), with `T` column-major, leading
+/// dimension `ldt`; columns `r >= nb` of `Y` are set to zero.
+///
+/// # Safety
+/// AVX-512F available; `v` (`nb` columns, stride `ldv`), `y` (`NB` columns, stride `ldy`) and
+/// `t` (`nb x nb`, leading dimension `ldt`) valid for the extents.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn y_from_v<T: Zmm>(
+    m: usize,
+    nb: usize,
+    v: *const T,
+    ldv: usize,
+    y: *mut T,
+    ldy: usize,
+    t: *const T,
+    ldt: usize,
+    transpose: bool,
+) {
+    let nb = nb.min(NB);
+    let mut i = 0;
+    while i < m {
+        let n = (m - i).min(T::L);
+        let mut vs = [T::zero(); NB];
+        for mm in 0..nb {
+            vs[mm] = T::load(v.add(mm * ldv + i), n);
+        }
+        for r in 0..NB {
+            let mut acc = T::zero();
+            if r < nb {
+                let (lo, hi) = if transpose { (r, nb) } else { (0, r + 1) };
+                for mm in lo..hi {
+                    let c = if transpose { *t.add(r + mm * ldt) } else { *t.add(mm + r * ldt) };
+                    acc = T::fmadd(T::splat(c), vs[mm], acc);
+                }
+            }
+            T::store(y.add(r * ldy + i), acc, n);
+        }
+        i += T::L;
+    }
+}
+
+/// [`y_from_v`] for the element type `T` of the QR (f32 or f64).
+///
+/// # Safety
+/// As [`y_from_v`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn y_from_v_dispatch<T: crate::scalar::Real>(
+    m: usize,
+    nb: usize,
+    v: *const T,
+    ldv: usize,
+    y: *mut T,
+    ldy: usize,
+    t: *const T,
+    ldt: usize,
+    transpose: bool,
+) {
+    use std::any::TypeId;
+    if TypeId::of::<T>() == TypeId::of::<f64>() {
+        y_from_v::<f64>(m, nb, v as _, ldv, y as _, ldy, t as _, ldt, transpose)
+    } else {
+        y_from_v::<f32>(m, nb, v as _, ldv, y as _, ldy, t as _, ldt, transpose)
+    }
+}
