@@ -894,35 +894,25 @@ fn panel_factor_tiled<T: Real, const FMA: bool>(
         // Reflector slots not yet written are zero (they enter the tiled products).
         ws.panel[base..base + nb * d].fill(T::zero());
         t[..nb * nb].fill(T::zero());
-        let mut w = [T::zero(); NB];
+        // w = V^T col (first half: V^T of the newest reflector, for T), from one paired call
+        // at the end of the previous column.
+        let mut w = [T::zero(); 2 * NB];
         let mut w2 = [T::zero(); NB];
         for c in p..pe {
             let j = c - p;
             if j > 0 {
-                // SAFETY: AVX-512 checked by the caller; V = rows p..d of the NB slots, x =
-                // rows p..d of column c, w has NB entries.
-                unsafe {
-                    tiled_vt_c(
-                        m,
-                        1,
-                        ws.panel.as_ptr().add(base + p0),
-                        d,
-                        a.as_ptr().add(c * d + p0),
-                        d,
-                        w.as_mut_ptr(),
-                    );
-                }
-                // w2 = T^T w on the first j reflectors (zero beyond).
+                // w2 = T^T (V^T col) on the first j reflectors (zero beyond).
                 for i in 0..NB {
                     let mut acc = T::zero();
                     if i < j {
                         for l in 0..=i {
-                            acc = fmadd::<T, FMA>(t[l + i * nb], w[l], acc);
+                            acc = fmadd::<T, FMA>(t[l + i * nb], w[NB + l], acc);
                         }
                     }
                     w2[i] = acc;
                 }
-                // SAFETY: as above.
+                // SAFETY: AVX-512 checked by the caller; V = rows p0..d of the NB slots, x =
+                // rows p0..d of column c, w2 has NB entries.
                 unsafe {
                     tiled_c_minus_v_w(
                         m,
@@ -944,26 +934,27 @@ fn panel_factor_tiled<T: Real, const FMA: bool>(
             let slot_v = &mut ws.panel[base + j * d..base + (j + 1) * d];
             slot_v[c] = T::one();
             slot_v[c + 1..].copy_from_slice(&col[c + 1..]);
-            if j > 0 {
-                // SAFETY: as above; x = rows p..d of slot j.
-                unsafe {
-                    tiled_vt_c(
-                        m,
-                        1,
-                        ws.panel.as_ptr().add(base + p0),
-                        d,
-                        ws.panel.as_ptr().add(base + j * d + p0),
-                        d,
-                        w.as_mut_ptr(),
-                    );
+            // One paired pass: V^T v_j (for T's column j) and V^T col_{c+1} (for the next
+            // column's update, V now including v_j).
+            let next = if c + 1 < pe { c + 1 } else { c };
+            // SAFETY: AVX-512 checked by the caller; V = rows p0..d of the NB slots, x0 = rows
+            // p0..d of slot j, x1 = rows p0..d of column `next` of `a`, w has 2 NB entries.
+            unsafe {
+                crate::qr_tiles::vt_2cols_dispatch(
+                    m,
+                    ws.panel.as_ptr().add(base + p0),
+                    d,
+                    ws.panel.as_ptr().add(base + j * d + p0),
+                    a.as_ptr().add(next * d + p0),
+                    w.as_mut_ptr(),
+                );
+            }
+            for i in 0..j {
+                let mut acc = T::zero();
+                for l in i..j {
+                    acc = fmadd::<T, FMA>(t[i + l * nb], w[l], acc);
                 }
-                for i in 0..j {
-                    let mut acc = T::zero();
-                    for l in i..j {
-                        acc = fmadd::<T, FMA>(t[i + l * nb], w[l], acc);
-                    }
-                    t[i + j * nb] = -tau * acc;
-                }
+                t[i + j * nb] = -tau * acc;
             }
             t[j + j * nb] = tau;
         }

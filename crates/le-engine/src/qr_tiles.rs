@@ -179,36 +179,8 @@ pub(crate) unsafe fn vt_c<T: Zmm>(
 ) {
     let mut j = 0;
     while j + 2 <= n2 {
-        let (c0, c1) = (c.add(j * ldc), c.add((j + 1) * ldc));
-        let mut acc0 = [T::zero(); NB];
-        let mut acc1 = [T::zero(); NB];
-        let mut i = 0;
-        // Full vectors (no masks, no per-load branch), then one masked tail.
-        while i + T::L <= m {
-            let x0 = T::load(c0.add(i), T::L);
-            let x1 = T::load(c1.add(i), T::L);
-            for r in 0..NB {
-                let vr = T::load(v.add(r * ldv + i), T::L);
-                acc0[r] = T::fmadd(vr, x0, acc0[r]);
-                acc1[r] = T::fmadd(vr, x1, acc1[r]);
-            }
-            i += T::L;
-        }
-        if i < m {
-            let n = m - i;
-            let x0 = T::load(c0.add(i), n);
-            let x1 = T::load(c1.add(i), n);
-            for r in 0..NB {
-                let vr = T::load(v.add(r * ldv + i), n);
-                acc0[r] = T::fmadd(vr, x0, acc0[r]);
-                acc1[r] = T::fmadd(vr, x1, acc1[r]);
-            }
-        }
-        let mut all = [T::zero(); 16];
-        all[..NB].copy_from_slice(&acc0);
-        all[NB..].copy_from_slice(&acc1);
         // W columns j and j + 1 are the 16 consecutive entries from w + j NB.
-        T::store_sums16(&all, w.add(j * NB));
+        vt_2cols(m, v, ldv, c.add(j * ldc), c.add((j + 1) * ldc), w.add(j * NB));
         j += 2;
     }
     if j < n2 {
@@ -395,5 +367,71 @@ pub(crate) unsafe fn y_from_v_dispatch<T: crate::scalar::Real>(
         y_from_v::<f64>(m, nb, v as _, ldv, y as _, ldy, t as _, ldt, transpose)
     } else {
         y_from_v::<f32>(m, nb, v as _, ldv, y as _, ldy, t as _, ldt, transpose)
+    }
+}
+
+/// `w[r] = V[:, r]^T x0` and `w[NB + r] = V[:, r]^T x1` for `r < NB` (rows `0..m`): the
+/// column-pair kernel of [`vt_c`], for two vectors that need not share a stride.
+///
+/// # Safety
+/// AVX-512F available; `v` (`NB` columns, stride `ldv`), `x0`, `x1` (`m` entries) and `w`
+/// (16 entries) valid.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) unsafe fn vt_2cols<T: Zmm>(
+    m: usize,
+    v: *const T,
+    ldv: usize,
+    c0: *const T,
+    c1: *const T,
+    w: *mut T,
+) {
+    let mut acc0 = [T::zero(); NB];
+    let mut acc1 = [T::zero(); NB];
+    let mut i = 0;
+    // Full vectors (no masks, no per-load branch), then one masked tail.
+    while i + T::L <= m {
+        let x0 = T::load(c0.add(i), T::L);
+        let x1 = T::load(c1.add(i), T::L);
+        for r in 0..NB {
+            let vr = T::load(v.add(r * ldv + i), T::L);
+            acc0[r] = T::fmadd(vr, x0, acc0[r]);
+            acc1[r] = T::fmadd(vr, x1, acc1[r]);
+        }
+        i += T::L;
+    }
+    if i < m {
+        let n = m - i;
+        let x0 = T::load(c0.add(i), n);
+        let x1 = T::load(c1.add(i), n);
+        for r in 0..NB {
+            let vr = T::load(v.add(r * ldv + i), n);
+            acc0[r] = T::fmadd(vr, x0, acc0[r]);
+            acc1[r] = T::fmadd(vr, x1, acc1[r]);
+        }
+    }
+    let mut all = [T::zero(); 16];
+    all[..NB].copy_from_slice(&acc0);
+    all[NB..].copy_from_slice(&acc1);
+    T::store_sums16(&all, w);
+}
+
+/// [`vt_2cols`] for the element type `T` of the QR (f32 or f64).
+///
+/// # Safety
+/// As [`vt_2cols`].
+pub(crate) unsafe fn vt_2cols_dispatch<T: crate::scalar::Real>(
+    m: usize,
+    v: *const T,
+    ldv: usize,
+    c0: *const T,
+    c1: *const T,
+    w: *mut T,
+) {
+    use std::any::TypeId;
+    if TypeId::of::<T>() == TypeId::of::<f64>() {
+        vt_2cols::<f64>(m, v as _, ldv, c0 as _, c1 as _, w as _)
+    } else {
+        vt_2cols::<f32>(m, v as _, ldv, c0 as _, c1 as _, w as _)
     }
 }
