@@ -423,111 +423,23 @@ impl<T: Real> BatchState<T> {
                 sc.resize(scratch_len, T::zero());
             }
         }
-        let (gates_all, aux_all, old_all) = (&self.gates, &self.aux, &self.old);
-        let work = |b: usize, zb: &mut [T], scratch: &mut [T]| {
-            let qb = &q[b * k * dt_rows..(b + 1) * k * dt_rows];
-            let (m_rec, rest) = scratch.split_at_mut(rows * n);
-            let (m_in, rest) = rest.split_at_mut(rows * n);
-            let (x, coef) = rest.split_at_mut(rows * k);
-            for (l, layer) in net.layers.iter().enumerate() {
-                let off = l * st;
-                let gates = &gates_all[l][b * gn..(b + 1) * gn];
-                let aux = &aux_all[l][b * n..(b + 1) * n];
-                let old = &old_all[l][b * s..(b + 1) * s];
-                let has_input = l > 0;
-                // Row-scaled weights; coef[..n] and coef[n..2n] hold the elementwise factors.
-                for j in 0..n {
-                    let rec = |g: usize| &layer.w_rec[(g * n + j) * n..(g * n + j + 1) * n];
-                    let inp = |g: usize| &layer.w_in[(g * n + j) * n..(g * n + j + 1) * n];
-                    if lstm_cell {
-                        let (ig, fg, gg, og, tc) =
-                            (gates[j], gates[n + j], gates[2 * n + j], gates[3 * n + j], aux[j]);
-                        let a_i = ig * (T::one() - ig) * gg;
-                        let a_f = fg * (T::one() - fg) * old[n + j];
-                        let a_g = ig * (T::one() - gg * gg);
-                        let a_o = og * (T::one() - og) * tc;
-                        coef[j] = fg;
-                        coef[n + j] = og * (T::one() - tc * tc);
-                        combine3(
-                            &mut m_rec[j * n..(j + 1) * n],
-                            [a_i, a_f, a_g],
-                            rec(0),
-                            rec(1),
-                            rec(2),
-                        );
-                        scale_row(&mut m_rec[(n + j) * n..(n + j + 1) * n], a_o, rec(3));
-                        if has_input {
-                            combine3(
-                                &mut m_in[j * n..(j + 1) * n],
-                                [a_i, a_f, a_g],
-                                inp(0),
-                                inp(1),
-                                inp(2),
-                            );
-                            scale_row(&mut m_in[(n + j) * n..(n + j + 1) * n], a_o, inp(3));
-                        }
-                    } else {
-                        let (r, zg, nn, un) = (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
-                        let c_n = (T::one() - zg) * (T::one() - nn * nn);
-                        let c_r = c_n * un * r * (T::one() - r);
-                        let c_rn = c_n * r;
-                        let c_z = (old[j] - nn) * zg * (T::one() - zg);
-                        coef[j] = zg;
-                        combine3(
-                            &mut m_rec[j * n..(j + 1) * n],
-                            [c_r, c_z, c_rn],
-                            rec(0),
-                            rec(1),
-                            rec(2),
-                        );
-                        if has_input {
-                            combine3(
-                                &mut m_in[j * n..(j + 1) * n],
-                                [c_r, c_z, c_n],
-                                inp(0),
-                                inp(1),
-                                inp(2),
-                            );
-                        }
-                    }
-                }
-                let none = gemm::Parallelism::None;
-                matmul(rows, k, n, m_rec, n, &qb[off..], dt_rows, x, rows, false, none);
-                if has_input {
-                    let prev = (l - 1) * st;
-                    matmul(rows, k, n, m_in, n, &zb[prev..], dt_rows, x, rows, true, none);
-                }
-                for c in 0..k {
-                    let xc = &x[c * rows..(c + 1) * rows];
-                    let qc = &qb[c * dt_rows + off..c * dt_rows + off + st];
-                    let zc = &mut zb[c * dt_rows + off..c * dt_rows + off + st];
-                    // Equal-length slices so that the loops vectorise without bounds checks.
-                    if lstm_cell {
-                        let (xt, xb) = (&xc[..n], &xc[n..2 * n]);
-                        let (fv, bv) = (&coef[..n], &coef[n..2 * n]);
-                        if full {
-                            let (zh, zcc) = zc.split_at_mut(n);
-                            let (zh, zcc, qcc) = (&mut zh[..n], &mut zcc[..n], &qc[n..2 * n]);
-                            for j in 0..n {
-                                let dc = xt[j] + fv[j] * qcc[j];
-                                zcc[j] = dc;
-                                zh[j] = xb[j] + bv[j] * dc;
-                            }
-                        } else {
-                            let zh = &mut zc[..n];
-                            for j in 0..n {
-                                zh[j] = xb[j] + bv[j] * xt[j];
-                            }
-                        }
-                    } else {
-                        let (zh, xh, cv, qh) = (&mut zc[..n], &xc[..n], &coef[..n], &qc[..n]);
-                        for j in 0..n {
-                            zh[j] = xh[j] + cv[j] * qh[j];
-                        }
-                    }
-                }
-            }
+        let ctx = CombinedStep {
+            net,
+            q,
+            gates_all: &self.gates,
+            aux_all: &self.aux,
+            old_all: &self.old,
+            n,
+            s,
+            gn,
+            st,
+            dt_rows,
+            rows,
+            k,
+            lstm_cell,
+            full,
         };
+        let work = |b: usize, zb: &mut [T], scratch: &mut [T]| ctx.run(b, zb, scratch);
         let chunk = k * dt_rows;
         if matches!(self.par, gemm::Parallelism::Rayon(_)) {
             use rayon::prelude::*;
@@ -541,6 +453,167 @@ impl<T: Real> BatchState<T> {
                 z[..bsz * chunk].chunks_mut(chunk).zip(self.seq_scratch.iter_mut()).enumerate()
             {
                 work(b, zb, sc);
+            }
+        }
+    }
+}
+
+/// What the combined LSTM/GRU tangent step of one sequence reads (see
+/// `BatchState::tangent_combined`).
+struct CombinedStep<'a, T: Real> {
+    net: &'a Network<T>,
+    q: &'a [T],
+    gates_all: &'a [Vec<T>],
+    aux_all: &'a [Vec<T>],
+    old_all: &'a [Vec<T>],
+    n: usize,
+    s: usize,
+    gn: usize,
+    st: usize,
+    dt_rows: usize,
+    rows: usize,
+    k: usize,
+    lstm_cell: bool,
+    full: bool,
+}
+
+impl<T: Real> CombinedStep<'_, T> {
+    /// Sequence `b`'s tangent columns `zb`, with AVX-512 code generation where the CPU has it
+    /// (the row scalings and elementwise loops vectorise 16 lanes wide instead of 4).
+    fn run(&self, b: usize, zb: &mut [T], scratch: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::qr::simd::level() == crate::qr::simd::Level::Avx512 {
+            // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked just above).
+            unsafe { self.run_avx512(b, zb, scratch) };
+            return;
+        }
+        self.run_generic(b, zb, scratch);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn run_avx512(&self, b: usize, zb: &mut [T], scratch: &mut [T]) {
+        self.run_generic(b, zb, scratch);
+    }
+
+    #[inline(always)]
+    fn run_generic(&self, b: usize, zb: &mut [T], scratch: &mut [T]) {
+        let CombinedStep {
+            net,
+            q,
+            gates_all,
+            aux_all,
+            old_all,
+            n,
+            s,
+            gn,
+            st,
+            dt_rows,
+            rows,
+            k,
+            lstm_cell,
+            full,
+        } = *self;
+        let qb = &q[b * k * dt_rows..(b + 1) * k * dt_rows];
+        let (m_rec, rest) = scratch.split_at_mut(rows * n);
+        let (m_in, rest) = rest.split_at_mut(rows * n);
+        let (x, coef) = rest.split_at_mut(rows * k);
+        for (l, layer) in net.layers.iter().enumerate() {
+            let off = l * st;
+            let gates = &gates_all[l][b * gn..(b + 1) * gn];
+            let aux = &aux_all[l][b * n..(b + 1) * n];
+            let old = &old_all[l][b * s..(b + 1) * s];
+            let has_input = l > 0;
+            // Row-scaled weights; coef[..n] and coef[n..2n] hold the elementwise factors.
+            for j in 0..n {
+                let rec = |g: usize| &layer.w_rec[(g * n + j) * n..(g * n + j + 1) * n];
+                let inp = |g: usize| &layer.w_in[(g * n + j) * n..(g * n + j + 1) * n];
+                if lstm_cell {
+                    let (ig, fg, gg, og, tc) =
+                        (gates[j], gates[n + j], gates[2 * n + j], gates[3 * n + j], aux[j]);
+                    let a_i = ig * (T::one() - ig) * gg;
+                    let a_f = fg * (T::one() - fg) * old[n + j];
+                    let a_g = ig * (T::one() - gg * gg);
+                    let a_o = og * (T::one() - og) * tc;
+                    coef[j] = fg;
+                    coef[n + j] = og * (T::one() - tc * tc);
+                    combine3(
+                        &mut m_rec[j * n..(j + 1) * n],
+                        [a_i, a_f, a_g],
+                        rec(0),
+                        rec(1),
+                        rec(2),
+                    );
+                    scale_row(&mut m_rec[(n + j) * n..(n + j + 1) * n], a_o, rec(3));
+                    if has_input {
+                        combine3(
+                            &mut m_in[j * n..(j + 1) * n],
+                            [a_i, a_f, a_g],
+                            inp(0),
+                            inp(1),
+                            inp(2),
+                        );
+                        scale_row(&mut m_in[(n + j) * n..(n + j + 1) * n], a_o, inp(3));
+                    }
+                } else {
+                    let (r, zg, nn, un) = (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
+                    let c_n = (T::one() - zg) * (T::one() - nn * nn);
+                    let c_r = c_n * un * r * (T::one() - r);
+                    let c_rn = c_n * r;
+                    let c_z = (old[j] - nn) * zg * (T::one() - zg);
+                    coef[j] = zg;
+                    combine3(
+                        &mut m_rec[j * n..(j + 1) * n],
+                        [c_r, c_z, c_rn],
+                        rec(0),
+                        rec(1),
+                        rec(2),
+                    );
+                    if has_input {
+                        combine3(
+                            &mut m_in[j * n..(j + 1) * n],
+                            [c_r, c_z, c_n],
+                            inp(0),
+                            inp(1),
+                            inp(2),
+                        );
+                    }
+                }
+            }
+            let none = gemm::Parallelism::None;
+            matmul(rows, k, n, m_rec, n, &qb[off..], dt_rows, x, rows, false, none);
+            if has_input {
+                let prev = (l - 1) * st;
+                matmul(rows, k, n, m_in, n, &zb[prev..], dt_rows, x, rows, true, none);
+            }
+            for c in 0..k {
+                let xc = &x[c * rows..(c + 1) * rows];
+                let qc = &qb[c * dt_rows + off..c * dt_rows + off + st];
+                let zc = &mut zb[c * dt_rows + off..c * dt_rows + off + st];
+                // Equal-length slices so that the loops vectorise without bounds checks.
+                if lstm_cell {
+                    let (xt, xb) = (&xc[..n], &xc[n..2 * n]);
+                    let (fv, bv) = (&coef[..n], &coef[n..2 * n]);
+                    if full {
+                        let (zh, zcc) = zc.split_at_mut(n);
+                        let (zh, zcc, qcc) = (&mut zh[..n], &mut zcc[..n], &qc[n..2 * n]);
+                        for j in 0..n {
+                            let dc = xt[j] + fv[j] * qcc[j];
+                            zcc[j] = dc;
+                            zh[j] = xb[j] + bv[j] * dc;
+                        }
+                    } else {
+                        let zh = &mut zc[..n];
+                        for j in 0..n {
+                            zh[j] = xb[j] + bv[j] * xt[j];
+                        }
+                    }
+                } else {
+                    let (zh, xh, cv, qh) = (&mut zc[..n], &xc[..n], &coef[..n], &qc[..n]);
+                    for j in 0..n {
+                        zh[j] = xh[j] + cv[j] * qh[j];
+                    }
+                }
             }
         }
     }
