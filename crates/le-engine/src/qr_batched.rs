@@ -742,12 +742,13 @@ fn as_f32_mut<T: Real>(s: &mut [T]) -> Option<&mut [f32]> {
 }
 
 /// Whether [`orthonormalize_blocks`] beats one-block-at-a-time QR for `d x k` blocks of `T` on
-/// this machine. Measured with `orchestrator bench` (2-core AVX-512 Xeon, f32, k = D): the
-/// interleaved kernel wins at D = 64 (16.9 vs 23.1 us per block) and loses from D = 128 on
-/// (143.8 vs 93.5 us), where the one-block kernel's register-tiled trailing update takes over;
-/// its generic (non-AVX-512 or f64) fallback always loses.
+/// this machine. Measured with `orchestrator bench` (2-core AVX-512 Xeon, f32, k = D, after the
+/// one-block kernel's two-level aligned blocking): the interleaved kernel wins at D = 16 (0.8 vs
+/// 1.8 us per block) and D = 32 (3.5 vs 4.4 us), ties at D = 48 and loses from D = 64 on (19.6
+/// vs 14.2 us; 122 vs 65 us at D = 128); its generic (non-AVX-512 or f64) fallback always
+/// loses.
 pub fn simd_interleaved_pays<T: Real>(d: usize) -> bool {
-    use_avx512_f32::<T>() && d <= 96
+    use_avx512_f32::<T>() && d <= 32
 }
 
 /// Whether the AVX-512 `f32` kernels apply.
