@@ -151,7 +151,7 @@ const ALIGN_ELEMS: usize = 64;
 #[inline(always)]
 fn aligned_row<T>(p: usize, d: usize) -> usize {
     let al = (64 / std::mem::size_of::<T>()).max(1);
-    if d % al == 0 { p - p % al } else { p }
+    if d.is_multiple_of(al) { p - p % al } else { p }
 }
 
 /// Offset (in elements) of the first 64-byte-aligned element of `v` (0 if there is none

@@ -1,39 +1,47 @@
-//! A hand-written fused CPU training path for LSTM populations (f32, no candle in the loop).
+//! A hand-written fused CPU training path for LSTM and GRU populations (f32, no candle in
+//! the loop).
 //!
 //! [`crate::PopulationTrainer`] uses it automatically ([`crate::TrainBackend::Auto`]) when
-//! the population is supported: LSTM cells (1-3 layers, with or without biases), the
+//! the population is supported: LSTM or GRU cells (1-3 layers, with or without biases), the
 //! last-step classification head (softmax cross-entropy, mean over the batch), `F32` on the
 //! CPU. Everything else trains on candle. Readout dropout, gradient-norm clipping, Adam /
 //! AdamW with weight decay, per-network learning rates and per-network divergence are all
 //! supported and behave as on candle (the dropout masks are the same numbers).
 //!
-//! Per network and minibatch (`B` rows, `T` steps, PyTorch gate order `i, f, g, o`):
+//! Per network and minibatch (`B` rows, `T` steps, PyTorch gate orders `i, f, g, o` and
+//! `r, z, n`, `G` = 4 or 3 gate blocks):
 //!
 //! - forward: the input projection of all `T` steps is one GEMM per layer
-//!   (`[T B, I] x [I, 4N]`, biases pre-filled), then per step one GEMM `h_{t-1} U^T`
-//!   accumulated into the step's gate rows and one elementwise pass that turns the gate
-//!   pre-activations into activations **in place** (they are the backward's cache), and
-//!   writes `c_t`, `tanh(c_t)` and `h_t`;
+//!   (`[T B, I] x [I, G N]`, biases pre-filled: LSTM `b_ih + b_hh`, GRU `b_ih`), then per
+//!   step one GEMM `h_{t-1} U^T` (LSTM: accumulated into the step's gate rows; GRU: into a
+//!   scratch pre-filled with `b_hh`, since `r` multiplies `U_n h + b_hn`) and one elementwise
+//!   pass that turns the gate pre-activations into activations **in place** (they are the
+//!   backward's cache) and writes `c_t`, `tanh(c_t)`, `h_t` (GRU: `U_n h + b_hn`, `h_t`);
 //! - readout `z = h_T (* dropout mask)`, logits `z W^T + b`, log-softmax, loss and its
 //!   gradient `(softmax - onehot) / B`;
 //! - backward (BPTT): per step one elementwise pass that overwrites the cached activations
-//!   with the gate pre-activation gradients `dG_t`, and one GEMM `dG_t U` for `dh_{t-1}`;
+//!   with the gradients w.r.t. the gate pre-activations (GRU: w.r.t. the input projection,
+//!   and w.r.t. `U h + b_hh` into a second buffer), and one GEMM `dG_t U` for `dh_{t-1}`;
 //!   after the loop the weight gradients are three GEMMs over the whole sequence
-//!   (`dW_ih = dG^T X`, `dW_hh = dG_{1..}^T H_{..T-1}`, and `dX = dG W_ih` for the layer
-//!   below) and a column sum (both biases get the same gradient);
-//! - Adam / AdamW on the flat parameter vector with the same operation order, in f32, as
+//!   (`dW_ih = dG^T X`, `dW_hh = dU_{1..}^T H_{..T-1}`, and `dX = dG W_ih` for the layer
+//!   below) and column sums for the biases;
+//! - Adam / AdamW on the flat parameter vector with the same f32 operations as
 //!   [`crate::PopulationAdam`].
 //!
-//! The working buffers of a network are allocated once ([`Workspace`]) and reused for every
-//! step; nothing is allocated inside the step loop. Networks are independent: the trainer
-//! runs them in parallel with rayon (one network per task, single-threaded GEMMs); with
-//! fewer live networks than threads it runs them one after the other with multithreaded
-//! GEMMs instead.
+//! A minibatch is cut into fixed parts of [`ROWS_PER_PART`] rows ([`step_parts`]), each with
+//! its own [`Workspace`] (allocated on first use and reused for every step: the forward and
+//! backward allocate nothing); the parts' gradients are summed in part order. The trainer runs the
+//! networks in parallel with rayon when there are at least as many live networks as threads
+//! (one network per task, its parts one after the other, single-threaded GEMMs, one reused
+//! set of workspaces per thread), otherwise one network at a time with its parts in parallel.
+//! Both orders give the same bits, so a network's numbers depend neither on the population it
+//! trains in nor on the thread count.
 //!
 //! `exp`, `sigmoid` and `tanh` are branch-free polynomial versions ([`fast_exp`],
 //! [`fast_sigmoid`], [`fast_tanh`]; relative error below 1e-6, tested) so that the
-//! elementwise loops vectorise; on x86-64 with AVX2 + FMA the loops are compiled for it and
-//! chosen at run time (FMA is never contracted, so both versions give the same bits).
+//! elementwise loops vectorise; on x86-64 the loops are compiled for AVX-512, for AVX2 + FMA
+//! and for the baseline and chosen at run time (Rust never contracts `a * b + c` into an FMA,
+//! so all three give the same bits).
 
 use gemm::Parallelism;
 
@@ -226,6 +234,21 @@ impl FusedDims {
     pub fn num_params(&self) -> usize {
         self.fc() + self.classes * self.hidden + self.classes
     }
+
+    /// Sizes of the parameter tensors in the flat vector, canonical order.
+    pub fn param_sizes(&self) -> Vec<usize> {
+        let g = self.gates() * self.hidden;
+        let mut out = Vec::new();
+        for l in 0..self.layers {
+            out.push(g * self.layer_input(l));
+            out.push(g * self.hidden);
+            if self.bias {
+                out.extend([g, g]);
+            }
+        }
+        out.extend([self.classes * self.hidden, self.classes]);
+        out
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -318,13 +341,6 @@ pub struct BatchLoss {
 // Elementwise kernels (compiled twice on x86-64: baseline and AVX2 + FMA).
 
 #[inline(always)]
-fn map_in_place(v: &mut [f32], f: impl Fn(f32) -> f32) {
-    for x in v.iter_mut() {
-        *x = f(*x);
-    }
-}
-
-#[inline(always)]
 fn cell_forward_impl(
     g: &mut [f32],
     c_prev: &[f32],
@@ -350,7 +366,8 @@ fn cell_forward_impl(
 /// One row of [`cell_forward_impl`], in short passes over separate slice arguments (so
 /// LLVM knows they do not overlap, see [`lstm_backward_row`]).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+// indexed loops over equal-length slices are what vectorises here
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 fn lstm_forward_row(
     gi: &mut [f32],
     gf: &mut [f32],
@@ -417,7 +434,8 @@ fn cell_backward_impl(
 /// so that LLVM knows they do not overlap (sliced out of one row inside the caller, or
 /// passed in an array, the loop did not vectorise).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+// indexed loops over equal-length slices are what vectorises here
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 fn lstm_backward_row(
     gi: &mut [f32],
     gf: &mut [f32],
@@ -471,7 +489,8 @@ fn gru_forward_impl(
 /// One row of [`gru_forward_impl`] (separate slices, short passes; see
 /// [`lstm_forward_row`]).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+// indexed loops over equal-length slices are what vectorises here
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 fn gru_forward_row(
     gr: &mut [f32],
     gz: &mut [f32],
@@ -537,7 +556,8 @@ fn gru_backward_impl(
 
 /// One row of [`gru_backward_impl`] (separate slices, see [`lstm_backward_row`]).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+// indexed loops over equal-length slices are what vectorises here
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 fn gru_backward_row(
     gr: &mut [f32],
     gz: &mut [f32],
@@ -1196,6 +1216,11 @@ pub struct AdamSettings {
 /// [`crate::PopulationAdam::step`] does it for an active network: gradient norm (before
 /// clipping), `None` (and nothing changed) if it is not finite; otherwise clip, count the
 /// step, update moments and parameters.
+///
+/// As on candle, the squared norm is summed in f32 per parameter tensor (`sizes`, see
+/// [`FusedDims::param_sizes`]) and in f64 across them, so a gradient whose f32 sum of squares
+/// overflows counts as diverged on both paths.
+#[allow(clippy::too_many_arguments)]
 pub fn adam_step(
     s: &AdamSettings,
     lr: f64,
@@ -1204,8 +1229,16 @@ pub fn adam_step(
     grad: &[f32],
     m1: &mut [f32],
     m2: &mut [f32],
+    sizes: &[usize],
 ) -> Option<f64> {
-    let sq: f64 = grad.iter().map(|&g| f64::from(g) * f64::from(g)).sum();
+    assert_eq!(sizes.iter().sum::<usize>(), grad.len(), "parameter sizes");
+    let mut sq = 0.0f64;
+    let mut at = 0;
+    for &len in sizes {
+        let part: f32 = grad[at..at + len].iter().map(|&g| g * g).sum();
+        sq += f64::from(part);
+        at += len;
+    }
     let norm = sq.sqrt();
     if !norm.is_finite() {
         return None;
@@ -1283,8 +1316,10 @@ mod tests {
                 bias,
                 head: crate::Head::LastStepClass { classes: 3 },
             };
-            let total: usize = shape.param_specs().iter().map(crate::ParamSpec::numel).sum();
-            assert_eq!(d.num_params(), total);
+            let sizes: Vec<usize> =
+                shape.param_specs().iter().map(crate::ParamSpec::numel).collect();
+            assert_eq!(d.num_params(), sizes.iter().sum::<usize>());
+            assert_eq!(d.param_sizes(), sizes);
         }
     }
 }

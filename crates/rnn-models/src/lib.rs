@@ -11,6 +11,11 @@
 //! rate and Adam state ([`PopulationAdam`]). A single network is a population of one, and
 //! training a network inside a population gives what training it alone gives (tested).
 //!
+//! LSTM and GRU populations with the last-step classification head (sequential MNIST) train,
+//! in F32 on the CPU, on a hand-written fused forward / backward / Adam path ([`fused`]),
+//! chosen automatically ([`TrainBackend`]); it gives candle's results up to float rounding
+//! (tested) and is 3.4-4.1x faster thread for thread (the crate README has the numbers).
+//!
 //! [`run_sweep`] trains a list of [`NetSpec`]s into
 //! `<out>/nets/<id>/epoch-<e>.safetensors` + `metrics.json`, resumably. Checkpoints follow
 //! `docs/checkpoint-format.md` ([`checkpoint`]) so `le-engine` reads them directly.

@@ -6,6 +6,10 @@
 //! `ChaCha8Rng::seed_from_u64(spec.seed)` on a stream of `(epoch, batch)`, its loss is its own
 //! mean, and the batched matmuls never mix networks. So training a population equals training
 //! each network alone, up to float rounding.
+//!
+//! Populations the fused path supports ([`crate::fused`]; [`TrainConfig::backend`]) train and
+//! evaluate on it instead of candle, with the same batches, masks, loss, optimiser and
+//! divergence rules.
 
 use candle_core::{DType, Device, Tensor};
 use datasets::{Batch, BatchIter, Split, Targets, Task};
@@ -461,6 +465,7 @@ impl<'t> PopulationTrainer<'t> {
         };
         let n = dims.hidden;
         let threads = rayon::current_num_threads();
+        let sizes = dims.param_sizes();
 
         let mut loss_sum = vec![0.0f64; m];
         let mut correct = vec![0.0f64; m];
@@ -519,7 +524,8 @@ impl<'t> PopulationTrainer<'t> {
                 if !r.loss.is_finite() {
                     return FusedOutcome::LossNotFinite;
                 }
-                let grad_ok = adam_step(&settings, lrs[k], steps, theta, grad, m1, m2).is_some();
+                let grad_ok =
+                    adam_step(&settings, lrs[k], steps, theta, grad, m1, m2, &sizes).is_some();
                 FusedOutcome::Trained { loss: r.loss, correct: r.correct, grad_ok }
             };
             let mask_of = |k: usize| mask.as_ref().map(|v| &v[k * b * n..(k + 1) * b * n]);

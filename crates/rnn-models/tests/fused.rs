@@ -8,6 +8,8 @@
 //!   trainer's losses, accuracies, parameters and optimiser moments equal the candle
 //!   trainer's to f32 tolerance;
 //! - a population trained on the fused path equals each network trained alone on it;
+//! - divergence (non-finite loss; f32 overflow of the squared gradient norm with a finite
+//!   loss) stops the same network at the same batch as on candle, the others train on;
 //! - `TrainBackend::Auto` picks the fused path only where it is supported, and
 //!   `TrainBackend::Fused` on an unsupported population is a typed error.
 
@@ -363,4 +365,54 @@ fn backend_selection() {
     v.as_object_mut().unwrap().remove("backend");
     let back: TrainConfig = serde_json::from_value(v).unwrap();
     assert_eq!(back.backend, TrainBackend::Auto);
+}
+
+/// Divergence behaves as on candle: a network with an infinite learning rate (non-finite loss
+/// at batch 1) and one whose gradient's f32 sum of squares overflows while its loss is finite
+/// (readout weights times 1e21: gradients ~1e19, loss ~1e20; diverged at batch 0) stop at the
+/// same (epoch, batch) on both
+/// paths, and the healthy network trains on unchanged.
+#[test]
+fn divergence_matches_candle() {
+    let task = task();
+    let dev = Device::Cpu;
+    let mut specs = specs(1, true);
+    specs[0].lr = 1e300;
+    let shape = ModelShape {
+        arch: Arch::Lstm,
+        input_size: 3,
+        hidden_size: 8,
+        num_layers: 1,
+        bias: true,
+        head: Head::LastStepClass { classes: 3 },
+    };
+    let base = PopulationModel::new(shape, &specs, DType::F32, &dev).unwrap();
+    let mut values: Vec<Vec<Vec<f64>>> = (0..3).map(|k| base.network_values(k).unwrap()).collect();
+    let fc = base.param_specs().len() - 2;
+    for w in &mut values[2][fc] {
+        *w *= 1e21;
+    }
+    let mut results = Vec::new();
+    for backend in [TrainBackend::Candle, TrainBackend::Fused] {
+        let model =
+            PopulationModel::from_values(shape, &specs, values.clone(), DType::F32, &dev).unwrap();
+        let cfg = TrainConfig { backend, ..base_config() };
+        let mut tr = PopulationTrainer::from_model(&task, model, &cfg).unwrap();
+        let before = tr.evaluate(Split::Test).unwrap();
+        assert!(before[2].loss.is_finite(), "{backend:?}: the loss must stay finite");
+        let r1 = tr.train_epoch(1).unwrap();
+        let r2 = tr.train_epoch(2).unwrap();
+        assert_eq!(tr.active(), &[false, true, false], "{backend:?}");
+        let d0 = r1[0].diverged.expect("network 0 diverges");
+        let d2 = r1[2].diverged.expect("network 2 diverges");
+        assert_eq!((d0.epoch, d0.batch, d2.epoch, d2.batch), (1, 1, 1, 0), "{backend:?}");
+        assert!(r2[0].loss.is_none() && r2[2].loss.is_none() && r2[1].loss.is_some());
+        let ev = tr.evaluate(Split::Test).unwrap();
+        assert!(ev[0].loss.is_nan() && ev[2].loss.is_nan() && ev[1].loss.is_finite());
+        results.push((r2[1].loss.unwrap(), tr.model().network_values(1).unwrap()));
+    }
+    assert_close("healthy loss", &[results[1].0], &[results[0].0], F32_ABS, F32_REL);
+    for (x, y) in results[1].1.iter().zip(&results[0].1) {
+        assert_close("healthy params", x, y, F32_ABS, F32_REL);
+    }
 }
