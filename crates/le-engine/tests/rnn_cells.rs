@@ -188,9 +188,12 @@ fn batched_path_equals_one_sequence_at_a_time() {
     for kind in KINDS {
         let net = random_net(kind, 5, input, 2, true, 0.9, 21);
         let inputs = gaussian(22, batch * steps * input);
-        for orientation in [Orientation::JQ, Orientation::JtQ] {
+        for (orientation, ons) in
+            [(Orientation::JQ, 1), (Orientation::JtQ, 1), (Orientation::JQ, 3)]
+        {
             let mut c = cfg(None, 10, Precision::F64);
             c.spectrum.orientation = orientation;
+            c.spectrum.ons_interval = ons;
             let batched = network_spectra(&net, &inputs, batch, steps, &c).unwrap();
             for (b, s) in batched.iter().enumerate() {
                 let seq = &inputs[b * steps * input..(b + 1) * steps * input];
@@ -198,7 +201,10 @@ fn batched_path_equals_one_sequence_at_a_time() {
                 let gc = SpectrumConfig { steps: steps - 10, ..c.spectrum.clone() };
                 let twin = map_spectrum(&map, &vec![0.0; net.state_dim()], &gc).unwrap();
                 for (x, y) in s.exponents.iter().zip(&twin.exponents) {
-                    assert!((x - y).abs() < 1e-10, "{kind:?} {orientation:?} seq {b}: {x} vs {y}");
+                    assert!(
+                        (x - y).abs() < 1e-10,
+                        "{kind:?} {orientation:?} ons {ons} seq {b}: {x} vs {y}"
+                    );
                 }
             }
         }

@@ -405,6 +405,41 @@ impl<T: Real> BatchState<T> {
         z: &mut [T],
         k: usize,
     ) {
+        let bsz = self.batch;
+        let par = matches!(self.par, gemm::Parallelism::Rayon(_));
+        let (ctx, seq_scratch) = self.combined_parts(net, lstm, q, k);
+        let chunk = k * ctx.dt_rows;
+        if par {
+            use rayon::prelude::*;
+            z[..bsz * chunk]
+                .par_chunks_mut(chunk)
+                .zip(seq_scratch.par_iter_mut())
+                .enumerate()
+                .for_each(|(b, (zb, sc))| ctx.run(b, zb, sc));
+        } else {
+            for (b, (zb, sc)) in
+                z[..bsz * chunk].chunks_mut(chunk).zip(seq_scratch.iter_mut()).enumerate()
+            {
+                ctx.run(b, zb, sc);
+            }
+        }
+    }
+
+    /// Whether `net` takes the combined (per-sequence) tangent path.
+    pub(crate) fn has_combined_tangent(&self, net: &Network<T>) -> bool {
+        matches!(net.kind, CellKind::Lstm | CellKind::Gru)
+    }
+
+    /// The per-sequence tangent step of the combined path and one scratch buffer per sequence:
+    /// `ctx.run(b, z_b, scratch_b)` writes sequence `b`'s `Dt x k` block `z_b = J_b q_b`, so a
+    /// caller can orthonormalise each block right after it is written.
+    pub(crate) fn combined_parts<'a>(
+        &'a mut self,
+        net: &'a Network<T>,
+        lstm: LstmState,
+        q: &'a [T],
+        k: usize,
+    ) -> (CombinedStep<'a, T>, &'a mut [Vec<T>]) {
         let (n, bsz, s) = (net.hidden, self.batch, self.s);
         let lstm_cell = net.kind == CellKind::Lstm;
         let gn = net.kind.gates() * n;
@@ -439,28 +474,13 @@ impl<T: Real> BatchState<T> {
             lstm_cell,
             full,
         };
-        let work = |b: usize, zb: &mut [T], scratch: &mut [T]| ctx.run(b, zb, scratch);
-        let chunk = k * dt_rows;
-        if matches!(self.par, gemm::Parallelism::Rayon(_)) {
-            use rayon::prelude::*;
-            z[..bsz * chunk]
-                .par_chunks_mut(chunk)
-                .zip(self.seq_scratch.par_iter_mut())
-                .enumerate()
-                .for_each(|(b, (zb, sc))| work(b, zb, sc));
-        } else {
-            for (b, (zb, sc)) in
-                z[..bsz * chunk].chunks_mut(chunk).zip(self.seq_scratch.iter_mut()).enumerate()
-            {
-                work(b, zb, sc);
-            }
-        }
+        (ctx, &mut self.seq_scratch)
     }
 }
 
 /// What the combined LSTM/GRU tangent step of one sequence reads (see
 /// `BatchState::tangent_combined`).
-struct CombinedStep<'a, T: Real> {
+pub(crate) struct CombinedStep<'a, T: Real> {
     net: &'a Network<T>,
     q: &'a [T],
     gates_all: &'a [Vec<T>],
@@ -480,7 +500,7 @@ struct CombinedStep<'a, T: Real> {
 impl<T: Real> CombinedStep<'_, T> {
     /// Sequence `b`'s tangent columns `zb`, with AVX-512 code generation where the CPU has it
     /// (the row scalings and elementwise loops vectorise 16 lanes wide instead of 4).
-    fn run(&self, b: usize, zb: &mut [T], scratch: &mut [T]) {
+    pub(crate) fn run(&self, b: usize, zb: &mut [T], scratch: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         if crate::qr::simd::level() == crate::qr::simd::Level::Avx512 {
             // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked just above).

@@ -350,34 +350,10 @@ fn network_spectra_with<T: Real>(
                 };
             }
         }
-        if transpose {
-            state.tangent(net, lstm, &eye, &mut jall, d);
-            for b in 0..batch {
-                // J_b^T as a row-major matrix is J_b's column-major storage.
-                matmul(
-                    d,
-                    k,
-                    d,
-                    &jall[b * d * d..(b + 1) * d * d],
-                    d,
-                    &q[b * block..],
-                    d,
-                    &mut z[b * block..],
-                    d,
-                    false,
-                    par,
-                );
-            }
-        } else {
-            state.tangent(net, lstm, &q, &mut z, k);
-        }
-        std::mem::swap(&mut q, &mut z);
         let accumulate = s >= first_accumulated;
         let in_phase = if accumulate { s - first_accumulated + 1 } else { s + 1 };
         let phase_end = (!accumulate && s + 1 == first_accumulated) || s + 1 == total;
-        if in_phase % sc.ons_interval != 0 && !phase_end {
-            continue;
-        }
+        let do_qr = in_phase % sc.ons_interval == 0 || phase_end;
         // Check and accumulate the ln R_ii of one sequence's fresh QR.
         let record = |qb: &mut [T], a: &mut SequenceAccumulator| {
             if !a.status.is_finite() {
@@ -419,6 +395,66 @@ fn network_spectra_with<T: Real>(
             orthonormalize_in_place(qb, &mut a.logs, ws);
             record(qb, a);
         };
+        // LSTM / GRU: each sequence's tangent block is orthonormalised right after it is
+        // computed, while it is still in cache (same arithmetic as tangent-all-then-QR-all).
+        let fused = !transpose && interleaved.is_none() && state.has_combined_tangent(net);
+        if fused {
+            let (ctx, scratch) = state.combined_parts(net, lstm, &q, k);
+            if parallel_qr {
+                z[..batch * block]
+                    .par_chunks_mut(block)
+                    .zip(scratch.par_iter_mut())
+                    .zip(acc.par_iter_mut())
+                    .zip(workspaces.par_iter_mut())
+                    .enumerate()
+                    .for_each(|(b, (((zb, sc), a), ws))| {
+                        ctx.run(b, zb, sc);
+                        if do_qr {
+                            qr_one(zb, a, ws);
+                        }
+                    });
+            } else {
+                let ws = &mut workspaces[0];
+                for (b, ((zb, sc), a)) in z[..batch * block]
+                    .chunks_mut(block)
+                    .zip(scratch.iter_mut())
+                    .zip(acc.iter_mut())
+                    .enumerate()
+                {
+                    ctx.run(b, zb, sc);
+                    if do_qr {
+                        qr_one(zb, a, ws);
+                    }
+                }
+            }
+            std::mem::swap(&mut q, &mut z);
+            continue;
+        }
+        if transpose {
+            state.tangent(net, lstm, &eye, &mut jall, d);
+            for b in 0..batch {
+                // J_b^T as a row-major matrix is J_b's column-major storage.
+                matmul(
+                    d,
+                    k,
+                    d,
+                    &jall[b * d * d..(b + 1) * d * d],
+                    d,
+                    &q[b * block..],
+                    d,
+                    &mut z[b * block..],
+                    d,
+                    false,
+                    par,
+                );
+            }
+        } else {
+            state.tangent(net, lstm, &q, &mut z, k);
+        }
+        std::mem::swap(&mut q, &mut z);
+        if !do_qr {
+            continue;
+        }
         if let Some((bws, blogs)) = interleaved.as_mut() {
             for (qg, ag) in q.chunks_mut(LANES * block).zip(acc.chunks_mut(LANES)) {
                 let n = ag.len();
