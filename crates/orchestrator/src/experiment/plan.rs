@@ -115,13 +115,22 @@ pub struct PlanSummary {
 }
 
 /// Effective rates on the 2-core development machine, fitted to the default experiment's
-/// measured 302 s of training + spectra (docs/orchestrator.md): training multiply-adds per
-/// second per worker (one thread each, candle's per-op overhead folded in) and spectrum flops
-/// per second per worker (f64).
-const TRAIN_MACS_PER_SECOND: f64 = 2.5e9;
-const SPECTRUM_FLOPS_PER_SECOND: f64 = 4.0e9;
+/// measured 61.7 s of training + spectra (docs/orchestrator.md, 2026-11-27; per training unit
+/// of 4 networks: LSTM 1.8 s, GRU 1.5 s, RNN 2.7 s, ASRNN 3.1 s, CoRNN 4.9 s): training
+/// multiply-adds per second per worker (one thread each) on rnn-models' fused CPU path (LSTM,
+/// GRU) and on candle (the other cells, and every cell on a GPU device, where these CPU rates
+/// mean little), and spectrum flops per second per worker (f64).
+const FUSED_TRAIN_MACS_PER_SECOND: f64 = 3.0e10;
+const CANDLE_TRAIN_MACS_PER_SECOND: f64 = 5.5e9;
+const SPECTRUM_FLOPS_PER_SECOND: f64 = 1.8e10;
 /// AeLLE + report, roughly constant at these sizes.
-const ANALYSIS_SECONDS: f64 = 20.0;
+const ANALYSIS_SECONDS: f64 = 5.0;
+
+/// Training multiply-adds per second per worker for `arch` (see the rates above).
+fn train_rate(config: &ExperimentConfig, arch: Arch) -> f64 {
+    let fused = matches!(arch, Arch::Lstm | Arch::Gru) && config.runtime.device == "cpu";
+    if fused { FUSED_TRAIN_MACS_PER_SECOND } else { CANDLE_TRAIN_MACS_PER_SECOND }
+}
 
 /// Sequence length and input size of the task.
 pub fn task_shape(_config: &ExperimentConfig) -> (usize, usize) {
@@ -180,12 +189,15 @@ pub fn summarize(
     let epochs_sp = config.spectrum_epochs();
     let mut progress = Progress { networks_total: nets.len(), ..Default::default() };
     let mut macs = 0.0;
+    let mut train_seconds = 0.0;
     let mut flops = 0.0;
     for net in &nets {
         if super::sweep::network_is_complete(run, config, &net.id).is_ok() {
             progress.networks_trained += 1;
         } else {
-            macs += train_macs_per_network(config, net.arch);
+            let m = train_macs_per_network(config, net.arch);
+            macs += m;
+            train_seconds += m / train_rate(config, net.arch);
         }
         for &e in &epochs_sp {
             progress.spectra_total += 1;
@@ -199,7 +211,7 @@ pub fn summarize(
     progress.aelle_done = run.aelle_dir().join("metrics.json").exists();
     progress.report_done = run.report_dir().join("index.html").exists();
     let w = workers.max(1) as f64;
-    let mut secs = macs / TRAIN_MACS_PER_SECOND / w + flops / SPECTRUM_FLOPS_PER_SECOND / w;
+    let mut secs = train_seconds / w + flops / SPECTRUM_FLOPS_PER_SECOND / w;
     if !progress.report_done {
         secs += ANALYSIS_SECONDS;
     }
