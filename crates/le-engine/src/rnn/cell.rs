@@ -448,8 +448,8 @@ impl<T: Real> BatchState<T> {
         let layers = net.layers.len();
         let dt_rows = st * layers;
         let rows = if lstm_cell { 2 * n } else { n };
-        // m_rec (rows x n) | m_in (rows x n) | x (rows x k) | coefficients (2n)
-        let scratch_len = 2 * rows * n + rows * k + 2 * n;
+        // m_rec (rows x n) | m_in (rows x n) | previous layer's output (n x k) | coefficients (2n)
+        let scratch_len = 2 * rows * n + n * k + 2 * n;
         if self.seq_scratch.len() != bsz {
             self.seq_scratch = vec![Vec::new(); bsz];
         }
@@ -537,14 +537,16 @@ impl<T: Real> CombinedStep<'_, T> {
         let qb = &q[b * k * dt_rows..(b + 1) * k * dt_rows];
         let (m_rec, rest) = scratch.split_at_mut(rows * n);
         let (m_in, rest) = rest.split_at_mut(rows * n);
-        let (x, coef) = rest.split_at_mut(rows * k);
+        let (din, coef) = rest.split_at_mut(n * k);
+        let none = gemm::Parallelism::None;
         for (l, layer) in net.layers.iter().enumerate() {
             let off = l * st;
             let gates = &gates_all[l][b * gn..(b + 1) * gn];
             let aux = &aux_all[l][b * n..(b + 1) * n];
             let old = &old_all[l][b * s..(b + 1) * s];
             let has_input = l > 0;
-            // Row-scaled weights; coef[..n] and coef[n..2n] hold the elementwise factors.
+            // Row-scaled weights, in the row order of the layer's tangent state (`st` rows);
+            // coef[..n] (h rows) and coef[n..2n] (LSTM c rows) scale the carried-over part.
             for j in 0..n {
                 let rec = |g: usize| &layer.w_rec[(g * n + j) * n..(g * n + j + 1) * n];
                 let inp = |g: usize| &layer.w_in[(g * n + j) * n..(g * n + j + 1) * n];
@@ -555,25 +557,35 @@ impl<T: Real> CombinedStep<'_, T> {
                     let a_f = fg * (T::one() - fg) * old[n + j];
                     let a_g = ig * (T::one() - gg * gg);
                     let a_o = og * (T::one() - og) * tc;
-                    coef[j] = fg;
-                    coef[n + j] = og * (T::one() - tc * tc);
-                    combine3(
+                    let bco = og * (T::one() - tc * tc);
+                    coef[j] = bco * fg;
+                    coef[n + j] = fg;
+                    // dc' = C Q_h + f dc with C = a_i U_i + a_f U_f + a_g U_g;
+                    // dh' = a_o U_o Q_h + b dc' = (a_o U_o + b C) Q_h + b f dc.
+                    let ca = [bco * a_i, bco * a_f, bco * a_g];
+                    combine4(
                         &mut m_rec[j * n..(j + 1) * n],
-                        [a_i, a_f, a_g],
-                        rec(0),
-                        rec(1),
-                        rec(2),
+                        ca,
+                        a_o,
+                        [rec(0), rec(1), rec(2)],
+                        rec(3),
                     );
-                    scale_row(&mut m_rec[(n + j) * n..(n + j + 1) * n], a_o, rec(3));
+                    if full {
+                        let row = &mut m_rec[(n + j) * n..(n + j + 1) * n];
+                        combine3(row, [a_i, a_f, a_g], rec(0), rec(1), rec(2));
+                    }
                     if has_input {
-                        combine3(
+                        combine4(
                             &mut m_in[j * n..(j + 1) * n],
-                            [a_i, a_f, a_g],
-                            inp(0),
-                            inp(1),
-                            inp(2),
+                            ca,
+                            a_o,
+                            [inp(0), inp(1), inp(2)],
+                            inp(3),
                         );
-                        scale_row(&mut m_in[(n + j) * n..(n + j + 1) * n], a_o, inp(3));
+                        if full {
+                            let row = &mut m_in[(n + j) * n..(n + j + 1) * n];
+                            combine3(row, [a_i, a_f, a_g], inp(0), inp(1), inp(2));
+                        }
                     }
                 } else {
                     let (r, zg, nn, un) = (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
@@ -600,42 +612,49 @@ impl<T: Real> CombinedStep<'_, T> {
                     }
                 }
             }
-            let none = gemm::Parallelism::None;
-            matmul(rows, k, n, m_rec, n, &qb[off..], dt_rows, x, rows, false, none);
-            if has_input {
-                let prev = (l - 1) * st;
-                matmul(rows, k, n, m_in, n, &zb[prev..], dt_rows, x, rows, true, none);
-            }
-            for c in 0..k {
-                let xc = &x[c * rows..(c + 1) * rows];
-                let qc = &qb[c * dt_rows + off..c * dt_rows + off + st];
-                let zc = &mut zb[c * dt_rows + off..c * dt_rows + off + st];
-                // Equal-length slices so that the loops vectorise without bounds checks.
-                if lstm_cell {
-                    let (xt, xb) = (&xc[..n], &xc[n..2 * n]);
-                    let (fv, bv) = (&coef[..n], &coef[n..2 * n]);
-                    if full {
-                        let (zh, zcc) = zc.split_at_mut(n);
-                        let (zh, zcc, qcc) = (&mut zh[..n], &mut zcc[..n], &qc[n..2 * n]);
-                        for j in 0..n {
-                            let dc = xt[j] + fv[j] * qcc[j];
-                            zcc[j] = dc;
-                            zh[j] = xb[j] + bv[j] * dc;
-                        }
-                    } else {
-                        let zh = &mut zc[..n];
-                        for j in 0..n {
-                            zh[j] = xb[j] + bv[j] * xt[j];
-                        }
-                    }
-                } else {
-                    let (zh, xh, cv, qh) = (&mut zc[..n], &xc[..n], &coef[..n], &qc[..n]);
+            // The carried-over part first (LSTM full: [b f dc; f dc], GRU: z dh; LSTM h-only:
+            // none), then the GEMMs accumulate onto it in place.
+            let carried = full || !lstm_cell;
+            if carried {
+                let carry_rows = if lstm_cell { n..2 * n } else { 0..n };
+                for c in 0..k {
+                    let col = c * dt_rows + off;
+                    let qsrc = &qb[col + carry_rows.start..col + carry_rows.end];
+                    let zc = &mut zb[col..col + st];
+                    let (zh, rest) = zc.split_at_mut(n);
+                    let (zh, hv, qs) = (&mut zh[..n], &coef[..n], &qsrc[..n]);
                     for j in 0..n {
-                        zh[j] = xh[j] + cv[j] * qh[j];
+                        zh[j] = hv[j] * qs[j];
+                    }
+                    if lstm_cell {
+                        let (zcc, fv) = (&mut rest[..n], &coef[n..2 * n]);
+                        for j in 0..n {
+                            zcc[j] = fv[j] * qs[j];
+                        }
                     }
                 }
             }
+            matmul(st, k, n, m_rec, n, &qb[off..], dt_rows, &mut zb[off..], dt_rows, carried, none);
+            if has_input {
+                // The previous layer's fresh output rows, copied out (they live in `zb` too).
+                let prev = (l - 1) * st;
+                for c in 0..k {
+                    din[c * n..(c + 1) * n]
+                        .copy_from_slice(&zb[c * dt_rows + prev..c * dt_rows + prev + n]);
+                }
+                matmul(st, k, n, m_in, n, din, n, &mut zb[off..], dt_rows, true, none);
+            }
         }
+    }
+}
+
+/// `dst = c[0] a[0] + c[1] a[1] + c[2] a[2] + e w`, elementwise.
+#[inline(always)]
+fn combine4<T: Real>(dst: &mut [T], c: [T; 3], e: T, a: [&[T]; 3], w: &[T]) {
+    let len = dst.len();
+    let (a0, a1, a2, w) = (&a[0][..len], &a[1][..len], &a[2][..len], &w[..len]);
+    for i in 0..len {
+        dst[i] = c[0] * a0[i] + c[1] * a1[i] + c[2] * a2[i] + e * w[i];
     }
 }
 
@@ -644,13 +663,5 @@ impl<T: Real> CombinedStep<'_, T> {
 fn combine3<T: Real>(dst: &mut [T], c: [T; 3], a: &[T], b: &[T], d: &[T]) {
     for (((o, &x), &y), &w) in dst.iter_mut().zip(a).zip(b).zip(d) {
         *o = c[0] * x + c[1] * y + c[2] * w;
-    }
-}
-
-/// `dst = c a`, elementwise.
-#[inline(always)]
-fn scale_row<T: Real>(dst: &mut [T], c: T, a: &[T]) {
-    for (o, &x) in dst.iter_mut().zip(a) {
-        *o = c * x;
     }
 }
