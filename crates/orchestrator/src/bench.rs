@@ -92,6 +92,9 @@ pub struct BenchReport {
     pub gemm_gflops_f32_1t: f64,
     pub gemm_gflops_f64_all: f64,
     pub gemm_gflops_f32_all: f64,
+    /// The all-thread SGEMM rate the RNN rows are compared with: the best of the first
+    /// measurement and two taken right before the RNN rows (n = 512 and 1024).
+    pub sgemm_gflops_for_rnn: f64,
     pub rows: Vec<BenchRow>,
     pub rnn: Vec<RnnBenchRow>,
 }
@@ -326,11 +329,18 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         }
     }
     let mut rnn = Vec::new();
+    let mut sgemm_rnn = g32_all;
     if args.rnn {
+        // The denominator of the RNN ratios: the best all-thread SGEMM rate of this run,
+        // re-measured right before the RNN rows (so a machine that slowed down in between
+        // does not flatter them) and also at n = 1024.
+        let par = gemm::Parallelism::Rayon(threads);
+        sgemm_rnn =
+            g32_all.max(gemm_rate::<f32>(512, par, min)).max(gemm_rate::<f32>(1024, par, min));
         for arch in [le_engine::rnn::CellKind::Lstm, le_engine::rnn::CellKind::Gru] {
             for &hidden in &args.rnn_hidden {
                 tracing::info!(arch = arch.name(), hidden, "benchmarking an RNN population");
-                rnn.push(rnn_population_row(arch, hidden, args, g32_all)?);
+                rnn.push(rnn_population_row(arch, hidden, args, sgemm_rnn)?);
             }
         }
     }
@@ -343,6 +353,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         gemm_gflops_f32_1t: g32,
         gemm_gflops_f64_all: g64_all,
         gemm_gflops_f32_all: g32_all,
+        sgemm_gflops_for_rnn: sgemm_rnn,
         rows,
     })
 }
@@ -521,7 +532,8 @@ pub fn render_markdown(r: &BenchReport) -> String {
     if !r.rnn.is_empty() {
         let _ = writeln!(
             s,
-            "\nRNN populations (f32, full state, k = D, QR every step, B = 16, T = 100 + 20 warm-up, I = 28, all threads):\n"
+            "\nRNN populations (f32, full state, k = D, QR every step, B = 16, T = 100 + 20 warm-up, I = 28, all threads), against the all-thread SGEMM rate {:.1} GFLOP/s (best of the first measurement and two right before these rows, n = 512 and 1024):\n",
+            r.sgemm_gflops_for_rnn
         );
         let _ = writeln!(
             s,
