@@ -42,6 +42,7 @@
 //! allocated per call by this module (the `gemm` crate keeps its packing buffers in
 //! thread-local storage).
 
+use crate::linalg::AlignedBuf;
 use crate::scalar::Real;
 
 /// Default number of columns per panel (see the module docs), chosen with `orchestrator bench
@@ -64,18 +65,14 @@ pub struct QrWorkspace<T: Real> {
     /// the panel starting at column `p` uses rows `p + j .. d`, entry `p + j` is the implicit 1,
     /// rows `p .. p + j` are zero so the panel is the `(d - p) x nb` matrix `V` of the compact
     /// WY form); slot `s` holds panel `s` of the current outer block.
-    panel: Vec<T>,
+    panel: AlignedBuf<T>,
     /// The `nb x nb` upper-triangular factors `T` of every panel (`H_p ... H_{pe-1} =
     /// I - V T V^T`), kept from the factorisation for forming `Q`.
     t_factors: Vec<T>,
     /// `nb x k` scratch for `W = V^T C`.
     w: Vec<T>,
     /// `Y = V op(T)` of the panels in `panel` (same layout), for the tiled updates.
-    panel_y: Vec<T>,
-    /// Offsets of slot 0 in `panel` and `panel_y` that put it on a 64-byte boundary (the
-    /// tiled kernels' full-width loads then never straddle cache lines).
-    pv: usize,
-    py: usize,
+    panel_y: AlignedBuf<T>,
 }
 
 impl<T: Real> QrWorkspace<T> {
@@ -91,22 +88,18 @@ impl<T: Real> QrWorkspace<T> {
             (1..=MAX_PANEL_WIDTH).contains(&nb),
             "panel width must be in 1..={MAX_PANEL_WIDTH}"
         );
-        let slots = OUTER_PANELS * nb * d + ALIGN_ELEMS;
-        let panel = vec![T::zero(); slots];
-        let panel_y = vec![T::zero(); slots];
-        let (pv, py) = (align_offset(&panel), align_offset(&panel_y));
+        // 64-byte-aligned slots: the tiled kernels' full-width loads never straddle cache lines.
+        let slots = OUTER_PANELS * nb * d;
         Self {
             d,
             k,
             nb,
             tau: vec![T::zero(); k],
             sign: vec![T::one(); k],
-            panel,
+            panel: AlignedBuf::zeroed(slots),
             t_factors: vec![T::zero(); k.div_ceil(nb).max(1) * nb * nb],
             w: vec![T::zero(); nb * k],
-            panel_y,
-            pv,
-            py,
+            panel_y: AlignedBuf::zeroed(slots),
         }
     }
 
@@ -117,19 +110,13 @@ impl<T: Real> QrWorkspace<T> {
 
     /// Number of scalars of type `T` this workspace holds (for memory budgeting).
     pub fn scratch_len(d: usize, k: usize, nb: usize) -> usize {
-        2 * k + 2 * (OUTER_PANELS * nb * d + ALIGN_ELEMS) + k.div_ceil(nb).max(1) * nb * nb + nb * k
+        2 * k + 2 * (OUTER_PANELS * nb * d + 16) + k.div_ceil(nb).max(1) * nb * nb + nb * k
     }
 
-    /// Start of reflector slot `slot` in `panel`.
+    /// Start of slot `slot` (panel `slot` of the current outer block) in `panel` and `panel_y`.
     #[inline(always)]
-    fn vbase(&self, slot: usize) -> usize {
-        self.pv + slot * self.nb * self.d
-    }
-
-    /// Start of slot `slot` in `panel_y`.
-    #[inline(always)]
-    fn ybase(&self, slot: usize) -> usize {
-        self.py + slot * self.nb * self.d
+    fn slot_start(&self, slot: usize) -> usize {
+        slot * self.nb * self.d
     }
 
     /// Rows of the blocks this workspace serves.
@@ -143,22 +130,12 @@ impl<T: Real> QrWorkspace<T> {
     }
 }
 
-/// Slack, in elements, for putting a buffer's start on a 64-byte boundary.
-const ALIGN_ELEMS: usize = 64;
-
 /// The row `p0 <= p` where the tiled kernels start so that their loads are 64-byte aligned
 /// (columns of `d` elements stay aligned when `d` is a multiple of a cache line's elements).
 #[inline(always)]
 fn aligned_row<T>(p: usize, d: usize) -> usize {
     let al = (64 / std::mem::size_of::<T>()).max(1);
     if d.is_multiple_of(al) { p - p % al } else { p }
-}
-
-/// Offset (in elements) of the first 64-byte-aligned element of `v` (0 if there is none
-/// within [`ALIGN_ELEMS`]).
-fn align_offset<T>(v: &[T]) -> usize {
-    let off = v.as_ptr().align_offset(64);
-    if off < ALIGN_ELEMS.min(v.len()) { off } else { 0 }
 }
 
 /// Useful flops of one reduced Householder factorisation of a `d x k` block
@@ -510,7 +487,7 @@ fn build_t<T: Real, const FMA: bool>(
 ) {
     let d = ws.d;
     let nb = ws.nb;
-    let vb = ws.vbase(slot);
+    let vb = ws.slot_start(slot);
     let panel = &ws.panel[vb..vb + nb * d];
     let mut tmp = [T::zero(); MAX_PANEL_WIDTH];
     for j in 0..pe - p {
@@ -565,13 +542,13 @@ fn prepare_y<T: Real, const FMA: bool>(
 ) {
     let (d, ldt) = (ws.d, ws.nb);
     let nb = pe - p;
-    let (vb, yb) = (ws.vbase(slot), ws.ybase(slot));
+    let base = ws.slot_start(slot);
     // From the aligned row p0: the slot's rows p0..p are zero, so are Y's.
     let p0 = aligned_row::<T>(p, d);
     #[cfg(target_arch = "x86_64")]
     {
         debug_assert_eq!(ldt, crate::qr_tiles::NB);
-        assert!(yb + ldt * d <= ws.panel_y.len() && vb + nb * d <= ws.panel.len());
+        assert!(base + ldt * d <= ws.panel_y.len() && base + nb * d <= ws.panel.len());
         assert!(t.len() >= ldt * ldt);
         // SAFETY: AVX-512 checked by the caller (`tiled_updates`); V = rows p0..d of the nb
         // reflectors of the slot, Y = rows p0..d of the NB columns of its Y slot, T = nb x nb
@@ -580,9 +557,9 @@ fn prepare_y<T: Real, const FMA: bool>(
             crate::qr_tiles::y_from_v_dispatch(
                 d - p0,
                 nb,
-                ws.panel.as_ptr().add(vb + p0),
+                ws.panel.as_ptr().add(base + p0),
                 d,
-                ws.panel_y.as_mut_ptr().add(yb + p0),
+                ws.panel_y.as_mut_ptr().add(base + p0),
                 d,
                 t.as_ptr(),
                 ldt,
@@ -592,7 +569,7 @@ fn prepare_y<T: Real, const FMA: bool>(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (ws, t, nb, vb, yb, p0, ldt, transpose_t);
+        let _ = (ws, t, nb, base, p0, ldt, transpose_t);
         unreachable!("tiled updates are x86_64-only");
     }
 }
@@ -618,26 +595,26 @@ fn tiled_update<T: Real>(
         if n2 == 0 {
             return;
         }
-        let (vb, yb) = (ws.vbase(slot), ws.ybase(slot));
+        let base = ws.slot_start(slot);
         assert!(c1 <= ws.k && ws.w.len() >= crate::qr_tiles::NB * n2);
         // SAFETY: AVX-512 is checked by the caller (`tiled_updates`); V and Y are rows p..d of
         // the NB slots of `slot` (element (i, r) at base + p + i + r d), C is rows p..d of
         // columns c0..c1 of `a` (element (i, c) at (c0 + c) d + p + i), W is NB x n2 inside
         // ws.w (checked above).
         unsafe {
-            tiled_vt_c(
+            crate::qr_tiles::vt_c_dispatch(
                 m,
                 n2,
-                ws.panel.as_ptr().add(vb + p),
+                ws.panel.as_ptr().add(base + p),
                 d,
                 a.as_ptr().add(c0 * d + p),
                 d,
                 ws.w.as_mut_ptr(),
             );
-            tiled_c_minus_v_w(
+            crate::qr_tiles::c_minus_v_w_dispatch(
                 m,
                 n2,
-                ws.panel_y.as_ptr().add(yb + p),
+                ws.panel_y.as_ptr().add(base + p),
                 d,
                 a.as_mut_ptr().add(c0 * d + p),
                 d,
@@ -682,7 +659,7 @@ fn gemm_update<T: Real, const FMA: bool>(
             ws.w.as_mut_ptr(),
             nb,
             false,
-            ws.panel.as_ptr().add(ws.pv + p),
+            ws.panel.as_ptr().add(p),
             d,
             1,
             a.as_ptr().add(c0 * d + p),
@@ -724,7 +701,7 @@ fn gemm_update<T: Real, const FMA: bool>(
             a.as_mut_ptr().add(c0 * d + p),
             d,
             true,
-            ws.panel.as_ptr().add(ws.pv + p),
+            ws.panel.as_ptr().add(p),
             1,
             d,
             ws.w.as_ptr(),
@@ -732,86 +709,6 @@ fn gemm_update<T: Real, const FMA: bool>(
             nb,
             -T::one(),
         );
-    }
-}
-
-/// Dispatch of the register-tiled `W = V^T C` on the element type.
-///
-/// # Safety
-/// AVX-512F available; pointers valid for the extents (see [`crate::qr_tiles::vt_c`]).
-#[cfg(target_arch = "x86_64")]
-unsafe fn tiled_vt_c<T: Real>(
-    m: usize,
-    n2: usize,
-    v: *const T,
-    ldv: usize,
-    c: *const T,
-    ldc: usize,
-    w: *mut T,
-) {
-    use std::any::TypeId;
-    unsafe {
-        if TypeId::of::<T>() == TypeId::of::<f64>() {
-            crate::qr_tiles::vt_c::<f64>(
-                m,
-                n2,
-                v as *const f64,
-                ldv,
-                c as *const f64,
-                ldc,
-                w as *mut f64,
-            )
-        } else {
-            crate::qr_tiles::vt_c::<f32>(
-                m,
-                n2,
-                v as *const f32,
-                ldv,
-                c as *const f32,
-                ldc,
-                w as *mut f32,
-            )
-        }
-    }
-}
-
-/// Dispatch of the register-tiled `C -= V W` on the element type.
-///
-/// # Safety
-/// As [`tiled_vt_c`].
-#[cfg(target_arch = "x86_64")]
-unsafe fn tiled_c_minus_v_w<T: Real>(
-    m: usize,
-    n2: usize,
-    v: *const T,
-    ldv: usize,
-    c: *mut T,
-    ldc: usize,
-    w: *const T,
-) {
-    use std::any::TypeId;
-    unsafe {
-        if TypeId::of::<T>() == TypeId::of::<f64>() {
-            crate::qr_tiles::c_minus_v_w::<f64>(
-                m,
-                n2,
-                v as *const f64,
-                ldv,
-                c as *mut f64,
-                ldc,
-                w as *const f64,
-            )
-        } else {
-            crate::qr_tiles::c_minus_v_w::<f32>(
-                m,
-                n2,
-                v as *const f32,
-                ldv,
-                c as *mut f32,
-                ldc,
-                w as *const f32,
-            )
-        }
     }
 }
 
@@ -849,7 +746,7 @@ fn update_columns<T: Real, const FMA: bool>(
         gemm_update::<T, FMA>(a, ws, t, p, pe, c0, factor);
     } else {
         // Narrow trailing block: each column receives the panel while it is in cache.
-        let base = ws.vbase(slot);
+        let base = ws.slot_start(slot);
         for j in c0..c1 {
             let col = &mut a[j * d..(j + 1) * d];
             let mut apply = |r: usize| {
@@ -887,7 +784,7 @@ fn panel_factor_tiled<T: Real, const FMA: bool>(
         use crate::qr_tiles::NB;
         let (d, nb) = (ws.d, ws.nb);
         debug_assert_eq!(nb, NB);
-        let base = ws.vbase(slot);
+        let base = ws.slot_start(slot);
         // Aligned start row (the slot's rows above p are zero, see `tiled_update`).
         let p0 = aligned_row::<T>(p, d);
         let m = d - p0;
@@ -914,7 +811,7 @@ fn panel_factor_tiled<T: Real, const FMA: bool>(
                 // SAFETY: AVX-512 checked by the caller; V = rows p0..d of the NB slots, x =
                 // rows p0..d of column c, w2 has NB entries.
                 unsafe {
-                    tiled_c_minus_v_w(
+                    crate::qr_tiles::c_minus_v_w_dispatch(
                         m,
                         1,
                         ws.panel.as_ptr().add(base + p0),
@@ -982,7 +879,7 @@ fn panel_form_q_tiled<T: Real>(
     {
         use crate::qr_tiles::NB;
         let d = ws.d;
-        let (base, yb) = (ws.vbase(slot), ws.ybase(slot));
+        let base = ws.slot_start(slot);
         let npc = pe - p;
         let p0 = aligned_row::<T>(p, d);
         for jj in 0..npc {
@@ -997,10 +894,10 @@ fn panel_form_q_tiled<T: Real>(
         // SAFETY: AVX-512 checked by the caller; Y = rows p..d of the NB slots (unused ones
         // zeroed by prepare_y), C = rows p..d of columns p..pe, W = NB x npc in ws.w.
         unsafe {
-            tiled_c_minus_v_w(
+            crate::qr_tiles::c_minus_v_w_dispatch(
                 d - p0,
                 npc,
-                ws.panel_y.as_ptr().add(yb + p0),
+                ws.panel_y.as_ptr().add(base + p0),
                 d,
                 a.as_mut_ptr().add(p * d + p0),
                 d,
@@ -1032,7 +929,7 @@ fn factor_impl<T: Real, const FMA: bool>(
         let mut slot = 0;
         while p < pe2 {
             let pe = (p + nb).min(pe2);
-            let base = ws.vbase(slot);
+            let base = ws.slot_start(slot);
             let pi = p / nb;
             if tiled {
                 let t = &mut t_factors[pi * nb * nb..(pi + 1) * nb * nb];
@@ -1104,7 +1001,7 @@ fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
         for s in 0..npanels {
             let p = p2 + s * nb;
             let pe = (p + nb).min(pe2);
-            let base = ws.vbase(s);
+            let base = ws.slot_start(s);
             let p0 = aligned_row::<T>(p, d);
             for c in p..pe {
                 let slot_v = &mut ws.panel[base + (c - p) * d..base + (c - p + 1) * d];
@@ -1151,7 +1048,7 @@ fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
                 continue;
             }
             // Inside the panel: unblocked backward accumulation (dorg2r).
-            let base = ws.vbase(s);
+            let base = ws.slot_start(s);
             for i in (p..pe).rev() {
                 let tau = ws.tau[i];
                 for j in i + 1..pe {

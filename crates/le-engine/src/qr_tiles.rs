@@ -346,30 +346,6 @@ pub(crate) unsafe fn y_from_v<T: Zmm>(
     }
 }
 
-/// [`y_from_v`] for the element type `T` of the QR (f32 or f64).
-///
-/// # Safety
-/// As [`y_from_v`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn y_from_v_dispatch<T: crate::scalar::Real>(
-    m: usize,
-    nb: usize,
-    v: *const T,
-    ldv: usize,
-    y: *mut T,
-    ldy: usize,
-    t: *const T,
-    ldt: usize,
-    transpose: bool,
-) {
-    use std::any::TypeId;
-    if TypeId::of::<T>() == TypeId::of::<f64>() {
-        y_from_v::<f64>(m, nb, v as _, ldv, y as _, ldy, t as _, ldt, transpose)
-    } else {
-        y_from_v::<f32>(m, nb, v as _, ldv, y as _, ldy, t as _, ldt, transpose)
-    }
-}
-
 /// `w[r] = V[:, r]^T x0` and `w[NB + r] = V[:, r]^T x1` for `r < NB` (rows `0..m`): the
 /// column-pair kernel of [`vt_c`], for two vectors that need not share a stride.
 ///
@@ -416,22 +392,48 @@ pub(crate) unsafe fn vt_2cols<T: Zmm>(
     T::store_sums16(&all, w);
 }
 
-/// [`vt_2cols`] for the element type `T` of the QR (f32 or f64).
-///
-/// # Safety
-/// As [`vt_2cols`].
-pub(crate) unsafe fn vt_2cols_dispatch<T: crate::scalar::Real>(
-    m: usize,
-    v: *const T,
-    ldv: usize,
-    c0: *const T,
-    c1: *const T,
-    w: *mut T,
-) {
-    use std::any::TypeId;
-    if TypeId::of::<T>() == TypeId::of::<f64>() {
-        vt_2cols::<f64>(m, v as _, ldv, c0 as _, c1 as _, w as _)
-    } else {
-        vt_2cols::<f32>(m, v as _, ldv, c0 as _, c1 as _, w as _)
-    }
+/// `$name::<T: Real>(..)`: the kernel `$kernel` for the QR's element type (f32 or f64); the QR
+/// is generic over [`crate::scalar::Real`], the kernels over the register type.
+macro_rules! dispatch_on_real {
+    ($(#[$doc:meta])* $name:ident => $kernel:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        #[doc = concat!("As [`", stringify!($kernel), "`].")]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe fn $name<T: crate::scalar::Real>($($arg: $ty),*) {
+            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
+                $kernel::<f64>($($arg as _),*)
+            } else {
+                $kernel::<f32>($($arg as _),*)
+            }
+        }
+    };
 }
+
+dispatch_on_real!(
+    /// [`vt_c`] on the QR's element type.
+    vt_c_dispatch => vt_c(m: usize, n2: usize, v: *const T, ldv: usize, c: *const T, ldc: usize, w: *mut T)
+);
+dispatch_on_real!(
+    /// [`c_minus_v_w`] on the QR's element type.
+    c_minus_v_w_dispatch => c_minus_v_w(m: usize, n2: usize, v: *const T, ldv: usize, c: *mut T, ldc: usize, w: *const T)
+);
+dispatch_on_real!(
+    /// [`vt_2cols`] on the QR's element type.
+    vt_2cols_dispatch => vt_2cols(m: usize, v: *const T, ldv: usize, c0: *const T, c1: *const T, w: *mut T)
+);
+dispatch_on_real!(
+    /// [`y_from_v`] on the QR's element type.
+    y_from_v_dispatch => y_from_v(
+        m: usize,
+        nb: usize,
+        v: *const T,
+        ldv: usize,
+        y: *mut T,
+        ldy: usize,
+        t: *const T,
+        ldt: usize,
+        transpose: bool,
+    )
+);

@@ -289,7 +289,7 @@ impl<T: Real> BatchState<T> {
         z: &mut [T],
         k: usize,
     ) {
-        if matches!(net.kind, CellKind::Lstm | CellKind::Gru) {
+        if net.kind.has_combined_tangent() {
             self.tangent_combined(net, lstm, q, z, k);
         } else {
             self.tangent_single_block(net, q, z, k);
@@ -423,11 +423,6 @@ impl<T: Real> BatchState<T> {
                 ctx.run(b, zb, sc);
             }
         }
-    }
-
-    /// Whether `net` takes the combined (per-sequence) tangent path.
-    pub(crate) fn has_combined_tangent(&self, net: &Network<T>) -> bool {
-        matches!(net.kind, CellKind::Lstm | CellKind::Gru)
     }
 
     /// The per-sequence tangent step of the combined path and one scratch buffer per sequence:

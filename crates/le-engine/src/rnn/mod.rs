@@ -46,6 +46,12 @@ pub enum CellKind {
 }
 
 impl CellKind {
+    /// Whether the tangent step folds the gate derivatives into row-scaled weights, one
+    /// sequence at a time (LSTM, GRU; `cell::BatchState::combined_parts`).
+    pub(crate) fn has_combined_tangent(self) -> bool {
+        matches!(self, CellKind::Lstm | CellKind::Gru)
+    }
+
     /// Number of gate blocks of the pre-activation (`G` in `[G N, N]`).
     pub fn gates(self) -> usize {
         match self {

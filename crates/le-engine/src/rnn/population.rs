@@ -339,6 +339,9 @@ fn network_spectra_with<T: Real>(
         })
         .collect();
     let scale = sc.log_base.from_nats();
+    // LSTM / GRU: each sequence's tangent block is orthonormalised right after it is computed,
+    // while it is still in cache (same arithmetic as tangent-all-then-QR-all).
+    let fused = !transpose && interleaved.is_none() && net.kind.has_combined_tangent();
 
     for s in 0..total {
         state.forward(net, inputs, steps, s);
@@ -395,9 +398,6 @@ fn network_spectra_with<T: Real>(
             orthonormalize_in_place(qb, &mut a.logs, ws);
             record(qb, a);
         };
-        // LSTM / GRU: each sequence's tangent block is orthonormalised right after it is
-        // computed, while it is still in cache (same arithmetic as tangent-all-then-QR-all).
-        let fused = !transpose && interleaved.is_none() && state.has_combined_tangent(net);
         if fused {
             let (ctx, scratch) = state.combined_parts(net, lstm, &q, k);
             if parallel_qr {
