@@ -52,6 +52,61 @@ pub struct TrainEpochResult {
     pub diverged: Option<Divergence>,
 }
 
+/// Per-network sums of one training epoch (both training paths).
+struct EpochTally {
+    loss_sum: Vec<f64>,
+    correct: Vec<f64>,
+    seen: Vec<usize>,
+    diverged: Vec<Option<Divergence>>,
+}
+
+impl EpochTally {
+    fn new(m: usize) -> Self {
+        Self {
+            loss_sum: vec![0.0; m],
+            correct: vec![0.0; m],
+            seen: vec![0; m],
+            diverged: vec![None; m],
+        }
+    }
+
+    /// Network `k` trained on a minibatch of `b` examples with mean loss `loss` and `hits`
+    /// correct predictions.
+    fn add(&mut self, k: usize, loss: f64, b: usize, hits: f64) {
+        self.loss_sum[k] += loss * b as f64;
+        self.seen[k] += b;
+        self.correct[k] += hits;
+    }
+
+    /// Means over the minibatches each network trained on (`None` when it trained on none
+    /// or diverged; accuracy only for classification).
+    fn results(&self, classification: bool) -> Vec<TrainEpochResult> {
+        (0..self.seen.len())
+            .map(|k| {
+                let ok = self.seen[k] > 0 && self.diverged[k].is_none();
+                let seen = self.seen[k] as f64;
+                TrainEpochResult {
+                    loss: ok.then(|| self.loss_sum[k] / seen),
+                    accuracy: (classification && ok).then(|| self.correct[k] / seen),
+                    diverged: self.diverged[k],
+                }
+            })
+            .collect()
+    }
+}
+
+/// The next minibatch of every network, or `None` once any network's epoch is over.
+fn next_batches(iters: &mut [BatchIter<'_>]) -> Result<Option<Vec<Batch>>> {
+    let mut batches = Vec::with_capacity(iters.len());
+    for it in iters {
+        match it.next() {
+            Some(b) => batches.push(b?),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(batches))
+}
+
 /// Trains a [`PopulationModel`] on a [`Task`].
 pub struct PopulationTrainer<'t> {
     task: &'t dyn Task,
@@ -314,36 +369,17 @@ impl<'t> PopulationTrainer<'t> {
             return self.train_epoch_fused(epoch);
         }
         let m = self.model.num_networks();
-        let bs = self.config.batch_size;
-        let mut iters = self
-            .model
-            .specs()
-            .iter()
-            .map(|s| {
-                BatchIter::for_epoch(self.task, Split::Train, bs, s.seed, epoch as u64, false)
-                    .map_err(ModelError::from)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut iters = self.epoch_iters(epoch)?;
         let lrs: Vec<f64> = self.model.specs().iter().map(|s| s.lr).collect();
-        let mut loss_sum = vec![0.0f64; m];
-        let mut correct = vec![0.0f64; m];
-        let mut seen = vec![0usize; m];
-        let mut diverged = vec![None; m];
+        let mut tally = EpochTally::new(m);
         let mut batch_index = 0usize;
         loop {
             if !self.active.iter().any(|&a| a) {
                 break;
             }
-            let mut batches = Vec::with_capacity(m);
-            for it in &mut iters {
-                match it.next() {
-                    Some(b) => batches.push(b?),
-                    None => break,
-                }
-            }
-            if batches.len() < m {
+            let Some(batches) = next_batches(&mut iters)? else {
                 break;
-            }
+            };
             let b = batches[0].batch_size;
             let (x, y, rows) = self.stack(batches)?;
             let mask = self.dropout_mask(epoch, batch_index, rows)?;
@@ -351,10 +387,10 @@ impl<'t> PopulationTrainer<'t> {
             let out = self.model.forward(&params, &x, mask.as_ref())?;
             let (loss, n_correct) = self.model.loss(&out, &y)?;
             let losses = loss.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-            for k in 0..m {
-                if self.active[k] && !losses[k].is_finite() {
+            for (k, l) in losses.iter().enumerate() {
+                if self.active[k] && !l.is_finite() {
                     self.active[k] = false;
-                    diverged[k] = Some(Divergence { epoch, batch: batch_index });
+                    tally.diverged[k] = Some(Divergence { epoch, batch: batch_index });
                 }
             }
             let live: Vec<u32> = (0..m as u32).filter(|&k| self.active[k as usize]).collect();
@@ -372,27 +408,29 @@ impl<'t> PopulationTrainer<'t> {
             };
             for k in 0..m {
                 if before[k] && !self.active[k] {
-                    diverged[k] = Some(Divergence { epoch, batch: batch_index });
+                    tally.diverged[k] = Some(Divergence { epoch, batch: batch_index });
                 }
                 if before[k] {
-                    loss_sum[k] += losses[k] * b as f64;
-                    seen[k] += b;
-                    if let Some(h) = &hits {
-                        correct[k] += f64::from(h[k]) * (b as f64) / (rows as f64);
-                    }
+                    let hits = hits.as_ref().map(|h| f64::from(h[k]) * (b as f64) / (rows as f64));
+                    tally.add(k, losses[k], b, hits.unwrap_or(0.0));
                 }
             }
             batch_index += 1;
         }
-        let classification = self.model.shape().head.is_classification();
-        Ok((0..m)
-            .map(|k| TrainEpochResult {
-                loss: (seen[k] > 0 && diverged[k].is_none()).then(|| loss_sum[k] / seen[k] as f64),
-                accuracy: (classification && seen[k] > 0 && diverged[k].is_none())
-                    .then(|| correct[k] / seen[k] as f64),
-                diverged: diverged[k],
+        Ok(tally.results(self.model.shape().head.is_classification()))
+    }
+
+    /// Every network's minibatch iterator for training epoch `epoch` (its own data order).
+    fn epoch_iters(&self, epoch: usize) -> Result<Vec<BatchIter<'t>>> {
+        let bs = self.config.batch_size;
+        self.model
+            .specs()
+            .iter()
+            .map(|s| {
+                BatchIter::for_epoch(self.task, Split::Train, bs, s.seed, epoch as u64, false)
+                    .map_err(ModelError::from)
             })
-            .collect())
+            .collect()
     }
 
     /// [`Self::train_epoch`] on the fused path: the parameters and Adam state are copied out
@@ -445,16 +483,7 @@ impl<'t> PopulationTrainer<'t> {
             None => return Err(ModelError::InvalidConfig("no fused state".into())),
         };
         let m = self.model.num_networks();
-        let bs = self.config.batch_size;
-        let mut iters = self
-            .model
-            .specs()
-            .iter()
-            .map(|s| {
-                BatchIter::for_epoch(self.task, Split::Train, bs, s.seed, epoch as u64, false)
-                    .map_err(ModelError::from)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut iters = self.epoch_iters(epoch)?;
         let lrs: Vec<f64> = self.model.specs().iter().map(|s| s.lr).collect();
         let settings = AdamSettings {
             kind: self.config.optimizer,
@@ -467,25 +496,15 @@ impl<'t> PopulationTrainer<'t> {
         let threads = rayon::current_num_threads();
         let sizes = dims.param_sizes();
 
-        let mut loss_sum = vec![0.0f64; m];
-        let mut correct = vec![0.0f64; m];
-        let mut seen = vec![0usize; m];
-        let mut diverged = vec![None; m];
+        let mut tally = EpochTally::new(m);
         let mut batch_index = 0usize;
         loop {
             if !self.active.iter().any(|&a| a) {
                 break;
             }
-            let mut batches = Vec::with_capacity(m);
-            for it in &mut iters {
-                match it.next() {
-                    Some(b) => batches.push(b?),
-                    None => break,
-                }
-            }
-            if batches.len() < m {
+            let Some(batches) = next_batches(&mut iters)? else {
                 break;
-            }
+            };
             let (b, t, i) = (batches[0].batch_size, batches[0].seq_len, batches[0].input_size);
             let mut classes = Vec::with_capacity(m);
             for batch in &batches {
@@ -599,17 +618,15 @@ impl<'t> PopulationTrainer<'t> {
                     FusedOutcome::Skipped => {}
                     FusedOutcome::LossNotFinite => {
                         self.active[k] = false;
-                        diverged[k] = Some(Divergence { epoch, batch: batch_index });
+                        tally.diverged[k] = Some(Divergence { epoch, batch: batch_index });
                     }
                     FusedOutcome::Trained { loss, correct: hits, grad_ok } => {
                         any_live = true;
                         if !grad_ok {
                             self.active[k] = false;
-                            diverged[k] = Some(Divergence { epoch, batch: batch_index });
+                            tally.diverged[k] = Some(Divergence { epoch, batch: batch_index });
                         }
-                        loss_sum[k] += f64::from(loss) * b as f64;
-                        seen[k] += b;
-                        correct[k] += hits as f64;
+                        tally.add(k, f64::from(loss), b, hits as f64);
                     }
                 }
             }
@@ -618,14 +635,8 @@ impl<'t> PopulationTrainer<'t> {
             }
             batch_index += 1;
         }
-        Ok((0..m)
-            .map(|k| TrainEpochResult {
-                loss: (seen[k] > 0 && diverged[k].is_none()).then(|| loss_sum[k] / seen[k] as f64),
-                accuracy: (seen[k] > 0 && diverged[k].is_none())
-                    .then(|| correct[k] / seen[k] as f64),
-                diverged: diverged[k],
-            })
-            .collect())
+        // The fused path serves the classification head only.
+        Ok(tally.results(true))
     }
 
     /// [`Self::evaluate`] on the fused path: every (network, part of a batch) pair is one
