@@ -42,4 +42,6 @@ pub use error::{ModelError, Result};
 pub use model::{Head, ModelShape, ParamRole, ParamSpec, PopulationModel};
 pub use optim::PopulationAdam;
 pub use sweep::{EpochMetrics, NetMetrics, NetOutcome, NetPaths, NetStatus, Recipe, run_sweep};
-pub use train::{Divergence, EvalResult, PopulationTrainer, TrainEpochResult, shape_for_task};
+pub use train::{
+    Divergence, EvalResult, PopulationTrainer, TrainEpochResult, fused_path_applies, shape_for_task,
+};

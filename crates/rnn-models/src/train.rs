@@ -141,26 +141,35 @@ enum FusedOutcome {
 
 /// The fused path's dims if it supports `model`: LSTM or GRU, last-step classification,
 /// `F32`, CPU.
+/// Whether a population of `arch` with `head`, in `dtype` on `device`, trains on the fused CPU
+/// path under [`TrainBackend::Auto`] (LSTM and GRU, last-step classification, F32, CPU);
+/// everything else trains on candle.
+pub fn fused_path_applies(arch: Arch, head: Head, dtype: DType, device: &Device) -> bool {
+    matches!(arch, Arch::Lstm | Arch::Gru)
+        && matches!(head, Head::LastStepClass { .. })
+        && dtype == DType::F32
+        && device.is_cpu()
+}
+
 fn fused_dims(model: &PopulationModel) -> Option<FusedDims> {
     let s = model.shape();
+    if !fused_path_applies(s.arch, s.head, model.dtype(), model.device()) {
+        return None;
+    }
     let cell = match s.arch {
         Arch::Lstm => FusedCell::Lstm,
         Arch::Gru => FusedCell::Gru,
         _ => return None,
     };
     match s.head {
-        Head::LastStepClass { classes }
-            if model.dtype() == DType::F32 && model.device().is_cpu() =>
-        {
-            Some(FusedDims {
-                cell,
-                input: s.input_size,
-                hidden: s.hidden_size,
-                layers: s.num_layers,
-                bias: s.bias,
-                classes,
-            })
-        }
+        Head::LastStepClass { classes } => Some(FusedDims {
+            cell,
+            input: s.input_size,
+            hidden: s.hidden_size,
+            layers: s.num_layers,
+            bias: s.bias,
+            classes,
+        }),
         _ => None,
     }
 }

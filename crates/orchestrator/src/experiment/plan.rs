@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::config::{Arch, ExperimentConfig};
+use super::config::{Arch, ExperimentConfig, TaskKind};
 use super::run_folder::RunFolder;
 use super::shard::Shard;
 
@@ -128,7 +128,17 @@ const ANALYSIS_SECONDS: f64 = 5.0;
 
 /// Training multiply-adds per second per worker for `arch` (see the rates above).
 fn train_rate(config: &ExperimentConfig, arch: Arch) -> f64 {
-    let fused = matches!(arch, Arch::Lstm | Arch::Gru) && config.runtime.device == "cpu";
+    let head = match config.task.kind {
+        TaskKind::SmnistRow => rnn_models::Head::LastStepClass { classes: 10 },
+    };
+    // The sweep trains in F32 (`super::sweep`); a GPU device never takes the fused path.
+    let fused = config.runtime.device == "cpu"
+        && rnn_models::fused_path_applies(
+            super::sweep::model_arch(arch),
+            head,
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        );
     if fused { FUSED_TRAIN_MACS_PER_SECOND } else { CANDLE_TRAIN_MACS_PER_SECOND }
 }
 

@@ -16,7 +16,7 @@ use super::metrics::{EpochMetrics, NetMetrics};
 use super::plan::{NetworkPlan, TrainingUnit};
 use super::run_folder::RunFolder;
 
-fn model_arch(a: Arch) -> rnn_models::Arch {
+pub(super) fn model_arch(a: Arch) -> rnn_models::Arch {
     match a {
         Arch::Lstm => rnn_models::Arch::Lstm,
         Arch::Gru => rnn_models::Arch::Gru,
