@@ -532,7 +532,7 @@ fn tiled_updates<T: Real>(ws: &QrWorkspace<T>) -> bool {
 /// `op(T) = T^T` applies `H_{pe-1} ... H_p` (factorisation), `op(T) = T` applies
 /// `H_p ... H_{pe-1}` (forming `Q`).
 #[inline(always)]
-fn prepare_y<T: Real, const FMA: bool>(
+fn prepare_y<T: Real>(
     ws: &mut QrWorkspace<T>,
     t: &[T],
     slot: usize,
@@ -934,7 +934,7 @@ fn factor_impl<T: Real, const FMA: bool>(
             if tiled {
                 let t = &mut t_factors[pi * nb * nb..(pi + 1) * nb * nb];
                 panel_factor_tiled::<T, FMA>(a, log_diag, ws, t, slot, p, pe);
-                prepare_y::<T, FMA>(ws, t, slot, p, pe, true);
+                prepare_y(ws, t, slot, p, pe, true);
                 update_columns::<T, FMA>(a, ws, t, slot, (p, pe), (pe, pe2), true, true);
                 p = pe;
                 slot += 1;
@@ -1013,14 +1013,7 @@ fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
             }
             if tiled {
                 let pi = p / nb;
-                prepare_y::<T, FMA>(
-                    ws,
-                    &t_factors[pi * nb * nb..(pi + 1) * nb * nb],
-                    s,
-                    p,
-                    pe,
-                    false,
-                );
+                prepare_y(ws, &t_factors[pi * nb * nb..(pi + 1) * nb * nb], s, p, pe, false);
             }
         }
         // Columns right of the block already hold H_pe2 ... H_{k-1} [I; 0] (zero above row
