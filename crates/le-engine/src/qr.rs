@@ -826,7 +826,8 @@ fn panel_factor_tiled<T: Real, const FMA: bool>(
             let tau = make_reflector::<T, FMA>(&mut col[c..]);
             ws.tau[c] = tau;
             let beta = col[c];
-            log_diag[c] = beta.as_f64().abs().ln();
+            // |R_cc| now; the logarithms of the whole block are taken at the end (`ln_all`).
+            log_diag[c] = beta.as_f64().abs();
             ws.sign[c] = if beta < T::zero() { -T::one() } else { T::one() };
             let slot_v = &mut ws.panel[base + j * d..base + (j + 1) * d];
             slot_v[c] = T::one();
@@ -980,6 +981,24 @@ fn factor_impl<T: Real, const FMA: bool>(
         p2 = pe2;
     }
     ws.t_factors = t_factors;
+    if tiled {
+        ln_all(log_diag);
+    }
+}
+
+/// `ln` of the tiled path's `|R_cc|`, vectorised (see `qr_tiles::ln_in_place`).
+#[inline(always)]
+fn ln_all(x: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: only called on the tiled path, which requires AVX-512 (`tiled_updates`).
+    unsafe {
+        crate::qr_tiles::ln_in_place(x)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = x;
+        unreachable!("tiled updates are x86_64-only");
+    }
 }
 
 #[inline(always)]

@@ -23,6 +23,7 @@
 //! * ASRNN: `dh' = dh + eps (1 - tanh^2 pre) * P`.
 //! * CoRNN: `dz' = dz + dt((1 - tanh^2 pre) * P - gamma dy - eps dz)`, `dy' = dy + dt dz'`.
 
+use super::activation::{sigmoid_in_place, tanh_in_place};
 use super::{CellKind, LstmState, Network};
 use crate::scalar::Real;
 
@@ -82,9 +83,12 @@ pub(crate) fn matmul<T: Real>(
     }
 }
 
+/// `x += y` elementwise.
 #[inline(always)]
-fn sigmoid<T: Real>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
+fn add_into<T: Real>(x: &mut [T], y: &[T]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
 }
 
 /// Forward state, cached gate values and scratch for `B` sequences of one network.
@@ -215,18 +219,24 @@ impl<T: Real> BatchState<T> {
                 let consts = &net.constants;
                 match net.kind {
                     CellKind::Rnn => {
+                        add_into(&mut pi[..n], &pr[..n]);
+                        tanh_in_place(&mut pi[..n]);
                         for j in 0..n {
-                            let h = (pi[j] + pr[j]).tanh();
+                            let h = pi[j];
                             new[j] = h;
                             aux[j] = T::one() - h * h;
                         }
                     }
                     CellKind::Gru => {
+                        add_into(&mut pi[..2 * n], &pr[..2 * n]);
+                        sigmoid_in_place(&mut pi[..2 * n]);
                         for j in 0..n {
-                            let r = sigmoid(pi[j] + pr[j]);
-                            let z = sigmoid(pi[n + j] + pr[n + j]);
+                            pi[2 * n + j] += pi[j] * pr[2 * n + j];
+                        }
+                        tanh_in_place(&mut pi[2 * n..3 * n]);
+                        for j in 0..n {
+                            let (r, z, nn) = (pi[j], pi[n + j], pi[2 * n + j]);
                             let un = pr[2 * n + j];
-                            let nn = (pi[2 * n + j] + r * un).tanh();
                             new[j] = (T::one() - z) * nn + z * old[j];
                             gates[j] = r;
                             gates[n + j] = z;
@@ -235,13 +245,18 @@ impl<T: Real> BatchState<T> {
                         }
                     }
                     CellKind::Lstm => {
+                        add_into(pi, pr);
+                        sigmoid_in_place(&mut pi[..2 * n]);
+                        tanh_in_place(&mut pi[2 * n..3 * n]);
+                        sigmoid_in_place(&mut pi[3 * n..4 * n]);
                         for j in 0..n {
-                            let ig = sigmoid(pi[j] + pr[j]);
-                            let fg = sigmoid(pi[n + j] + pr[n + j]);
-                            let gg = (pi[2 * n + j] + pr[2 * n + j]).tanh();
-                            let og = sigmoid(pi[3 * n + j] + pr[3 * n + j]);
+                            aux[j] = pi[n + j] * old[n + j] + pi[j] * pi[2 * n + j];
+                        }
+                        tanh_in_place(aux);
+                        for j in 0..n {
+                            let (ig, fg, gg, og) = (pi[j], pi[n + j], pi[2 * n + j], pi[3 * n + j]);
                             let c = fg * old[n + j] + ig * gg;
-                            let tc = c.tanh();
+                            let tc = aux[j];
                             new[j] = og * tc;
                             new[n + j] = c;
                             gates[j] = ig;
@@ -253,8 +268,10 @@ impl<T: Real> BatchState<T> {
                     }
                     CellKind::Asrnn => {
                         let eps = T::from_f64(consts.eps);
+                        add_into(&mut pi[..n], &pr[..n]);
+                        tanh_in_place(&mut pi[..n]);
                         for j in 0..n {
-                            let a = (pi[j] + pr[j]).tanh();
+                            let a = pi[j];
                             new[j] = old[j] + eps * a;
                             aux[j] = T::one() - a * a;
                         }
@@ -265,8 +282,10 @@ impl<T: Real> BatchState<T> {
                             T::from_f64(consts.gamma),
                             T::from_f64(consts.eps),
                         );
+                        add_into(&mut pi[..n], &pr[..n]);
+                        tanh_in_place(&mut pi[..n]);
                         for j in 0..n {
-                            let a = (pi[j] + pr[j]).tanh();
+                            let a = pi[j];
                             let (y, z) = (old[j], old[n + j]);
                             let z2 = z + dt * (a - gamma * y - eps * z);
                             new[n + j] = z2;

@@ -15,6 +15,7 @@
 //! * [`SequenceMap`]: one network on one input sequence as a [`crate::DiscreteMap`] — the
 //!   one-sequence-at-a-time twin of the batched path, run by the generic engine.
 
+mod activation;
 mod cell;
 mod load;
 mod population;
