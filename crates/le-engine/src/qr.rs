@@ -119,6 +119,18 @@ impl<T: Real> QrWorkspace<T> {
         slot * self.nb * self.d
     }
 
+    /// Whether this workspace's factorisation leaves `Q` in the form [`apply_factored_q_right`]
+    /// reads (the AVX-512 tiled path with the default panel width).
+    pub(crate) fn supports_factored_q(&self) -> bool {
+        tiled_updates(self)
+    }
+
+    /// The compact-WY factors `T` of every panel (`nb x nb` each, column-major) and the signs
+    /// of `diag(R)` from the last [`householder_factor`] on this workspace.
+    pub(crate) fn factored_q_parts(&self) -> (&[T], &[T]) {
+        (&self.t_factors, &self.sign)
+    }
+
     /// Rows of the blocks this workspace serves.
     pub fn rows(&self) -> usize {
         self.d
@@ -198,6 +210,42 @@ fn check_shapes<T: Real>(a: &[T], k: usize, ws: &QrWorkspace<T>) {
         ws.d,
         ws.k
     );
+}
+
+/// `j <- j Q` for square `d x d` blocks, `Q` in the factored form a [`householder_factor`] of
+/// `a` left (`tf`, `sign` from [`QrWorkspace::factored_q_parts`] of a workspace with
+/// [`QrWorkspace::supports_factored_q`]); see `qr_tiles::apply_q_right`. `zeros` is
+/// scratch of at least `d` zeros.
+pub(crate) fn apply_factored_q_right<T: Real>(
+    d: usize,
+    j: &mut [T],
+    a: &[T],
+    tf: &[T],
+    sign: &[T],
+    zeros: &[T],
+) {
+    assert!(j.len() >= d * d && a.len() >= d * d && sign.len() >= d && zeros.len() >= d);
+    assert!(tf.len() >= d.div_ceil(DEFAULT_PANEL_WIDTH) * DEFAULT_PANEL_WIDTH.pow(2));
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(simd::level() == simd::Level::Avx512, "factored Q needs AVX-512");
+        // SAFETY: AVX-512 checked above; all extents asserted above.
+        unsafe {
+            crate::qr_tiles::apply_q_right_dispatch(
+                d,
+                j.as_mut_ptr(),
+                a.as_ptr(),
+                tf.as_ptr(),
+                sign.as_ptr(),
+                zeros.as_ptr(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (tf, zeros);
+        unreachable!("factored Q is x86_64-only");
+    }
 }
 
 /// Run-time choice of the instruction set for the column kernels.
@@ -1087,5 +1135,59 @@ fn form_q_impl<T: Real, const FMA: bool>(a: &mut [T], ws: &mut QrWorkspace<T>) {
                 *x = -*x;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `J Q` with `Q` kept factored equals `J` times the explicit `Q` of the same
+    /// factorisation (formed by `form_q_in_place`, multiplied in f64).
+    fn factored_q_matches_explicit<T: Real>(tol: f64) {
+        if simd::level() != simd::Level::Avx512 {
+            return;
+        }
+        let mut u = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = || {
+            u ^= u << 13;
+            u ^= u >> 7;
+            u ^= u << 17;
+            (u >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        for d in [1usize, 5, 8, 13, 31, 32, 33, 64, 100, 128, 130] {
+            let z: Vec<T> = (0..d * d).map(|_| T::from_f64(rnd())).collect();
+            let jm: Vec<T> = (0..d * d).map(|_| T::from_f64(rnd())).collect();
+            let mut ws = QrWorkspace::<T>::new(d, d);
+            assert!(ws.supports_factored_q());
+            let mut a = z.clone();
+            let mut logs = vec![0.0; d];
+            householder_factor(&mut a, &mut logs, &mut ws);
+            let (tf, sign) = ws.factored_q_parts();
+            let (tf, sign) = (tf.to_vec(), sign.to_vec());
+            let mut got = jm.clone();
+            apply_factored_q_right(d, &mut got, &a, &tf, &sign, &vec![T::zero(); d]);
+            let mut q = a.clone();
+            form_q_in_place(&mut q, &mut ws);
+            let mut worst = 0.0f64;
+            for c in 0..d {
+                for r in 0..d {
+                    let want: f64 =
+                        (0..d).map(|i| jm[r + i * d].as_f64() * q[i + c * d].as_f64()).sum();
+                    worst = worst.max((got[r + c * d].as_f64() - want).abs());
+                }
+            }
+            assert!(worst <= tol * d as f64, "{} d = {d}: J Q off by {worst:e}", T::NAME);
+        }
+    }
+
+    #[test]
+    fn factored_q_matches_explicit_f64() {
+        factored_q_matches_explicit::<f64>(1e-14);
+    }
+
+    #[test]
+    fn factored_q_matches_explicit_f32() {
+        factored_q_matches_explicit::<f32>(1e-6);
     }
 }

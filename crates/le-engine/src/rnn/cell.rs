@@ -463,7 +463,8 @@ impl<T: Real> BatchState<T> {
         let dt_rows = st * layers;
         let rows = if lstm_cell { 2 * n } else { n };
         // m_rec (rows x n) | m_in (rows x n) | previous layer's output (n x k) | coefficients (2n)
-        let scratch_len = 2 * rows * n + n * k + 2 * n;
+        // (at least 9n: the coefficient vectors of `CombinedStep::jacobian`)
+        let scratch_len = (2 * rows * n + n * k + 2 * n).max(9 * n);
         if self.seq_scratch.len() != bsz {
             self.seq_scratch = vec![Vec::new(); bsz];
         }
@@ -522,6 +523,115 @@ impl<T: Real> CombinedStep<'_, T> {
             return;
         }
         self.run_generic(b, zb, scratch);
+    }
+
+    /// The recurrent weights of a one-layer network per gate in column-major order
+    /// (`out[(g n + i) n + j] = U_g[j, i]`), as [`CombinedStep::jacobian`] reads them.
+    pub(crate) fn recurrent_columns(net: &Network<T>) -> Vec<T> {
+        let (n, g) = (net.hidden, net.kind.gates());
+        let w = &net.layers[0].w_rec;
+        let mut out = vec![T::zero(); g * n * n];
+        for gi in 0..g {
+            for i in 0..n {
+                for j in 0..n {
+                    out[(gi * n + i) * n + j] = w[(gi * n + j) * n + i];
+                }
+            }
+        }
+        out
+    }
+
+    /// Sequence `b`'s Jacobian `J_b` (`st x st`, column-major) of a one-layer network,
+    /// explicitly: the same entries [`CombinedStep::run`] multiplies `q` with (the row-scaled
+    /// weight combinations in the columns of `h`, computed with the same expressions, and the
+    /// carried-over diagonals: LSTM full `J[:, n + j] = b_j f_j e_j + f_j e_{n + j}`, GRU
+    /// `J[j, j] += z_j`). `rec_cm` is [`CombinedStep::recurrent_columns`]; `scratch` is a
+    /// sequence scratch buffer of [`BatchState::combined_parts`].
+    pub(crate) fn jacobian(&self, b: usize, jb: &mut [T], scratch: &mut [T], rec_cm: &[T]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::qr::simd::level() == crate::qr::simd::Level::Avx512 {
+            // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked just above).
+            unsafe { self.jacobian_avx512(b, jb, scratch, rec_cm) };
+            return;
+        }
+        self.jacobian_generic(b, jb, scratch, rec_cm);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn jacobian_avx512(&self, b: usize, jb: &mut [T], scratch: &mut [T], rec_cm: &[T]) {
+        self.jacobian_generic(b, jb, scratch, rec_cm);
+    }
+
+    #[inline(always)]
+    fn jacobian_generic(&self, b: usize, jb: &mut [T], scratch: &mut [T], rec_cm: &[T]) {
+        let (n, st, gn, s) = (self.n, self.st, self.gn, self.s);
+        assert!(self.net.layers.len() == 1 && jb.len() >= st * st && scratch.len() >= 9 * n);
+        let gates = &self.gates_all[0][b * gn..(b + 1) * gn];
+        let aux = &self.aux_all[0][b * n..(b + 1) * n];
+        let old = &self.old_all[0][b * s..(b + 1) * s];
+        let u = |g: usize, i: usize| &rec_cm[(g * n + i) * n..(g * n + i + 1) * n];
+        let (cv, _) = scratch.split_at_mut(9 * n);
+        if self.lstm_cell {
+            for j in 0..n {
+                let (ig, fg, gg, og, tc) =
+                    (gates[j], gates[n + j], gates[2 * n + j], gates[3 * n + j], aux[j]);
+                let a_i = ig * (T::one() - ig) * gg;
+                let a_f = fg * (T::one() - fg) * old[n + j];
+                let a_g = ig * (T::one() - gg * gg);
+                let a_o = og * (T::one() - og) * tc;
+                let bco = og * (T::one() - tc * tc);
+                let vals = [bco * a_i, bco * a_f, bco * a_g, a_o, a_i, a_f, a_g, bco * fg, fg];
+                for (c, v) in vals.into_iter().enumerate() {
+                    cv[c * n + j] = v;
+                }
+            }
+            let c = |i: usize| &cv[i * n..(i + 1) * n];
+            for i in 0..n {
+                let col = &mut jb[i * st..(i + 1) * st];
+                let (u0, u1, u2, u3) = (u(0, i), u(1, i), u(2, i), u(3, i));
+                let (c0, c1, c2, c3) = (c(0), c(1), c(2), c(3));
+                for r in 0..n {
+                    col[r] = c0[r] * u0[r] + c1[r] * u1[r] + c2[r] * u2[r] + c3[r] * u3[r];
+                }
+                if self.full {
+                    let (c4, c5, c6) = (c(4), c(5), c(6));
+                    let cc = &mut col[n..2 * n];
+                    for r in 0..n {
+                        cc[r] = c4[r] * u0[r] + c5[r] * u1[r] + c6[r] * u2[r];
+                    }
+                }
+            }
+            if self.full {
+                for j in 0..n {
+                    let col = &mut jb[(n + j) * st..(n + j + 1) * st];
+                    col.fill(T::zero());
+                    col[j] = cv[7 * n + j];
+                    col[n + j] = cv[8 * n + j];
+                }
+            }
+        } else {
+            for j in 0..n {
+                let (r, zg, nn, un) = (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
+                let c_n = (T::one() - zg) * (T::one() - nn * nn);
+                let c_r = c_n * un * r * (T::one() - r);
+                let c_rn = c_n * r;
+                let c_z = (old[j] - nn) * zg * (T::one() - zg);
+                for (c, v) in [c_r, c_z, c_rn, zg].into_iter().enumerate() {
+                    cv[c * n + j] = v;
+                }
+            }
+            let c = |i: usize| &cv[i * n..(i + 1) * n];
+            for i in 0..n {
+                let col = &mut jb[i * st..(i + 1) * st];
+                let (u0, u1, u2) = (u(0, i), u(1, i), u(2, i));
+                let (c0, c1, c2) = (c(0), c(1), c(2));
+                for r in 0..n {
+                    col[r] = c0[r] * u0[r] + c1[r] * u1[r] + c2[r] * u2[r];
+                }
+                col[i] += cv[3 * n + i];
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
