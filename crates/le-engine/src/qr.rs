@@ -212,8 +212,32 @@ fn check_shapes<T: Real>(a: &[T], k: usize, ws: &QrWorkspace<T>) {
     );
 }
 
-/// `j <- j Q` for square `d x d` blocks, `Q` in the factored form a [`householder_factor`] of
-/// `a` left (`tf`, `sign` from [`QrWorkspace::factored_q_parts`] of a workspace with
+/// [`householder_factor`] of the square `d x d` block `a` for [`apply_factored_q_right`]: on
+/// return `a`'s strict lower triangle holds the reflectors and, inside each panel's own
+/// columns, its upper triangle and diagonal hold `V`'s zeros and ones (so `R` is gone but for
+/// `ln |R_ii|` in `log_diag`); `ws` holds the panels' `T` and the signs
+/// ([`QrWorkspace::factored_q_parts`]).
+pub(crate) fn factor_keeping_reflectors<T: Real>(
+    a: &mut [T],
+    log_diag: &mut [f64],
+    ws: &mut QrWorkspace<T>,
+) {
+    householder_factor(a, log_diag, ws);
+    let (d, nb) = (ws.d, ws.nb);
+    assert_eq!(ws.k, d, "factored Q is for square blocks");
+    let mut p = 0;
+    while p < d {
+        for r in 0..(d - p).min(nb) {
+            let col = &mut a[(p + r) * d + p..(p + r) * d + p + r + 1];
+            col[..r].fill(T::zero());
+            col[r] = T::one();
+        }
+        p += nb;
+    }
+}
+
+/// `j <- j Q` for square `d x d` blocks, `Q` in the factored form
+/// [`factor_keeping_reflectors`] left in `a` (`tf`, `sign` from [`QrWorkspace::factored_q_parts`] of a workspace with
 /// [`QrWorkspace::supports_factored_q`]); see `qr_tiles::apply_q_right`. `zeros` is
 /// scratch of at least `d` zeros.
 pub(crate) fn apply_factored_q_right<T: Real>(
@@ -1162,7 +1186,7 @@ mod tests {
             assert!(ws.supports_factored_q());
             let mut a = z.clone();
             let mut logs = vec![0.0; d];
-            householder_factor(&mut a, &mut logs, &mut ws);
+            factor_keeping_reflectors(&mut a, &mut logs, &mut ws);
             let (tf, sign) = ws.factored_q_parts();
             let (tf, sign) = (tf.to_vec(), sign.to_vec());
             let mut got = jm.clone();

@@ -28,6 +28,7 @@ pub(crate) trait Zmm: Copy + PartialOrd {
     unsafe fn store(p: *mut Self, v: Self::V, n: usize);
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn fnmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     /// `w[l] = sum(acc[l])` for `l < 16`: sixteen horizontal sums by a transposing tree
     /// of shuffles and adds (about 2 operations per sum instead of about 8).
     unsafe fn store_sums16(acc: &[Self::V; 16], w: *mut Self);
@@ -65,6 +66,10 @@ impl Zmm for f64 {
     #[inline(always)]
     unsafe fn fnmadd(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
         _mm512_fnmadd_pd(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512d, b: __m512d) -> __m512d {
+        _mm512_add_pd(a, b)
     }
     #[inline(always)]
     unsafe fn store_sums16(acc: &[__m512d; 16], w: *mut f64) {
@@ -134,6 +139,10 @@ impl Zmm for f32 {
     #[inline(always)]
     unsafe fn fnmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
         _mm512_fnmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(a, b)
     }
     #[inline(always)]
     unsafe fn store_sums16(acc: &[__m512; 16], w: *mut f32) {
@@ -428,18 +437,20 @@ pub(crate) unsafe fn vt_2cols<T: Zmm>(
 
 /// `J <- J Q` in place for a square `d x d` block `J` (column-major, leading dimension `d`) and
 /// the orthonormal `Q` of a previous [`crate::qr::householder_factor`] of another `d x d`
-/// block, kept in factored form: `Q = H_0 ... H_{d-1} S` with the reflectors below the
-/// diagonal of `a` (unit diagonal implicit), the panels' compact-WY factors
-/// `H_p ... H_{p+NB-1} = I - V_s T_s V_s^T` in `tf` (`NB x NB` each, column-major, zero below
-/// the diagonal), and `S = diag(sign)`.
+/// block `a`, kept in factored form: `Q = H_0 ... H_{d-1} S` with the reflectors below the
+/// diagonal of `a`, the panels' compact-WY factors `H_p ... H_{p+NB-1} = I - V_s T_s V_s^T`
+/// in `tf` (`NB x NB` each, column-major, zero below the diagonal), and `S = diag(sign)`.
+/// `a` must have been prepared by [`unit_panel_triangles`] (each panel's upper triangle and
+/// diagonal inside its own `NB` columns hold the zeros and ones of `V`), so that every entry
+/// the kernel reads from a reflector column is the reflector's.
 ///
 /// `J Q` acts on each row of `J` separately, so the block is processed in stripes of two
 /// registers of rows (32 rows in f32, 16 in f64) that stay in L1 while every panel is applied:
 /// `W = J_stripe V_s` (the stripe's columns times broadcast reflector entries, `2 x NB`
 /// accumulators, no horizontal reductions), `W <- W T_s` in registers, `J_stripe -= W V_s^T`
-/// (same form), and finally the columns with `sign < 0` change sign. Flops: about
-/// `4 d (d^2 - d^2 / 2)`, all in broadcast-FMA form, replacing both the formation of `Q` and
-/// the `J Q` product of the explicit path.
+/// (same form, two columns at a time in four short chains), and finally the columns with
+/// `sign < 0` change sign. Flops: about `2 d^3`, all in broadcast-FMA form, replacing both the
+/// formation of `Q` and the `J Q` product of the explicit path.
 ///
 /// # Safety
 /// AVX-512F available; `j` and `a` valid for `d * d` entries, `tf` for `ceil(d / NB) NB^2`,
@@ -458,9 +469,15 @@ pub(crate) unsafe fn apply_q_right<T: Zmm>(
         let n0 = (d - r0).min(T::L);
         let n1 = (d - r0).saturating_sub(T::L).min(T::L);
         let js = j.add(r0);
+        let full = n1 == T::L;
         let mut p = 0;
         while p < d {
-            apply_panel_stripe::<T>(d, js, n0, n1, a, p, tf.add((p / NB) * NB * NB), zeros);
+            let t = tf.add((p / NB) * NB * NB);
+            if full {
+                apply_panel_stripe::<T, true>(d, js, n0, n1, a, p, t, zeros);
+            } else {
+                apply_panel_stripe::<T, false>(d, js, n0, n1, a, p, t, zeros);
+            }
             p += NB;
         }
         for c in 0..d {
@@ -477,10 +494,11 @@ pub(crate) unsafe fn apply_q_right<T: Zmm>(
 }
 
 /// One panel of [`apply_q_right`] on one stripe (`n0 + n1` rows at `js`, leading dimension
-/// `ld`): the reflectors `p .. p + NB` (fewer at the end: missing columns read `zeros`).
+/// `ld`; `FULL`: both registers full, no masks): the reflectors `p .. p + NB` (fewer at the
+/// end: missing columns read `zeros`).
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn apply_panel_stripe<T: Zmm>(
+unsafe fn apply_panel_stripe<T: Zmm, const FULL: bool>(
     ld: usize,
     js: *mut T,
     n0: usize,
@@ -490,33 +508,17 @@ unsafe fn apply_panel_stripe<T: Zmm>(
     t: *const T,
     zeros: *const T,
 ) {
+    let (n0, n1) = if FULL { (T::L, T::L) } else { (n0, n1) };
     let nbp = (ld - p).min(NB);
     let ncols = ld - p;
-    // vc[r][i] = V[p + i, r] for i >= NB (rows below the panel's triangle).
+    // vc[r][i] = V[p + i, r].
     let mut vc = [zeros; NB];
     for (r, v) in vc.iter_mut().enumerate().take(nbp) {
         *v = a.add((p + r) * ld + p);
     }
-    // The panel's top NB x NB triangle, explicit: tri[i NB + r] = V[p + i, r].
-    let tri_rows = ncols.min(NB);
-    let mut tri = [T::ZERO; NB * NB];
-    for i in 0..tri_rows {
-        for r in 0..nbp.min(i + 1) {
-            tri[i * NB + r] = if r == i { T::ONE } else { *vc[r].add(i) };
-        }
-    }
     // Pass 1: W = J V.
     let mut w = [[T::zero(); 2]; NB];
-    for i in 0..tri_rows {
-        let col = js.add((p + i) * ld);
-        let (x0, x1) = (T::load(col, n0), T::load(col.add(T::L), n1));
-        for r in 0..NB {
-            let b = T::splat(tri[i * NB + r]);
-            w[r][0] = T::fmadd(x0, b, w[r][0]);
-            w[r][1] = T::fmadd(x1, b, w[r][1]);
-        }
-    }
-    for i in tri_rows..ncols {
+    for i in 0..ncols {
         let col = js.add((p + i) * ld);
         let (x0, x1) = (T::load(col, n0), T::load(col.add(T::L), n1));
         for r in 0..NB {
@@ -535,19 +537,32 @@ unsafe fn apply_panel_stripe<T: Zmm>(
         }
         w[r] = acc;
     }
-    // Pass 2: J -= W V^T.
-    for i in 0..tri_rows {
-        let col = js.add((p + i) * ld);
-        let (mut x0, mut x1) = (T::load(col, n0), T::load(col.add(T::L), n1));
+    // Pass 2: J -= W V^T, two columns at a time; each column's sum over the NB reflectors in
+    // two halves (four independent chains of NB / 2 per column pair and register).
+    let mut i = 0;
+    while i + 2 <= ncols {
+        let c0 = js.add((p + i) * ld);
+        let c1 = js.add((p + i + 1) * ld);
+        let mut x = [
+            [T::load(c0, n0), T::load(c0.add(T::L), n1)],
+            [T::load(c1, n0), T::load(c1.add(T::L), n1)],
+        ];
+        let mut y = [[T::zero(); 2]; 2];
         for r in 0..NB {
-            let b = T::splat(tri[i * NB + r]);
-            x0 = T::fnmadd(w[r][0], b, x0);
-            x1 = T::fnmadd(w[r][1], b, x1);
+            for q in 0..2 {
+                let b = T::splat(*vc[r].add(i + q));
+                let acc = if r % 2 == 0 { &mut x[q] } else { &mut y[q] };
+                acc[0] = T::fnmadd(w[r][0], b, acc[0]);
+                acc[1] = T::fnmadd(w[r][1], b, acc[1]);
+            }
         }
-        T::store(col, x0, n0);
-        T::store(col.add(T::L), x1, n1);
+        for (q, c) in [c0, c1].into_iter().enumerate() {
+            T::store(c, T::add(x[q][0], y[q][0]), n0);
+            T::store(c.add(T::L), T::add(x[q][1], y[q][1]), n1);
+        }
+        i += 2;
     }
-    for i in tri_rows..ncols {
+    if i < ncols {
         let col = js.add((p + i) * ld);
         let (mut x0, mut x1) = (T::load(col, n0), T::load(col.add(T::L), n1));
         for r in 0..NB {

@@ -14,7 +14,9 @@ use super::{LstmState, Network};
 use crate::config::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig};
 use crate::engine::{CompensatedSum, initial_basis};
 use crate::error::{LeError, Result};
-use crate::qr::{QrWorkspace, apply_factored_q_right, householder_factor, orthonormalize_in_place};
+use crate::qr::{
+    QrWorkspace, apply_factored_q_right, factor_keeping_reflectors, orthonormalize_in_place,
+};
 use crate::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks, simd_interleaved_pays};
 use crate::scalar::Real;
 use crate::spectrum::{Spectrum, SpectrumStats, Status, TracePoint};
@@ -444,7 +446,8 @@ fn network_spectra_with<T: Real>(
                        sb: &mut [T]| {
                 if implicit && s > 0 {
                     ctx.jacobian(b, zb, sc, &rec_cm);
-                    apply_factored_q_right(d, zb, &qf[b * block..(b + 1) * block], tb, sb, &zeros);
+                    let qb = &qf[b * block..(b + 1) * block];
+                    apply_factored_q_right(d, zb, qb, tb, sb, &zeros);
                 } else {
                     ctx.run(b, zb, sc);
                 }
@@ -454,7 +457,7 @@ fn network_spectra_with<T: Real>(
                 if !implicit {
                     qr_one(zb, a, ws);
                 } else if a.status.is_finite() {
-                    householder_factor(zb, &mut a.logs, ws);
+                    factor_keeping_reflectors(zb, &mut a.logs, ws);
                     let (tf, sg) = ws.factored_q_parts();
                     tb.copy_from_slice(&tf[..tlen]);
                     sb.copy_from_slice(&sg[..k]);
