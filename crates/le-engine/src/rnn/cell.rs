@@ -590,16 +590,10 @@ impl<T: Real> CombinedStep<'_, T> {
             for i in 0..n {
                 let col = &mut jb[i * st..(i + 1) * st];
                 let (u0, u1, u2, u3) = (u(0, i), u(1, i), u(2, i), u(3, i));
-                let (c0, c1, c2, c3) = (c(0), c(1), c(2), c(3));
-                for r in 0..n {
-                    col[r] = c0[r] * u0[r] + c1[r] * u1[r] + c2[r] * u2[r] + c3[r] * u3[r];
-                }
+                let (hrows, crows) = col.split_at_mut(n);
+                combine4(hrows, [c(0), c(1), c(2), c(3)], [u0, u1, u2, u3]);
                 if self.full {
-                    let (c4, c5, c6) = (c(4), c(5), c(6));
-                    let cc = &mut col[n..2 * n];
-                    for r in 0..n {
-                        cc[r] = c4[r] * u0[r] + c5[r] * u1[r] + c6[r] * u2[r];
-                    }
+                    combine3v(&mut crows[..n], [c(4), c(5), c(6)], [u0, u1, u2]);
                 }
             }
             if self.full {
@@ -624,11 +618,7 @@ impl<T: Real> CombinedStep<'_, T> {
             let c = |i: usize| &cv[i * n..(i + 1) * n];
             for i in 0..n {
                 let col = &mut jb[i * st..(i + 1) * st];
-                let (u0, u1, u2) = (u(0, i), u(1, i), u(2, i));
-                let (c0, c1, c2) = (c(0), c(1), c(2));
-                for r in 0..n {
-                    col[r] = c0[r] * u0[r] + c1[r] * u1[r] + c2[r] * u2[r];
-                }
+                combine3v(&mut col[..n], [c(0), c(1), c(2)], [u(0, i), u(1, i), u(2, i)]);
                 col[i] += cv[3 * n + i];
             }
         }
@@ -687,7 +677,7 @@ impl<T: Real> CombinedStep<'_, T> {
                     // dc' = C Q_h + f dc with C = a_i U_i + a_f U_f + a_g U_g;
                     // dh' = a_o U_o Q_h + b dc' = (a_o U_o + b C) Q_h + b f dc.
                     let ca = [bco * a_i, bco * a_f, bco * a_g];
-                    combine4(
+                    combine4s(
                         &mut m_rec[j * n..(j + 1) * n],
                         ca,
                         a_o,
@@ -699,7 +689,7 @@ impl<T: Real> CombinedStep<'_, T> {
                         combine3(row, [a_i, a_f, a_g], rec(0), rec(1), rec(2));
                     }
                     if has_input {
-                        combine4(
+                        combine4s(
                             &mut m_in[j * n..(j + 1) * n],
                             ca,
                             a_o,
@@ -774,7 +764,7 @@ impl<T: Real> CombinedStep<'_, T> {
 
 /// `dst = c[0] a[0] + c[1] a[1] + c[2] a[2] + e w`, elementwise.
 #[inline(always)]
-fn combine4<T: Real>(dst: &mut [T], c: [T; 3], e: T, a: [&[T]; 3], w: &[T]) {
+fn combine4s<T: Real>(dst: &mut [T], c: [T; 3], e: T, a: [&[T]; 3], w: &[T]) {
     let len = dst.len();
     let (a0, a1, a2, w) = (&a[0][..len], &a[1][..len], &a[2][..len], &w[..len]);
     for i in 0..len {
@@ -787,5 +777,28 @@ fn combine4<T: Real>(dst: &mut [T], c: [T; 3], e: T, a: [&[T]; 3], w: &[T]) {
 fn combine3<T: Real>(dst: &mut [T], c: [T; 3], a: &[T], b: &[T], d: &[T]) {
     for (((o, &x), &y), &w) in dst.iter_mut().zip(a).zip(b).zip(d) {
         *o = c[0] * x + c[1] * y + c[2] * w;
+    }
+}
+
+/// `dst[r] = c[0][r] u[0][r] + c[1][r] u[1][r] + c[2][r] u[2][r] + c[3][r] u[3][r]` (per-row
+/// coefficient vectors, the same sum order as [`combine4s`]).
+#[inline(always)]
+fn combine4<T: Real>(dst: &mut [T], c: [&[T]; 4], u: [&[T]; 4]) {
+    let n = dst.len();
+    let (c0, c1, c2, c3) = (&c[0][..n], &c[1][..n], &c[2][..n], &c[3][..n]);
+    let (u0, u1, u2, u3) = (&u[0][..n], &u[1][..n], &u[2][..n], &u[3][..n]);
+    for r in 0..n {
+        dst[r] = c0[r] * u0[r] + c1[r] * u1[r] + c2[r] * u2[r] + c3[r] * u3[r];
+    }
+}
+
+/// `dst[r] = c[0][r] u[0][r] + c[1][r] u[1][r] + c[2][r] u[2][r]` (per-row coefficients).
+#[inline(always)]
+fn combine3v<T: Real>(dst: &mut [T], c: [&[T]; 3], u: [&[T]; 3]) {
+    let n = dst.len();
+    let (c0, c1, c2) = (&c[0][..n], &c[1][..n], &c[2][..n]);
+    let (u0, u1, u2) = (&u[0][..n], &u[1][..n], &u[2][..n]);
+    for r in 0..n {
+        dst[r] = c0[r] * u0[r] + c1[r] * u1[r] + c2[r] * u2[r];
     }
 }
