@@ -466,49 +466,51 @@ pub(crate) unsafe fn apply_q_right<T: Zmm>(
 ) {
     let mut r0 = 0;
     while r0 < d {
-        let n0 = (d - r0).min(T::L);
-        let n1 = (d - r0).saturating_sub(T::L).min(T::L);
+        let left = d - r0;
+        // Three registers of rows while they are full, then one stripe of up to two.
+        let regs = if left >= 3 * T::L { 3 } else { 2 };
+        let ns: [usize; 3] = std::array::from_fn(|q| left.saturating_sub(q * T::L).min(T::L));
         let js = j.add(r0);
-        let full = n1 == T::L;
         let mut p = 0;
         while p < d {
             let t = tf.add((p / NB) * NB * NB);
-            if full {
-                apply_panel_stripe::<T, true>(d, js, n0, n1, a, p, t, zeros);
+            if regs == 3 {
+                apply_panel_stripe::<T, 3, true>(d, js, ns, a, p, t, zeros);
+            } else if ns[1] == T::L {
+                apply_panel_stripe::<T, 2, true>(d, js, ns, a, p, t, zeros);
             } else {
-                apply_panel_stripe::<T, false>(d, js, n0, n1, a, p, t, zeros);
+                apply_panel_stripe::<T, 2, false>(d, js, ns, a, p, t, zeros);
             }
             p += NB;
         }
         for c in 0..d {
             if *sign.add(c) < T::ZERO {
                 let col = js.add(c * d);
-                for (off, n) in [(0, n0), (T::L, n1)] {
-                    let x = T::load(col.add(off), n);
-                    T::store(col.add(off), T::fnmadd(x, T::splat(T::ONE), T::zero()), n);
+                for (q, &n) in ns.iter().enumerate().take(regs) {
+                    let x = T::load(col.add(q * T::L), n);
+                    T::store(col.add(q * T::L), T::fnmadd(x, T::splat(T::ONE), T::zero()), n);
                 }
             }
         }
-        r0 += 2 * T::L;
+        r0 += regs * T::L;
     }
 }
 
-/// One panel of [`apply_q_right`] on one stripe (`n0 + n1` rows at `js`, leading dimension
-/// `ld`; `FULL`: both registers full, no masks): the reflectors `p .. p + NB` (fewer at the
-/// end: missing columns read `zeros`).
+/// One panel of [`apply_q_right`] on one stripe of `R` registers of rows at `js` (leading
+/// dimension `ld`; `ns[q]` rows in register `q`, all full when `FULL`, so no masks): the
+/// reflectors `p .. p + NB` (fewer at the end: missing columns read `zeros`).
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn apply_panel_stripe<T: Zmm, const FULL: bool>(
+unsafe fn apply_panel_stripe<T: Zmm, const R: usize, const FULL: bool>(
     ld: usize,
     js: *mut T,
-    n0: usize,
-    n1: usize,
+    ns: [usize; 3],
     a: *const T,
     p: usize,
     t: *const T,
     zeros: *const T,
 ) {
-    let (n0, n1) = if FULL { (T::L, T::L) } else { (n0, n1) };
+    let ns: [usize; R] = std::array::from_fn(|q| if FULL { T::L } else { ns[q] });
     let nbp = (ld - p).min(NB);
     let ncols = ld - p;
     // vc[r][i] = V[p + i, r].
@@ -516,62 +518,57 @@ unsafe fn apply_panel_stripe<T: Zmm, const FULL: bool>(
     for (r, v) in vc.iter_mut().enumerate().take(nbp) {
         *v = a.add((p + r) * ld + p);
     }
-    // Pass 1: W = J V.
-    let mut w = [[T::zero(); 2]; NB];
+    // Pass 1: W = J V (R x NB accumulators).
+    let mut w = [[T::zero(); R]; NB];
     for i in 0..ncols {
         let col = js.add((p + i) * ld);
-        let (x0, x1) = (T::load(col, n0), T::load(col.add(T::L), n1));
+        let x: [T::V; R] = std::array::from_fn(|q| T::load(col.add(q * T::L), ns[q]));
         for r in 0..NB {
             let b = T::splat(*vc[r].add(i));
-            w[r][0] = T::fmadd(x0, b, w[r][0]);
-            w[r][1] = T::fmadd(x1, b, w[r][1]);
+            for q in 0..R {
+                w[r][q] = T::fmadd(x[q], b, w[r][q]);
+            }
         }
     }
     // W <- W T (T upper triangular): column r from the top down, highest r first.
     for r in (0..NB).rev() {
-        let mut acc = [T::zero(); 2];
+        let mut acc = [T::zero(); R];
         for l in 0..=r {
             let b = T::splat(*t.add(l + r * NB));
-            acc[0] = T::fmadd(w[l][0], b, acc[0]);
-            acc[1] = T::fmadd(w[l][1], b, acc[1]);
+            for q in 0..R {
+                acc[q] = T::fmadd(w[l][q], b, acc[q]);
+            }
         }
         w[r] = acc;
     }
-    // Pass 2: J -= W V^T, two columns at a time; each column's sum over the NB reflectors in
-    // two halves (four independent chains of NB / 2 per column pair and register).
-    let mut i = 0;
-    while i + 2 <= ncols {
-        let c0 = js.add((p + i) * ld);
-        let c1 = js.add((p + i + 1) * ld);
-        let mut x = [
-            [T::load(c0, n0), T::load(c0.add(T::L), n1)],
-            [T::load(c1, n0), T::load(c1.add(T::L), n1)],
-        ];
-        let mut y = [[T::zero(); 2]; 2];
-        for r in 0..NB {
-            for q in 0..2 {
-                let b = T::splat(*vc[r].add(i + q));
-                let acc = if r % 2 == 0 { &mut x[q] } else { &mut y[q] };
-                acc[0] = T::fnmadd(w[r][0], b, acc[0]);
-                acc[1] = T::fnmadd(w[r][1], b, acc[1]);
+    // Pass 2: J -= W V^T, one column at a time; the sum over the NB reflectors in two halves
+    // when the stripe is two registers (four chains of NB / 2), in one otherwise.
+    for i in 0..ncols {
+        let col = js.add((p + i) * ld);
+        let mut x: [T::V; R] = std::array::from_fn(|q| T::load(col.add(q * T::L), ns[q]));
+        if R <= 2 {
+            let mut y = [T::zero(); R];
+            for r in 0..NB {
+                let b = T::splat(*vc[r].add(i));
+                let acc = if r % 2 == 0 { &mut x } else { &mut y };
+                for q in 0..R {
+                    acc[q] = T::fnmadd(w[r][q], b, acc[q]);
+                }
+            }
+            for q in 0..R {
+                x[q] = T::add(x[q], y[q]);
+            }
+        } else {
+            for r in 0..NB {
+                let b = T::splat(*vc[r].add(i));
+                for q in 0..R {
+                    x[q] = T::fnmadd(w[r][q], b, x[q]);
+                }
             }
         }
-        for (q, c) in [c0, c1].into_iter().enumerate() {
-            T::store(c, T::add(x[q][0], y[q][0]), n0);
-            T::store(c.add(T::L), T::add(x[q][1], y[q][1]), n1);
+        for q in 0..R {
+            T::store(col.add(q * T::L), x[q], ns[q]);
         }
-        i += 2;
-    }
-    if i < ncols {
-        let col = js.add((p + i) * ld);
-        let (mut x0, mut x1) = (T::load(col, n0), T::load(col.add(T::L), n1));
-        for r in 0..NB {
-            let b = T::splat(*vc[r].add(i));
-            x0 = T::fnmadd(w[r][0], b, x0);
-            x1 = T::fnmadd(w[r][1], b, x1);
-        }
-        T::store(col, x0, n0);
-        T::store(col.add(T::L), x1, n1);
     }
 }
 
