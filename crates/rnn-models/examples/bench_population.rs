@@ -10,6 +10,14 @@
 //! cargo run --release -p rnn-models --example bench_population -- [CANDLE_SIZES] [STEPS] [ARCH] [FUSED_SIZES]
 //! ```
 //! Timing covers the training steps only (batch assembly included, evaluation excluded).
+//!
+//! The same run also measures the all-thread SGEMM rate (the `gemm` crate, n = 512, best of
+//! three) and reports each row's GEMM work as GFLOP/s and as a share of it: per network-sample
+//! `T * 2 G N (I + N)` flops forward (input and recurrent products of the `G N` gate rows) and
+//! `T * 2 G N (I + 2 N)` backward (weight gradients and the recurrent input gradient), so
+//! `T * 2 G N (2 I + 3 N)` (3.56 MFLOP for the LSTM at N = 64). Training `M` networks does `M`
+//! times that work, so no population can beat the fused `M = 1` throughput by more than the
+//! SGEMM rate divided by `M = 1`'s GFLOP/s: the bound printed last.
 
 use std::time::Instant;
 
@@ -64,13 +72,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let full = SequentialImageTask::mnist_10k(PixelOrder::RowWise)?;
     let batch = 128;
     let task = Truncated { inner: &full, train: steps * batch };
+    let threads = rayon::current_num_threads();
+    let sgemm = (0..3).map(|_| sgemm_rate(512, threads)).fold(0.0f64, f64::max);
+    let (t_len, i_len, n_hid) = (28.0, 28.0, 64.0);
+    let flops_per_sample = t_len * 2.0 * arch.gates() as f64 * n_hid * (2.0 * i_len + 3.0 * n_hid);
+    println!(
+        "all-thread SGEMM (n = 512, best of 3): {sgemm:.1} GFLOP/s; GEMM work per network-sample: {:.2} MFLOP",
+        flops_per_sample / 1e6
+    );
     println!(
         "{arch} N=64, row-wise sMNIST, batch {batch}, {steps} steps per run, threads: rayon {}, candle {}",
         env_or("RAYON_NUM_THREADS"),
         env_or("CANDLE_NUM_THREADS")
     );
     println!(
-        "backend      M  wall_s  network-samples/s  vs_candle_M1  vs_fused_M1  epoch(8000)/network_s"
+        "backend      M  wall_s  network-samples/s  vs_candle_M1  vs_fused_M1  epoch(8000)/network_s  GFLOP/s  of_SGEMM"
     );
     let mut candle_base: Option<f64> = None;
     let mut fused_base: Option<f64> = None;
@@ -114,14 +130,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ratio =
             |base: Option<f64>| base.map_or("-".to_string(), |b| format!("{:.2}", throughput / b));
         let name = if trainer.uses_fused() { "fused" } else { "candle" };
+        let gflops = throughput * flops_per_sample / 1e9;
         println!(
-            "{name:<7}  {m:>5}  {wall:>6.2}  {throughput:>17.0}  {:>12}  {:>11}  {:>21.2}",
+            "{name:<7}  {m:>5}  {wall:>6.2}  {throughput:>17.0}  {:>12}  {:>11}  {:>21.2}  {gflops:>7.1}  {:>7.0}%",
             ratio(candle_base),
             ratio(fused_base),
-            8000.0 / throughput
+            8000.0 / throughput,
+            100.0 * gflops / sgemm
+        );
+    }
+    if let Some(b) = fused_base {
+        println!(
+            "bound on any population's speed-up over fused M = 1 here: SGEMM / (fused M = 1 GFLOP/s) = {:.2}x",
+            sgemm / (b * flops_per_sample / 1e9)
         );
     }
     Ok(())
+}
+
+/// All-thread SGEMM rate of the `gemm` crate on `n x n` matrices (GFLOP/s), timed over at
+/// least 200 ms.
+fn sgemm_rate(n: usize, threads: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3 - 0.5).collect();
+    let mut c = vec![0.0f32; n * n];
+    let mut calls = 0usize;
+    let t0 = Instant::now();
+    while calls < 3 || t0.elapsed().as_secs_f64() < 0.2 {
+        // SAFETY: all three matrices are n x n column-major with the strides given.
+        unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+                false,
+                a.as_ptr(),
+                n as isize,
+                1,
+                b.as_ptr(),
+                n as isize,
+                1,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(threads),
+            )
+        };
+        calls += 1;
+    }
+    2.0 * (n as f64).powi(3) * calls as f64 / t0.elapsed().as_secs_f64() / 1e9
 }
 
 fn env_or(name: &str) -> String {
