@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Built-in presets (`--preset NAME`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
-    /// The laptop-scale default experiment (about 10 minutes on 2 cores).
+    /// The laptop-scale default experiment (about a minute on 2 cores; see docs/orchestrator.md).
     Default,
     /// The published scale: 200 networks per cell, N = 64, 10 epochs, the full 8k training
     /// split (a GPU node or a Slurm cluster).
