@@ -574,13 +574,8 @@ impl<T: Real> CombinedStep<'_, T> {
         let (cv, _) = scratch.split_at_mut(9 * n);
         if self.lstm_cell {
             for j in 0..n {
-                let (ig, fg, gg, og, tc) =
-                    (gates[j], gates[n + j], gates[2 * n + j], gates[3 * n + j], aux[j]);
-                let a_i = ig * (T::one() - ig) * gg;
-                let a_f = fg * (T::one() - fg) * old[n + j];
-                let a_g = ig * (T::one() - gg * gg);
-                let a_o = og * (T::one() - og) * tc;
-                let bco = og * (T::one() - tc * tc);
+                let LstmCoefs { a_i, a_f, a_g, a_o, bco, fg } =
+                    LstmCoefs::at(gates, aux, old, n, j);
                 let vals = [bco * a_i, bco * a_f, bco * a_g, a_o, a_i, a_f, a_g, bco * fg, fg];
                 for (c, v) in vals.into_iter().enumerate() {
                     cv[c * n + j] = v;
@@ -606,11 +601,7 @@ impl<T: Real> CombinedStep<'_, T> {
             }
         } else {
             for j in 0..n {
-                let (r, zg, nn, un) = (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
-                let c_n = (T::one() - zg) * (T::one() - nn * nn);
-                let c_r = c_n * un * r * (T::one() - r);
-                let c_rn = c_n * r;
-                let c_z = (old[j] - nn) * zg * (T::one() - zg);
+                let GruCoefs { c_r, c_z, c_rn, zg, .. } = GruCoefs::at(gates, aux, old, n, j);
                 for (c, v) in [c_r, c_z, c_rn, zg].into_iter().enumerate() {
                     cv[c * n + j] = v;
                 }
@@ -665,13 +656,8 @@ impl<T: Real> CombinedStep<'_, T> {
                 let rec = |g: usize| &layer.w_rec[(g * n + j) * n..(g * n + j + 1) * n];
                 let inp = |g: usize| &layer.w_in[(g * n + j) * n..(g * n + j + 1) * n];
                 if lstm_cell {
-                    let (ig, fg, gg, og, tc) =
-                        (gates[j], gates[n + j], gates[2 * n + j], gates[3 * n + j], aux[j]);
-                    let a_i = ig * (T::one() - ig) * gg;
-                    let a_f = fg * (T::one() - fg) * old[n + j];
-                    let a_g = ig * (T::one() - gg * gg);
-                    let a_o = og * (T::one() - og) * tc;
-                    let bco = og * (T::one() - tc * tc);
+                    let LstmCoefs { a_i, a_f, a_g, a_o, bco, fg } =
+                        LstmCoefs::at(gates, aux, old, n, j);
                     coef[j] = bco * fg;
                     coef[n + j] = fg;
                     // dc' = C Q_h + f dc with C = a_i U_i + a_f U_f + a_g U_g;
@@ -702,11 +688,7 @@ impl<T: Real> CombinedStep<'_, T> {
                         }
                     }
                 } else {
-                    let (r, zg, nn, un) = (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
-                    let c_n = (T::one() - zg) * (T::one() - nn * nn);
-                    let c_r = c_n * un * r * (T::one() - r);
-                    let c_rn = c_n * r;
-                    let c_z = (old[j] - nn) * zg * (T::one() - zg);
+                    let GruCoefs { c_r, c_z, c_rn, c_n, zg } = GruCoefs::at(gates, aux, old, n, j);
                     coef[j] = zg;
                     combine3(
                         &mut m_rec[j * n..(j + 1) * n],
@@ -758,6 +740,62 @@ impl<T: Real> CombinedStep<'_, T> {
                 }
                 matmul(st, k, n, m_in, n, din, n, &mut zb[off..], dt_rows, true, none);
             }
+        }
+    }
+}
+
+/// Per-unit coefficients of the LSTM Jacobian at unit `j` (gates `[i, f, g, o]` in `gates`,
+/// `tanh(c')` in `aux`, the previous `c` at `old[n + j]`): `a_x` scales row `j` of `U_x` in
+/// `dc'/dh` (`a_o` in `dh'/dh` directly), `bco = o (1 - tanh^2 c')` carries `dc'` into `dh'`,
+/// `fg` is `dc'/dc`.
+struct LstmCoefs<T> {
+    a_i: T,
+    a_f: T,
+    a_g: T,
+    a_o: T,
+    bco: T,
+    fg: T,
+}
+
+impl<T: Real> LstmCoefs<T> {
+    #[inline(always)]
+    fn at(gates: &[T], aux: &[T], old: &[T], n: usize, j: usize) -> Self {
+        let (ig, fg, gg, og, tc) =
+            (gates[j], gates[n + j], gates[2 * n + j], gates[3 * n + j], aux[j]);
+        Self {
+            a_i: ig * (T::one() - ig) * gg,
+            a_f: fg * (T::one() - fg) * old[n + j],
+            a_g: ig * (T::one() - gg * gg),
+            a_o: og * (T::one() - og) * tc,
+            bco: og * (T::one() - tc * tc),
+            fg,
+        }
+    }
+}
+
+/// Per-unit coefficients of the GRU Jacobian at unit `j` (gates `[r, z, n]` in `gates`,
+/// `U_n h + b_n` in `aux`, the previous `h` in `old`): `c_r`, `c_z`, `c_rn` scale row `j` of
+/// `U_r`, `U_z`, `U_n` in `dh'/dh` (`c_n` the input weights' `W_n` row), `zg` is the carried
+/// diagonal.
+struct GruCoefs<T> {
+    c_r: T,
+    c_z: T,
+    c_rn: T,
+    c_n: T,
+    zg: T,
+}
+
+impl<T: Real> GruCoefs<T> {
+    #[inline(always)]
+    fn at(gates: &[T], aux: &[T], old: &[T], n: usize, j: usize) -> Self {
+        let (r, zg, nn, un) = (gates[j], gates[n + j], gates[2 * n + j], aux[j]);
+        let c_n = (T::one() - zg) * (T::one() - nn * nn);
+        Self {
+            c_r: c_n * un * r * (T::one() - r),
+            c_z: (old[j] - nn) * zg * (T::one() - zg),
+            c_rn: c_n * r,
+            c_n,
+            zg,
         }
     }
 }
