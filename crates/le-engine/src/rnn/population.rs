@@ -594,6 +594,29 @@ mod tests {
         Network::from_layers(kind, n, input, true, consts, vec![layer]).unwrap()
     }
 
+    /// The cells and states the factored-Q path serves.
+    const CASES: [(CellKind, LstmState); 3] = [
+        (CellKind::Lstm, LstmState::Full),
+        (CellKind::Lstm, LstmState::HOnly),
+        (CellKind::Gru, LstmState::Full),
+    ];
+    const BATCH: usize = 3;
+    const STEPS: usize = 40;
+    const INPUT: usize = 4;
+
+    /// Spectra of `net` (`BATCH` sequences of `STEPS` inputs) on one thread, with or without
+    /// the factored-Q path.
+    fn spectra<T: Real>(
+        net: &Network<T>,
+        inputs: &[T],
+        cfg: &RnnSpectrumConfig,
+        parallel_qr: bool,
+        factored_q: bool,
+    ) -> Vec<Spectrum> {
+        let schedule = Schedule { par: gemm::Parallelism::None, parallel_qr, factored_q };
+        network_spectra_with(net, inputs, BATCH, STEPS, cfg, schedule).unwrap()
+    }
+
     /// The factored-Q path (explicit Jacobian times the previous QR's reflectors) gives the
     /// spectra of the explicit path (form Q, multiply) for every cell and state it serves,
     /// sizes with one and several panels and row stripes, both precisions, both QR schedules.
@@ -601,35 +624,16 @@ mod tests {
         if crate::qr::simd::level() != crate::qr::simd::Level::Avx512 {
             return;
         }
-        let (batch, steps, input) = (3, 40, 4);
-        for (kind, lstm) in [
-            (CellKind::Lstm, LstmState::Full),
-            (CellKind::Lstm, LstmState::HOnly),
-            (CellKind::Gru, LstmState::Full),
-        ] {
+        for (kind, lstm) in CASES {
             for n in [3, 8, 21, 40] {
-                let net = net::<T>(kind, n, input, 7 + n as u64);
-                let inputs = rand_vec::<T>(batch * steps * input, 1.0, 99);
+                let net = net::<T>(kind, n, INPUT, 7 + n as u64);
+                let inputs = rand_vec::<T>(BATCH * STEPS * INPUT, 1.0, 99);
                 let mut cfg = RnnSpectrumConfig { lstm_state: lstm, ..Default::default() };
                 cfg.spectrum.warmup = 5;
                 cfg.spectrum.precision =
                     if T::NAME == "f64" { Precision::F64 } else { Precision::F32 };
                 for parallel_qr in [false, true] {
-                    let run = |factored| {
-                        network_spectra_with(
-                            &net,
-                            &inputs,
-                            batch,
-                            steps,
-                            &cfg,
-                            Schedule {
-                                par: gemm::Parallelism::None,
-                                parallel_qr,
-                                factored_q: factored,
-                            },
-                        )
-                        .unwrap()
-                    };
+                    let run = |factored| spectra(&net, &inputs, &cfg, parallel_qr, factored);
                     let (a, b) = (run(false), run(true));
                     for (sa, sb) in a.iter().zip(&b) {
                         assert!(sa.status.is_finite() && sb.status.is_finite());
@@ -661,15 +665,10 @@ mod tests {
         if crate::qr::simd::level() != crate::qr::simd::Level::Avx512 {
             return;
         }
-        let (batch, steps, input) = (3, 40, 4);
         let mut sums = (0.0f64, 0.0f64);
-        for (kind, lstm) in [
-            (CellKind::Lstm, LstmState::Full),
-            (CellKind::Lstm, LstmState::HOnly),
-            (CellKind::Gru, LstmState::Full),
-        ] {
+        for (kind, lstm) in CASES {
             for n in [3, 8, 21, 40] {
-                let net32 = net::<f32>(kind, n, input, 7 + n as u64);
+                let net32 = net::<f32>(kind, n, INPUT, 7 + n as u64);
                 let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
                 let layers = net32
                     .layers
@@ -683,41 +682,15 @@ mod tests {
                     })
                     .collect();
                 let consts = CellConstants { eps: 0.0, gamma: 0.0, dt: 0.0 };
-                let net64 = Network::from_layers(kind, n, input, true, consts, layers).unwrap();
-                let in32 = rand_vec::<f32>(batch * steps * input, 1.0, 99);
+                let net64 = Network::from_layers(kind, n, INPUT, true, consts, layers).unwrap();
+                let in32 = rand_vec::<f32>(BATCH * STEPS * INPUT, 1.0, 99);
                 let in64 = widen(&in32);
                 let mut cfg = RnnSpectrumConfig { lstm_state: lstm, ..Default::default() };
                 cfg.spectrum.warmup = 5;
                 cfg.spectrum.precision = Precision::F64;
-                let truth = network_spectra_with(
-                    &net64,
-                    &in64,
-                    batch,
-                    steps,
-                    &cfg,
-                    Schedule {
-                        par: gemm::Parallelism::None,
-                        parallel_qr: false,
-                        factored_q: false,
-                    },
-                )
-                .unwrap();
+                let truth = spectra(&net64, &in64, &cfg, false, false);
                 cfg.spectrum.precision = Precision::F32;
-                let run = |factored| {
-                    network_spectra_with(
-                        &net32,
-                        &in32,
-                        batch,
-                        steps,
-                        &cfg,
-                        Schedule {
-                            par: gemm::Parallelism::None,
-                            parallel_qr: false,
-                            factored_q: factored,
-                        },
-                    )
-                    .unwrap()
-                };
+                let run = |factored| spectra(&net32, &in32, &cfg, false, factored);
                 let (explicit, factored) = (run(false), run(true));
                 for ((t, e), f) in truth.iter().zip(&explicit).zip(&factored) {
                     let err = |s: &Spectrum| {
