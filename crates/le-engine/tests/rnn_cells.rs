@@ -426,6 +426,30 @@ fn diverging_sequences_are_reported_per_sequence() {
 }
 
 #[test]
+fn one_saturated_sequence_leaves_the_others_exactly_unchanged() {
+    let (batch, steps, input) = (3, 20, 2);
+    // One-layer LSTM and GRU (whose full-spectrum runs keep each sequence's Q factored between
+    // steps in per-sequence buffers): a huge input saturates every gate of sequence 1 at step
+    // 5 (its spectrum changes: some exponents fall far), and the other sequences' spectra are
+    // exactly those of a run without it.
+    for kind in [CellKind::Lstm, CellKind::Gru] {
+        let net = random_net(kind, 4, input, 1, true, 1.0, 65);
+        let clean = gaussian(66, batch * steps * input);
+        let mut inputs = clean.clone();
+        inputs[(steps + 5) * input] = 1e6;
+        inputs[(steps + 5) * input + 1] = -1e6;
+        let c = cfg(None, 2, Precision::F64);
+        let s = network_spectra(&net, &inputs, batch, steps, &c).unwrap();
+        let s_clean = network_spectra(&net, &clean, batch, steps, &c).unwrap();
+        assert_ne!(s[1].exponents, s_clean[1].exponents, "{kind:?}");
+        for b in [0, 2] {
+            assert!(s[b].status.is_finite(), "{kind:?} sequence {b}");
+            assert_eq!(s[b].exponents, s_clean[b].exponents, "{kind:?} sequence {b}");
+        }
+    }
+}
+
+#[test]
 fn f32_population_with_interleaved_qr_matches_per_network_calls() {
     // M >= threads runs networks in parallel with serial QRs, which use the SIMD-interleaved
     // batched QR where it pays (f32, AVX-512); B = 19 leaves a partial group of lanes.
