@@ -40,7 +40,8 @@ pub enum WarmupMode {
 pub struct RnnSpectrumConfig {
     /// The Benettin settings (`k`, `warmup`, `ons_interval`, orientation, log base, `Q_0`,
     /// precision, trace, zero tolerance); `steps` is ignored (the inputs' `T` decides) and so is
-    /// `log_det` (the batched path never forms `J`).
+    /// `log_det` (the batched path computes no Jacobian determinants; the sum of the
+    /// exponents is their time mean).
     pub spectrum: SpectrumConfig,
     /// LSTM full `(h, c)` (default) or h-only.
     pub lstm_state: LstmState,
