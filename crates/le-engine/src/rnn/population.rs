@@ -626,7 +626,7 @@ mod tests {
             return;
         }
         for (kind, lstm) in CASES {
-            for n in [3, 8, 21, 40] {
+            for n in [3, 8, 21, 40, 64] {
                 let net = net::<T>(kind, n, INPUT, 7 + n as u64);
                 let inputs = rand_vec::<T>(BATCH * STEPS * INPUT, 1.0, 99);
                 let mut cfg = RnnSpectrumConfig { lstm_state: lstm, ..Default::default() };
@@ -668,7 +668,7 @@ mod tests {
         }
         let mut sums = (0.0f64, 0.0f64);
         for (kind, lstm) in CASES {
-            for n in [3, 8, 21, 40] {
+            for n in [3, 8, 21, 40, 64] {
                 let net32 = net::<f32>(kind, n, INPUT, 7 + n as u64);
                 let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
                 let layers = net32
