@@ -444,12 +444,12 @@ pub(crate) unsafe fn vt_2cols<T: Zmm>(
 /// diagonal inside its own `NB` columns hold the zeros and ones of `V`), so that every entry
 /// the kernel reads from a reflector column is the reflector's.
 ///
-/// `J Q` acts on each row of `J` separately, so the block is processed in stripes of two
-/// registers of rows (32 rows in f32, 16 in f64) that stay in L1 while every panel is applied:
-/// `W = J_stripe V_s` (the stripe's columns times broadcast reflector entries, `2 x NB`
-/// accumulators, no horizontal reductions), `W <- W T_s` in registers, `J_stripe -= W V_s^T`
-/// (same form, two columns at a time in four short chains), and finally the columns with
-/// `sign < 0` change sign. Flops: about `2 d^3`, all in broadcast-FMA form, replacing both the
+/// `J Q` acts on each row of `J` separately, so the block is processed in stripes of three
+/// registers of rows (48 rows in f32, 24 in f64; the last stripe two, masked) that stay in L1
+/// while every panel is applied: `W = J_stripe V_s` (the stripe's columns times broadcast
+/// reflector entries, `3 x NB` accumulators, no horizontal reductions), `W <- W T_s` in
+/// registers, `J_stripe -= W V_s^T` (same form), and finally the columns with `sign < 0`
+/// change sign. Flops: about `2 d^3`, all in broadcast-FMA form, replacing both the
 /// formation of `Q` and the `J Q` product of the explicit path.
 ///
 /// # Safety
