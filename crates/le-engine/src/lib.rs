@@ -33,6 +33,7 @@ pub mod backend;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fastmath;
 pub mod jacobian_file;
 pub mod linalg;
 pub mod map;
