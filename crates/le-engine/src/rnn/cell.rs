@@ -586,9 +586,9 @@ impl<T: Real> CombinedStep<'_, T> {
                 let col = &mut jb[i * st..(i + 1) * st];
                 let (u0, u1, u2, u3) = (u(0, i), u(1, i), u(2, i), u(3, i));
                 let (hrows, crows) = col.split_at_mut(n);
-                combine4(hrows, [c(0), c(1), c(2), c(3)], [u0, u1, u2, u3]);
+                combine4_elementwise(hrows, [c(0), c(1), c(2), c(3)], [u0, u1, u2, u3]);
                 if self.full {
-                    combine3v(&mut crows[..n], [c(4), c(5), c(6)], [u0, u1, u2]);
+                    combine3_elementwise(&mut crows[..n], [c(4), c(5), c(6)], [u0, u1, u2]);
                 }
             }
             if self.full {
@@ -609,7 +609,11 @@ impl<T: Real> CombinedStep<'_, T> {
             let c = |i: usize| &cv[i * n..(i + 1) * n];
             for i in 0..n {
                 let col = &mut jb[i * st..(i + 1) * st];
-                combine3v(&mut col[..n], [c(0), c(1), c(2)], [u(0, i), u(1, i), u(2, i)]);
+                combine3_elementwise(
+                    &mut col[..n],
+                    [c(0), c(1), c(2)],
+                    [u(0, i), u(1, i), u(2, i)],
+                );
                 col[i] += cv[3 * n + i];
             }
         }
@@ -652,9 +656,13 @@ impl<T: Real> CombinedStep<'_, T> {
             let has_input = l > 0;
             // Row-scaled weights, in the row order of the layer's tangent state (`st` rows);
             // coef[..n] (h rows) and coef[n..2n] (LSTM c rows) scale the carried-over part.
+            // The recurrent weights, and for a stacked layer the input weights, each give one
+            // row-scaled matrix with the same coefficients (`c_n` instead of `c_rn` for the GRU's
+            // input weights, which `r` does not gate).
+            let count = if has_input { 2 } else { 1 };
             for j in 0..n {
-                let rec = |g: usize| &layer.w_rec[(g * n + j) * n..(g * n + j + 1) * n];
-                let inp = |g: usize| &layer.w_in[(g * n + j) * n..(g * n + j + 1) * n];
+                let mats: [(&mut [T], &[T]); 2] =
+                    [(&mut *m_rec, &layer.w_rec), (&mut *m_in, &layer.w_in)];
                 if lstm_cell {
                     let LstmCoefs { a_i, a_f, a_g, a_o, bco, fg } =
                         LstmCoefs::at(gates, aux, old, n, j);
@@ -663,47 +671,32 @@ impl<T: Real> CombinedStep<'_, T> {
                     // dc' = C Q_h + f dc with C = a_i U_i + a_f U_f + a_g U_g;
                     // dh' = a_o U_o Q_h + b dc' = (a_o U_o + b C) Q_h + b f dc.
                     let ca = [bco * a_i, bco * a_f, bco * a_g];
-                    combine4s(
-                        &mut m_rec[j * n..(j + 1) * n],
-                        ca,
-                        a_o,
-                        [rec(0), rec(1), rec(2)],
-                        rec(3),
-                    );
-                    if full {
-                        let row = &mut m_rec[(n + j) * n..(n + j + 1) * n];
-                        combine3(row, [a_i, a_f, a_g], rec(0), rec(1), rec(2));
-                    }
-                    if has_input {
-                        combine4s(
-                            &mut m_in[j * n..(j + 1) * n],
+                    for (m, w) in mats.into_iter().take(count) {
+                        let u = |g: usize| &w[(g * n + j) * n..(g * n + j + 1) * n];
+                        combine4_scalar(
+                            &mut m[j * n..(j + 1) * n],
                             ca,
                             a_o,
-                            [inp(0), inp(1), inp(2)],
-                            inp(3),
+                            [u(0), u(1), u(2)],
+                            u(3),
                         );
                         if full {
-                            let row = &mut m_in[(n + j) * n..(n + j + 1) * n];
-                            combine3(row, [a_i, a_f, a_g], inp(0), inp(1), inp(2));
+                            let row = &mut m[(n + j) * n..(n + j + 1) * n];
+                            combine3_scalar(row, [a_i, a_f, a_g], u(0), u(1), u(2));
                         }
                     }
                 } else {
                     let GruCoefs { c_r, c_z, c_rn, c_n, zg } = GruCoefs::at(gates, aux, old, n, j);
                     coef[j] = zg;
-                    combine3(
-                        &mut m_rec[j * n..(j + 1) * n],
-                        [c_r, c_z, c_rn],
-                        rec(0),
-                        rec(1),
-                        rec(2),
-                    );
-                    if has_input {
-                        combine3(
-                            &mut m_in[j * n..(j + 1) * n],
-                            [c_r, c_z, c_n],
-                            inp(0),
-                            inp(1),
-                            inp(2),
+                    for (l_in, (m, w)) in mats.into_iter().take(count).enumerate() {
+                        let u = |g: usize| &w[(g * n + j) * n..(g * n + j + 1) * n];
+                        let cn = if l_in == 0 { c_rn } else { c_n };
+                        combine3_scalar(
+                            &mut m[j * n..(j + 1) * n],
+                            [c_r, c_z, cn],
+                            u(0),
+                            u(1),
+                            u(2),
                         );
                     }
                 }
@@ -802,7 +795,7 @@ impl<T: Real> GruCoefs<T> {
 
 /// `dst = c[0] a[0] + c[1] a[1] + c[2] a[2] + e w`, elementwise.
 #[inline(always)]
-fn combine4s<T: Real>(dst: &mut [T], c: [T; 3], e: T, a: [&[T]; 3], w: &[T]) {
+fn combine4_scalar<T: Real>(dst: &mut [T], c: [T; 3], e: T, a: [&[T]; 3], w: &[T]) {
     let len = dst.len();
     let (a0, a1, a2, w) = (&a[0][..len], &a[1][..len], &a[2][..len], &w[..len]);
     for i in 0..len {
@@ -812,16 +805,16 @@ fn combine4s<T: Real>(dst: &mut [T], c: [T; 3], e: T, a: [&[T]; 3], w: &[T]) {
 
 /// `dst = c[0] a + c[1] b + c[2] d`, elementwise.
 #[inline(always)]
-fn combine3<T: Real>(dst: &mut [T], c: [T; 3], a: &[T], b: &[T], d: &[T]) {
+fn combine3_scalar<T: Real>(dst: &mut [T], c: [T; 3], a: &[T], b: &[T], d: &[T]) {
     for (((o, &x), &y), &w) in dst.iter_mut().zip(a).zip(b).zip(d) {
         *o = c[0] * x + c[1] * y + c[2] * w;
     }
 }
 
 /// `dst[r] = c[0][r] u[0][r] + c[1][r] u[1][r] + c[2][r] u[2][r] + c[3][r] u[3][r]` (per-row
-/// coefficient vectors, the same sum order as [`combine4s`]).
+/// coefficient vectors, the same sum order as [`combine4_scalar`]).
 #[inline(always)]
-fn combine4<T: Real>(dst: &mut [T], c: [&[T]; 4], u: [&[T]; 4]) {
+fn combine4_elementwise<T: Real>(dst: &mut [T], c: [&[T]; 4], u: [&[T]; 4]) {
     let n = dst.len();
     let (c0, c1, c2, c3) = (&c[0][..n], &c[1][..n], &c[2][..n], &c[3][..n]);
     let (u0, u1, u2, u3) = (&u[0][..n], &u[1][..n], &u[2][..n], &u[3][..n]);
@@ -832,7 +825,7 @@ fn combine4<T: Real>(dst: &mut [T], c: [&[T]; 4], u: [&[T]; 4]) {
 
 /// `dst[r] = c[0][r] u[0][r] + c[1][r] u[1][r] + c[2][r] u[2][r]` (per-row coefficients).
 #[inline(always)]
-fn combine3v<T: Real>(dst: &mut [T], c: [&[T]; 3], u: [&[T]; 3]) {
+fn combine3_elementwise<T: Real>(dst: &mut [T], c: [&[T]; 3], u: [&[T]; 3]) {
     let n = dst.len();
     let (c0, c1, c2) = (&c[0][..n], &c[1][..n], &c[2][..n]);
     let (u0, u1, u2) = (&u[0][..n], &u[1][..n], &u[2][..n]);
