@@ -151,6 +151,22 @@ pub fn fused_path_applies(arch: Arch, head: Head, dtype: DType, device: &Device)
         && device.is_cpu()
 }
 
+/// The per-sequence class targets of a batch for the fused path, each checked against the
+/// number of classes.
+fn fused_classes(batch: &Batch, num_classes: usize) -> Result<&[u32]> {
+    let Targets::ClassPerSequence(c) = &batch.targets else {
+        return Err(ModelError::UnsupportedTask(
+            "the fused path needs one class per sequence".into(),
+        ));
+    };
+    if let Some(bad) = c.iter().find(|&&k| k as usize >= num_classes) {
+        return Err(ModelError::UnsupportedTask(format!(
+            "target class {bad} >= {num_classes} classes"
+        )));
+    }
+    Ok(c)
+}
+
 fn fused_dims(model: &PopulationModel) -> Option<FusedDims> {
     let s = model.shape();
     if !fused_path_applies(s.arch, s.head, model.dtype(), model.device()) {
@@ -524,18 +540,7 @@ impl<'t> PopulationTrainer<'t> {
                         [b, t, dims.input]
                     )));
                 }
-                let Targets::ClassPerSequence(c) = &batch.targets else {
-                    return Err(ModelError::UnsupportedTask(
-                        "the fused path needs one class per sequence".into(),
-                    ));
-                };
-                if let Some(bad) = c.iter().find(|&&k| k as usize >= dims.classes) {
-                    return Err(ModelError::UnsupportedTask(format!(
-                        "target class {bad} >= {} classes",
-                        dims.classes
-                    )));
-                }
-                classes.push(c.as_slice());
+                classes.push(fused_classes(batch, dims.classes)?);
             }
             let mask = self.dropout_values(epoch, batch_index, b);
             let live = self.active.iter().filter(|&&a| a).count();
@@ -675,17 +680,7 @@ impl<'t> PopulationTrainer<'t> {
                     batch.input_size, d.input
                 )));
             }
-            let Targets::ClassPerSequence(classes) = &batch.targets else {
-                return Err(ModelError::UnsupportedTask(
-                    "the fused path needs one class per sequence".into(),
-                ));
-            };
-            if let Some(bad) = classes.iter().find(|&&k| k as usize >= d.classes) {
-                return Err(ModelError::UnsupportedTask(format!(
-                    "target class {bad} >= {} classes",
-                    d.classes
-                )));
-            }
+            let classes = fused_classes(&batch, d.classes)?;
             let row = t * d.input;
             let chunk = crate::fused::ROWS_PER_PART;
             let jobs: Vec<(usize, usize)> =
