@@ -47,6 +47,11 @@ pub mod spectrum;
 pub mod systems;
 pub mod tensor_data;
 
+/// The widest SIMD instruction set this CPU offers to the run-time-dispatched kernels (cached;
+/// `LE_ENGINE_SIMD=baseline|avx2|avx512` caps it, for testing the portable paths). Also used
+/// by rnn-models' fused training kernels.
+pub use qr::simd::{Level as SimdLevel, level as simd_level};
+
 pub use config::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig};
 pub use engine::{
     BatchSpectra, flow_spectra_batch, flow_spectrum, initial_basis, jacobian_sequence_spectrum,

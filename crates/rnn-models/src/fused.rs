@@ -44,6 +44,8 @@
 //! so all three give the same bits).
 
 use gemm::Parallelism;
+// The widest kernel set this CPU runs: le-engine's run-time detection, shared.
+use le_engine::{SimdLevel as Simd, simd_level as simd};
 
 use crate::config::OptimizerKind;
 
@@ -640,30 +642,6 @@ kernels_for!(avx2, "avx2,fma");
 #[cfg(target_arch = "x86_64")]
 kernels_for!(avx512, "avx512f,avx2,fma");
 
-/// The widest kernel set this CPU runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Simd {
-    Baseline,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-fn simd() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx2") && has!("fma") {
-            return Simd::Avx512;
-        }
-        if has!("avx2") && has!("fma") {
-            return Simd::Avx2;
-        }
-    }
-    Simd::Baseline
-}
-
 fn cell_forward(
     g: &mut [f32],
     c_prev: &[f32],
@@ -677,7 +655,7 @@ fn cell_forward(
         #[cfg(target_arch = "x86_64")]
         Simd::Avx512 => unsafe { avx512::cell_forward(g, c_prev, c, tc, h, n) },
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { avx2::cell_forward(g, c_prev, c, tc, h, n) },
+        Simd::Avx2Fma => unsafe { avx2::cell_forward(g, c_prev, c, tc, h, n) },
         Simd::Baseline => cell_forward_impl(g, c_prev, c, tc, h, n),
     }
 }
@@ -688,7 +666,7 @@ fn cell_backward(g: &mut [f32], c_prev: &[f32], tc: &[f32], dh: &[f32], dc: &mut
         #[cfg(target_arch = "x86_64")]
         Simd::Avx512 => unsafe { avx512::cell_backward(g, c_prev, tc, dh, dc, n) },
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { avx2::cell_backward(g, c_prev, tc, dh, dc, n) },
+        Simd::Avx2Fma => unsafe { avx2::cell_backward(g, c_prev, tc, dh, dc, n) },
         Simd::Baseline => cell_backward_impl(g, c_prev, tc, dh, dc, n),
     }
 }
@@ -699,7 +677,7 @@ fn gru_forward(g: &mut [f32], u: &[f32], un: &mut [f32], h_prev: &[f32], h: &mut
         #[cfg(target_arch = "x86_64")]
         Simd::Avx512 => unsafe { avx512::gru_forward(g, u, un, h_prev, h, n) },
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { avx2::gru_forward(g, u, un, h_prev, h, n) },
+        Simd::Avx2Fma => unsafe { avx2::gru_forward(g, u, un, h_prev, h, n) },
         Simd::Baseline => gru_forward_impl(g, u, un, h_prev, h, n),
     }
 }
@@ -719,7 +697,7 @@ fn gru_backward(
         #[cfg(target_arch = "x86_64")]
         Simd::Avx512 => unsafe { avx512::gru_backward(g, un, h_prev, dh, du, dhz, n) },
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { avx2::gru_backward(g, un, h_prev, dh, du, dhz, n) },
+        Simd::Avx2Fma => unsafe { avx2::gru_backward(g, un, h_prev, dh, du, dhz, n) },
         Simd::Baseline => gru_backward_impl(g, un, h_prev, dh, du, dhz, n),
     }
 }
@@ -730,7 +708,7 @@ fn adam_kernel(theta: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32], k: 
         #[cfg(target_arch = "x86_64")]
         Simd::Avx512 => unsafe { avx512::adam(theta, g, m1, m2, k) },
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { avx2::adam(theta, g, m1, m2, k) },
+        Simd::Avx2Fma => unsafe { avx2::adam(theta, g, m1, m2, k) },
         Simd::Baseline => adam_impl(theta, g, m1, m2, k),
     }
 }
