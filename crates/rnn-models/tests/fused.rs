@@ -16,7 +16,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{F32_ABS, F32_REL, TinyTask, assert_close};
+use common::{F32_ABS, F32_REL, TinyTask, assert_close, small_config};
 use datasets::{OutputKind, Split};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -256,39 +256,28 @@ fn fused_equals_candle_on(task: &TinyTask, specs: &[NetSpec], cfg: TrainConfig) 
     }
 }
 
-fn base_config() -> TrainConfig {
-    TrainConfig {
-        epochs: 2,
-        batch_size: 8,
-        grad_clip: Some(0.5),
-        readout_dropout: 0.2,
-        eval_batch_size: 16,
-        ..TrainConfig::default()
-    }
-}
-
 #[test]
 fn fused_training_equals_candle_two_layers_clip_dropout() {
-    fused_equals_candle(&specs(2, true), base_config());
+    fused_equals_candle(&specs(2, true), small_config());
 }
 
 #[test]
 fn fused_training_equals_candle_without_bias_adam_l2() {
     let cfg =
-        TrainConfig { weight_decay: 0.05, grad_clip: None, readout_dropout: 0.0, ..base_config() };
+        TrainConfig { weight_decay: 0.05, grad_clip: None, readout_dropout: 0.0, ..small_config() };
     fused_equals_candle(&specs(1, false), cfg);
 }
 
 #[test]
 fn fused_training_equals_candle_adamw() {
-    let cfg = TrainConfig { optimizer: OptimizerKind::AdamW, weight_decay: 0.1, ..base_config() };
+    let cfg = TrainConfig { optimizer: OptimizerKind::AdamW, weight_decay: 0.1, ..small_config() };
     fused_equals_candle(&specs(1, true), cfg);
 }
 
 #[test]
 fn fused_gru_training_equals_candle() {
-    fused_equals_candle(&specs_of(Arch::Gru, 2, true), base_config());
-    let cfg = TrainConfig { optimizer: OptimizerKind::AdamW, weight_decay: 0.1, ..base_config() };
+    fused_equals_candle(&specs_of(Arch::Gru, 2, true), small_config());
+    let cfg = TrainConfig { optimizer: OptimizerKind::AdamW, weight_decay: 0.1, ..small_config() };
     fused_equals_candle(&specs_of(Arch::Gru, 1, false), cfg);
 }
 
@@ -296,7 +285,7 @@ fn fused_gru_training_equals_candle() {
 fn fused_training_equals_candle_with_minibatch_parts() {
     // batch 100 = 2 parts of 50 rows; evaluation batches of 90 = 2 parts (64 + 26)
     let task = TinyTask::new(OutputKind::ClassPerSequence { num_classes: 3 }, 300, 180, 5, 3, 8);
-    let cfg = TrainConfig { batch_size: 100, eval_batch_size: 90, ..base_config() };
+    let cfg = TrainConfig { batch_size: 100, eval_batch_size: 90, ..small_config() };
     fused_equals_candle_on(&task, &specs(1, true)[..2], cfg);
 }
 
@@ -309,7 +298,7 @@ fn fused_population_equals_fused_single_training() {
 fn population_equals_single(arch: Arch) {
     let task = task();
     let specs = specs_of(arch, 2, true);
-    let cfg = TrainConfig { backend: TrainBackend::Fused, ..base_config() };
+    let cfg = TrainConfig { backend: TrainBackend::Fused, ..small_config() };
     let dev = Device::Cpu;
     let mut pop = PopulationTrainer::new(&task, &specs, &cfg, DType::F32, &dev).unwrap();
     let pop_train: Vec<_> = (1..=2).map(|e| pop.train_epoch(e).unwrap()).collect();
@@ -339,7 +328,7 @@ fn population_equals_single(arch: Arch) {
 fn backend_selection() {
     let task = task();
     let dev = Device::Cpu;
-    let auto = base_config();
+    let auto = small_config();
     let lstm = specs(1, true);
     assert!(PopulationTrainer::new(&task, &lstm, &auto, DType::F32, &dev).unwrap().uses_fused());
     // f64, other cells and other heads train on candle under Auto; Fused refuses them
@@ -396,7 +385,7 @@ fn divergence_matches_candle() {
     for backend in [TrainBackend::Candle, TrainBackend::Fused] {
         let model =
             PopulationModel::from_values(shape, &specs, values.clone(), DType::F32, &dev).unwrap();
-        let cfg = TrainConfig { backend, ..base_config() };
+        let cfg = TrainConfig { backend, ..small_config() };
         let mut tr = PopulationTrainer::from_model(&task, model, &cfg).unwrap();
         let before = tr.evaluate(Split::Test).unwrap();
         assert!(before[2].loss.is_finite(), "{backend:?}: the loss must stay finite");

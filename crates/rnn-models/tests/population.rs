@@ -5,9 +5,9 @@
 mod common;
 
 use candle_core::{DType, Device};
-use common::{F32_ABS, F32_REL, TinyTask, assert_close};
+use common::{F32_ABS, F32_REL, TinyTask, assert_close, small_config};
 use datasets::{OutputKind, Split};
-use rnn_models::{Arch, InitScheme, NetSpec, PopulationTrainer, TrainConfig};
+use rnn_models::{Arch, InitScheme, NetSpec, PopulationTrainer};
 
 fn specs(arch: Arch) -> Vec<NetSpec> {
     let mut out = Vec::new();
@@ -20,21 +20,10 @@ fn specs(arch: Arch) -> Vec<NetSpec> {
     out
 }
 
-fn config() -> TrainConfig {
-    TrainConfig {
-        epochs: 2,
-        batch_size: 8,
-        grad_clip: Some(0.5),
-        readout_dropout: 0.2,
-        eval_batch_size: 16,
-        ..TrainConfig::default()
-    }
-}
-
 fn population_equals_single(arch: Arch, kind: OutputKind) {
     let task = TinyTask::new(kind, 36, 12, 5, 3, 7);
     let specs = specs(arch);
-    let cfg = config();
+    let cfg = small_config();
     let dev = Device::Cpu;
     let mut pop = PopulationTrainer::new(&task, &specs, &cfg, DType::F32, &dev).unwrap();
     let mut pop_train = Vec::new();
@@ -106,7 +95,7 @@ fn a_diverging_network_stops_alone() {
     let task = TinyTask::new(OutputKind::ClassPerSequence { num_classes: 3 }, 36, 12, 5, 3, 7);
     let mut specs = specs(Arch::Lstm);
     specs[1].lr = 1e300; // inf in f32: the first update makes the weights non-finite
-    let cfg = config();
+    let cfg = small_config();
     let dev = Device::Cpu;
     let mut pop = PopulationTrainer::new(&task, &specs, &cfg, DType::F32, &dev).unwrap();
     let r1 = pop.train_epoch(1).unwrap();

@@ -4,6 +4,7 @@
 use datasets::{Batch, OutputKind, Split, Targets, Task};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rnn_models::TrainConfig;
 
 /// Tolerance rule for f32 results: `|a - b| <= ABS + REL * |b|`.
 pub const F32_ABS: f64 = 2e-5;
@@ -132,5 +133,18 @@ impl Task for TinyTask {
             output_kind: self.kind,
             example_indices: indices.to_vec(),
         })
+    }
+}
+
+/// Two short epochs of batch 8 with clipping and readout dropout: the training setting the
+/// equality tests (fused = candle, population = alone) share.
+pub fn small_config() -> TrainConfig {
+    TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        grad_clip: Some(0.5),
+        readout_dropout: 0.2,
+        eval_batch_size: 16,
+        ..TrainConfig::default()
     }
 }
