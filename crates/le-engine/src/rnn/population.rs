@@ -365,18 +365,18 @@ fn network_spectra_with<T: Real>(
     // explicit Jacobian from the right (`J Q`, `qr::apply_factored_q_right`) instead of forming
     // Q and multiplying it: fewer flops, all in broadcast-FMA form. The first step multiplies
     // the explicit Q_0.
-    let implicit = factored_q
+    let keep_q_factored = factored_q
         && fused
         && k == d
         && sc.ons_interval == 1
         && net.layers.len() == 1
         && workspaces[0].supports_factored_q();
-    let (tlen, slen) =
-        if implicit { (workspaces[0].factored_q_parts().0.len(), k) } else { (1, 1) };
-    let mut tstore = vec![T::zero(); batch * tlen];
-    let mut sstore = vec![T::one(); batch * slen];
+    let (t_len, sign_len) =
+        if keep_q_factored { (workspaces[0].factored_q_parts().0.len(), k) } else { (1, 1) };
+    let mut t_factors = vec![T::zero(); batch * t_len];
+    let mut signs = vec![T::one(); batch * sign_len];
     let zeros = vec![T::zero(); d];
-    let rec_cm = if implicit { CombinedStep::recurrent_columns(net) } else { Vec::new() };
+    let rec_cm = if keep_q_factored { CombinedStep::recurrent_columns(net) } else { Vec::new() };
 
     for s in 0..total {
         state.forward(net, inputs, steps, s);
@@ -435,19 +435,19 @@ fn network_spectra_with<T: Real>(
         };
         if fused {
             let (ctx, scratch) = state.combined_parts(net, lstm, &q, k);
-            let qf: &[T] = &q;
-            // Sequence b's step: z_b = J_b Q_b, then its QR (factored only on the implicit path,
-            // whose T factors and signs go to tb, sb).
-            let one = |b: usize,
-                       zb: &mut [T],
-                       sc: &mut [T],
-                       a: &mut SequenceAccumulator,
-                       ws: &mut QrWorkspace<T>,
-                       tb: &mut [T],
-                       sb: &mut [T]| {
-                if implicit && s > 0 {
+            let q_prev: &[T] = &q;
+            // Sequence b's step: z_b = J_b Q_b, then its QR (factorisation only when Q is kept
+            // factored, its T factors and signs going to tb, sb).
+            let step_sequence = |b: usize,
+                                 zb: &mut [T],
+                                 sc: &mut [T],
+                                 a: &mut SequenceAccumulator,
+                                 ws: &mut QrWorkspace<T>,
+                                 tb: &mut [T],
+                                 sb: &mut [T]| {
+                if keep_q_factored && s > 0 {
                     ctx.jacobian(b, zb, sc, &rec_cm);
-                    let qb = &qf[b * block..(b + 1) * block];
+                    let qb = &q_prev[b * block..(b + 1) * block];
                     apply_factored_q_right(d, zb, qb, tb, sb, &zeros);
                 } else {
                     ctx.run(b, zb, sc);
@@ -455,12 +455,12 @@ fn network_spectra_with<T: Real>(
                 if !do_qr {
                     return;
                 }
-                if !implicit {
+                if !keep_q_factored {
                     qr_one(zb, a, ws);
                 } else if a.status.is_finite() {
                     factor_keeping_reflectors(zb, &mut a.logs, ws);
                     let (tf, sg) = ws.factored_q_parts();
-                    tb.copy_from_slice(&tf[..tlen]);
+                    tb.copy_from_slice(&tf[..t_len]);
                     sb.copy_from_slice(&sg[..k]);
                     record(zb, a);
                 }
@@ -471,19 +471,21 @@ fn network_spectra_with<T: Real>(
                     .zip(scratch.par_iter_mut())
                     .zip(acc.par_iter_mut())
                     .zip(workspaces.par_iter_mut())
-                    .zip(tstore.par_chunks_mut(tlen).zip(sstore.par_chunks_mut(slen)))
+                    .zip(t_factors.par_chunks_mut(t_len).zip(signs.par_chunks_mut(sign_len)))
                     .enumerate()
-                    .for_each(|(b, ((((zb, sc), a), ws), (tb, sb)))| one(b, zb, sc, a, ws, tb, sb));
+                    .for_each(|(b, ((((zb, sc), a), ws), (tb, sb)))| {
+                        step_sequence(b, zb, sc, a, ws, tb, sb)
+                    });
             } else {
                 let ws = &mut workspaces[0];
                 for (b, (((zb, sc), a), (tb, sb))) in z[..batch * block]
                     .chunks_mut(block)
                     .zip(scratch.iter_mut())
                     .zip(acc.iter_mut())
-                    .zip(tstore.chunks_mut(tlen).zip(sstore.chunks_mut(slen)))
+                    .zip(t_factors.chunks_mut(t_len).zip(signs.chunks_mut(sign_len)))
                     .enumerate()
                 {
-                    one(b, zb, sc, a, ws, tb, sb);
+                    step_sequence(b, zb, sc, a, ws, tb, sb);
                 }
             }
             std::mem::swap(&mut q, &mut z);
@@ -622,7 +624,7 @@ mod tests {
     /// spectra of the explicit path (form Q, multiply) for every cell and state it serves,
     /// sizes with one and several panels and row stripes, both precisions, both QR schedules.
     fn factored_equals_explicit<T: Real>(tol: f64) {
-        if crate::qr::simd::level() != crate::qr::simd::Level::Avx512 {
+        if !crate::qr::simd::avx512_or_skip("factored_q_path_equals_explicit_path") {
             return;
         }
         for (kind, lstm) in CASES {
@@ -659,11 +661,12 @@ mod tests {
     /// In f32 the two paths round differently, so each is compared with the f64 spectrum of
     /// the same (f32-valued) weights and inputs: every factored spectrum is within the f32
     /// tolerance of `f32_default_tracks_f64` (2e-3 relative), and over all cases its total
-    /// error is at most twice the explicit path's (measured: about 1.5x, with single cases
-    /// either way, f32 rounding noise in strongly contracting directions).
+    /// error is at most twice the explicit path's (the test prints the ratio: 1.25 on this
+    /// machine; single cases go either way, f32 rounding noise in strongly contracting
+    /// directions).
     #[test]
     fn factored_q_path_is_as_accurate_as_explicit_path_f32() {
-        if crate::qr::simd::level() != crate::qr::simd::Level::Avx512 {
+        if !crate::qr::simd::avx512_or_skip("factored_q_path_is_as_accurate_as_explicit_path_f32") {
             return;
         }
         let mut sums = (0.0f64, 0.0f64);
@@ -710,6 +713,15 @@ mod tests {
                 }
             }
         }
+        // Printed for the record (`cargo test -p le-engine --release --lib
+        // factored_q_path_is_as_accurate -- --nocapture`).
+        eprintln!(
+            "f32 error against f64, summed over all cases: factored {:.3e}, explicit {:.3e} \
+             (ratio {:.2})",
+            sums.1,
+            sums.0,
+            sums.1 / sums.0
+        );
         assert!(
             sums.1 <= 2.0 * sums.0,
             "total error: factored {:e}, explicit {:e}",
