@@ -2,89 +2,15 @@
 //! epochs, 256 training images): run folder contents, report tables, resumability after a
 //! kill and after Ctrl-C, sharding equivalence, and bad input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn orchestrator() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orchestrator"));
-    c.env("RUST_LOG", "warn").env_remove("SLURM_ARRAY_TASK_ID").env_remove("JOB_COMPLETION_INDEX");
-    c
-}
-
-fn run_ok(args: &[&str]) -> Output {
-    let out = orchestrator().args(args).output().expect("spawn orchestrator");
-    assert!(
-        out.status.success(),
-        "orchestrator {args:?} failed ({:?}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn run_err(args: &[&str]) -> (i32, String) {
-    let out = orchestrator().args(args).output().expect("spawn orchestrator");
-    assert!(!out.status.success(), "orchestrator {args:?} succeeded but should have failed");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-const NETS: [&str; 12] = [
-    "lstm-000", "lstm-001", "lstm-002", "lstm-003", "gru-000", "gru-001", "gru-002", "gru-003",
-    "rnn-000", "rnn-001", "rnn-002", "rnn-003",
-];
-
-/// Numbers of a metrics.json that must agree between two runs of the same experiment.
-fn metrics_numbers(path: &Path) -> Vec<f64> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let mut out = Vec::new();
-    for e in v["epochs"].as_array().unwrap() {
-        for k in ["train_loss", "test_loss", "test_accuracy"] {
-            out.push(e[k].as_f64().unwrap_or(f64::NAN));
-        }
-    }
-    out
-}
-
-fn spectrum_means(path: &Path) -> Vec<f64> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    v["mean"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect()
-}
-
-/// Float agreement between two runs of the same work: batched training equals per-network
-/// training "up to float rounding" (rnn-models), so allow a few f32 ulps of accumulated error.
-const RUN_TO_RUN_TOL: f64 = 1e-5;
-
-fn assert_close(a: &[f64], b: &[f64], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let ok = (x.is_nan() && y.is_nan())
-            || (x - y).abs() <= RUN_TO_RUN_TOL * (1.0 + x.abs().max(y.abs()));
-        assert!(ok, "{what}[{i}]: {x} vs {y}");
-    }
-}
-
-fn assert_same_results(a: &Path, b: &Path, epochs: &[u32]) {
-    for id in NETS {
-        assert_close(
-            &metrics_numbers(&a.join("nets").join(id).join("metrics.json")),
-            &metrics_numbers(&b.join("nets").join(id).join("metrics.json")),
-            &format!("{id} metrics"),
-        );
-        for e in epochs {
-            let f = format!("epoch-{e}.json");
-            assert_close(
-                &spectrum_means(&a.join("spectra").join(id).join(&f)),
-                &spectrum_means(&b.join("spectra").join(id).join(&f)),
-                &format!("{id} spectrum {f}"),
-            );
-        }
-    }
-}
+use common::{
+    NETS, assert_close, assert_same_results, metrics_numbers, orchestrator, run_err, run_ok, s,
+    spectrum_means,
+};
 
 #[test]
 fn tiny_run_writes_the_run_folder_and_a_report_with_its_tables() {

@@ -7,6 +7,8 @@
 //! Needs root and the packages (scripts/ci-setup.sh). Without them the test is skipped with a
 //! message, unless CI=true, where it fails.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -118,10 +120,6 @@ fn numbers(path: &Path, key: &str) -> Vec<f64> {
     out
 }
 
-/// Same work, different process layout: batched training equals per-network training up to
-/// float rounding (rnn-models), so a few f32 ulps.
-const TOL: f64 = 1e-5;
-
 #[test]
 fn array_of_four_shards_plus_merge_on_slurm_equals_an_unsharded_run() {
     if !ready_or_skip() {
@@ -198,13 +196,7 @@ fn array_of_four_shards_plus_merge_on_slurm_equals_an_unsharded_run() {
         ];
         for (rel, key) in pairs {
             let (a, b) = (numbers(&whole.join(&rel), key), numbers(&sharded.join(&rel), key));
-            assert_eq!(a.len(), b.len(), "{rel}");
-            for (x, y) in a.iter().zip(&b) {
-                assert!(
-                    (x.is_nan() && y.is_nan()) || (x - y).abs() <= TOL * (1.0 + x.abs()),
-                    "{rel}: {x} vs {y}"
-                );
-            }
+            common::assert_close(&b, &a, &rel);
             compared += 1;
         }
     }

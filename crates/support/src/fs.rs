@@ -53,7 +53,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let fail = |path: &Path, action, source| WriteError { path: path.to_path_buf(), action, source };
+    let fail =
+        |path: &Path, action, source| WriteError { path: path.to_path_buf(), action, source };
     std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, "create folder", e))?;
     let tmp = temporary_path(path);
     let mut f = std::fs::File::create(&tmp).map_err(|e| fail(&tmp, "create", e))?;
