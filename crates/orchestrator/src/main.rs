@@ -1,23 +1,17 @@
 //! `orchestrator`: the AeLLE-rs command line. Thin: parse, validate, run, map errors to exit
 //! codes in one place (2 = bad input, 1 = anything else).
 
-mod bench;
 mod cli;
+mod commands;
+mod error;
 mod experiment;
-mod reference_run;
-mod rnn_spectrum;
-mod spectrum_cmd;
+mod fs;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Command, LogFormat, StageArgs};
 use experiment::commands::{Stage, StageOutcome, execute};
-
-/// An error in what the user asked for (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -53,23 +47,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merge(a) => stage(Stage::Merge(a)),
         Command::Aelle(a) => stage(Stage::Aelle(a)),
         Command::Report(a) => stage(Stage::Report(a)),
-        Command::CheckEngine(args) => reference_run::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::CheckEngine(args) => {
+            commands::check_engine::run(&args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Spectrum(args) => {
-            let report = spectrum_cmd::run(&args)?;
+            let report = commands::spectrum::run(&args)?;
             if args.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                print!("{}", spectrum_cmd::render_table(&report));
+                print!("{}", commands::spectrum::render_table(&report));
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => {
-            let report = bench::run(&args)?;
-            let md = bench::render_markdown(&report);
+            let report = commands::bench::run(&args)?;
+            let md = commands::bench::render_markdown(&report);
             if let Some(path) = &args.out {
-                std::fs::write(path, &md).map_err(|e| {
-                    anyhow::anyhow!("{}: cannot write the report: {e}", path.display())
-                })?;
+                fs::write_atomic(path, md.as_bytes())?;
             }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -79,16 +73,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Exit code of an error: 2 when the user's input was at fault.
-fn exit_code(err: &anyhow::Error) -> u8 {
-    let bad_input = err.chain().any(|e| {
-        e.is::<UsageError>()
-            || e.is::<le_engine::LeError>()
-            || e.is::<experiment::config::ConfigError>()
-    });
-    if bad_input { 2 } else { 1 }
 }
 
 /// The experiment stages get their parallelism from their worker pool: each worker's
@@ -124,7 +108,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line: the context chain joined with ": ".
             eprintln!("error: {err:#}");
-            ExitCode::from(exit_code(&err))
+            ExitCode::from(error::exit_code(&err))
         }
     }
 }

@@ -5,11 +5,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
     NETS, assert_close, assert_same_results, metrics_numbers, orchestrator, run_err, run_ok, s,
-    spectrum_means,
 };
 
 #[test]

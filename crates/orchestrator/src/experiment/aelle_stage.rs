@@ -11,8 +11,9 @@ use anyhow::{Context, Result};
 use super::config::ExperimentConfig;
 use super::metrics::read_net_metrics;
 use super::plan::networks;
-use super::run_folder::{RunFolder, read_json, write_json};
+use super::run_folder::RunFolder;
 use super::spectra::SpectrumRecord;
+use crate::fs::{read_json, write_json};
 
 /// Builds the AeLLE input table from the run folder. Missing spectra or metrics are errors
 /// naming the file (run `spectra` / `merge` first).
@@ -25,7 +26,7 @@ pub fn collect_rows(run: &RunFolder, config: &ExperimentConfig) -> Result<Vec<ae
         for &e in &epochs {
             let path = run.spectrum(&net.id, e);
             if !path.exists() {
-                return Err(crate::UsageError(format!(
+                return Err(crate::error::UsageError(format!(
                     "{}: spectrum missing; run `spectra` (every shard) and `merge` before `aelle`",
                     path.display()
                 ))

@@ -11,10 +11,11 @@ use super::config::{ExperimentConfig, Preset, read_resolved, resolve};
 use super::pipeline::{Outcome, WorkSelection, interrupted, run_work, runtime, worker_count};
 use super::plan::{networks, render_plan, summarize, units_of_shard};
 use super::report::Timing;
-use super::run_folder::{RunFolder, read_json, write_json};
+use super::run_folder::RunFolder;
 use super::shard::Shard;
 use super::spectra::spectrum_is_complete;
 use super::sweep::network_is_complete;
+use crate::fs::{read_json, write_json};
 
 /// A stage to run.
 #[derive(Debug, Clone)]
@@ -71,7 +72,7 @@ fn resolve_experiment(args: &ExperimentArgs) -> Result<(std::path::PathBuf, Expe
     }
     c.validate().map_err(|mut e| {
         e.source_name = "command-line flags".into();
-        crate::UsageError(e.to_string())
+        crate::error::UsageError(e.to_string())
     })?;
     Ok((root_for(&c.name), c))
 }
@@ -211,7 +212,7 @@ pub fn check_complete(run: &RunFolder, config: &ExperimentConfig) -> Result<()> 
     }
     let n = problems.len();
     let shown: Vec<String> = problems.into_iter().take(8).collect();
-    Err(crate::UsageError(format!(
+    Err(crate::error::UsageError(format!(
         "{}: incomplete run ({n} problem(s)): {}{}",
         run.root().display(),
         shown.join("; "),
@@ -223,7 +224,7 @@ pub fn check_complete(run: &RunFolder, config: &ExperimentConfig) -> Result<()> 
 fn merge(a: &StageArgs) -> Result<Outcome> {
     let (root, config) = resolve_experiment(&a.experiment)?;
     if !root.join("config.toml").exists() {
-        return Err(crate::UsageError(format!(
+        return Err(crate::error::UsageError(format!(
             "{}: not a run folder (no config.toml)",
             root.display()
         ))

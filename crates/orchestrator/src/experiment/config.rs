@@ -596,12 +596,14 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
 /// are reported with the file's line and column and the field's name.
 fn check_partial(text: &str, source_name: &str) -> anyhow::Result<toml::Table> {
     if let Err(e) = toml::from_str::<ExperimentConfig>(text) {
-        return Err(
-            crate::UsageError(format!("{source_name}: {}", one_line(&e.to_string()))).into()
-        );
+        return Err(crate::error::UsageError(format!(
+            "{source_name}: {}",
+            one_line(&e.to_string())
+        ))
+        .into());
     }
     toml::from_str::<toml::Table>(text).map_err(|e| {
-        crate::UsageError(format!("{source_name}: {}", one_line(&e.to_string()))).into()
+        crate::error::UsageError(format!("{source_name}: {}", one_line(&e.to_string()))).into()
     })
 }
 
@@ -614,7 +616,7 @@ fn one_line(s: &str) -> String {
 /// bare word that is not valid TOML is taken as a string).
 fn set_to_table(assignment: &str) -> anyhow::Result<toml::Table> {
     let (key, value) = assignment.split_once('=').ok_or_else(|| {
-        crate::UsageError(format!(
+        crate::error::UsageError(format!(
             "--set {assignment:?}: expected KEY=VALUE, e.g. training.epochs=3"
         ))
     })?;
@@ -626,7 +628,9 @@ fn set_to_table(assignment: &str) -> anyhow::Result<toml::Table> {
     };
     let mut parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(crate::UsageError(format!("--set {assignment:?}: empty key segment")).into());
+        return Err(
+            crate::error::UsageError(format!("--set {assignment:?}: empty key segment")).into()
+        );
     }
     let last = parts.pop().unwrap_or_default();
     let mut leaf = toml::Table::new();
@@ -650,7 +654,10 @@ pub fn resolve(
     let mut sources = vec![format!("preset {preset:?}").to_lowercase()];
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            crate::UsageError(format!("{}: cannot read the config file: {e}", path.display()))
+            crate::error::UsageError(format!(
+                "{}: cannot read the config file: {e}",
+                path.display()
+            ))
         })?;
         merge(&mut table, check_partial(&text, &path.display().to_string())?);
         sources.push(path.display().to_string());
@@ -661,11 +668,15 @@ pub fn resolve(
     }
     let config: ExperimentConfig =
         toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
-            crate::UsageError(format!("{}: {}", sources.join(" + "), one_line(&e.to_string())))
+            crate::error::UsageError(format!(
+                "{}: {}",
+                sources.join(" + "),
+                one_line(&e.to_string())
+            ))
         })?;
     config.validate().map_err(|mut e| {
         e.source_name = sources.join(" + ");
-        crate::UsageError(e.to_string())
+        crate::error::UsageError(e.to_string())
     })?;
     Ok(config)
 }
@@ -673,9 +684,9 @@ pub fn resolve(
 /// Reads a run folder's `config.toml` (strictly: it must parse as a full config).
 pub fn read_resolved(path: &Path) -> anyhow::Result<ExperimentConfig> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| crate::UsageError(format!("{}: cannot read: {e}", path.display())))?;
+        .map_err(|e| crate::error::UsageError(format!("{}: cannot read: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| {
-        crate::UsageError(format!("{}: {}", path.display(), one_line(&e.to_string()))).into()
+        crate::error::UsageError(format!("{}: {}", path.display(), one_line(&e.to_string()))).into()
     })
 }
 

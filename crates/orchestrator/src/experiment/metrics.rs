@@ -55,7 +55,7 @@ pub fn read_net_metrics(
 ) -> Result<NetMetrics> {
     let path = run.metrics(id);
     if !path.exists() {
-        return Err(crate::UsageError(format!(
+        return Err(crate::error::UsageError(format!(
             "{}: metrics missing (network not trained); run `sweep` (every shard) and `merge` first",
             path.display()
         ))
@@ -64,7 +64,7 @@ pub fn read_net_metrics(
     let m = super::sweep::read_metrics_file(&path)?;
     let expected = config.training.epochs + 1;
     if !m.diverged && m.epochs.len() != expected as usize {
-        return Err(crate::UsageError(format!(
+        return Err(crate::error::UsageError(format!(
             "{}: {} epoch records, expected {expected} (epochs 0..={})",
             path.display(),
             m.epochs.len(),

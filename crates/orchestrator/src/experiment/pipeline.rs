@@ -139,7 +139,7 @@ async fn dispatch(
                 Err(why) => {
                     unit_done = false;
                     if !select.train {
-                        return Err(crate::UsageError(format!(
+                        return Err(crate::error::UsageError(format!(
                             "network {} is not trained: {why:#}; run `sweep`{} first",
                             net.id,
                             if shard.count > 1 {

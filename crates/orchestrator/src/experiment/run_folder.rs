@@ -1,5 +1,5 @@
-//! The run folder (ARCHITECTURE.md, "Run folder"): paths, atomic writes, and the check that a
-//! folder belongs to the configuration at hand.
+//! The run folder (ARCHITECTURE.md, "Run folder"): its paths, and the check that a folder
+//! belongs to the configuration at hand.
 //!
 //! ```text
 //! runs/<name>/
@@ -14,48 +14,15 @@
 //!   timings/<stage>[-shard-..].json      wall time of each stage run
 //! ```
 //!
-//! Every file is written to a temporary name in the same folder and renamed into place, so a
-//! crash or Ctrl-C never leaves a half file under a final name.
+//! Every file is written through [`crate::fs`] (a temporary `<name>.tmp` in the same folder,
+//! renamed into place), so a crash or Ctrl-C never leaves a half file under a final name.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use super::config::{ExperimentConfig, read_resolved};
-
-/// Writes `bytes` to `path` through a temporary file and a rename (same folder).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    f.write_all(bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    f.sync_all().ok();
-    drop(f);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("{}: cannot rename into place", path.display()))?;
-    Ok(())
-}
-
-/// Serialises `value` as pretty JSON and writes it atomically.
-pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value)?;
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)
-}
-
-/// Reads and parses a JSON file, naming the file on error.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| {
-            crate::UsageError(format!("{}: not a valid file of its kind: {e}", path.display()))
-        })
-        .map_err(Into::into)
-}
+use crate::fs::write_atomic;
 
 /// Paths of one run.
 #[derive(Debug, Clone)]
@@ -90,7 +57,7 @@ impl RunFolder {
                 } else {
                     String::new()
                 };
-                return Err(crate::UsageError(format!(
+                return Err(crate::error::UsageError(format!(
                     "{}: this run folder was made by a different configuration: {}{more}; \
                      use another --name, or remove the folder to start over",
                     path.display(),
@@ -177,15 +144,5 @@ mod tests {
         let mut c = a.clone();
         c.runtime.workers = 3;
         RunFolder::open(&root, &c).unwrap();
-    }
-
-    #[test]
-    fn atomic_write_leaves_no_temporary_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x/y.json");
-        write_json(&p, &vec![1, 2, 3]).unwrap();
-        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
-        assert_eq!(names.len(), 1);
-        assert_eq!(read_json::<Vec<i32>>(&p).unwrap(), vec![1, 2, 3]);
     }
 }

@@ -25,9 +25,9 @@ impl Shard {
     pub fn parse_with_env(
         text: &str,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Shard, crate::UsageError> {
+    ) -> Result<Shard, crate::error::UsageError> {
         let bad = |why: &str| {
-            crate::UsageError(format!(
+            crate::error::UsageError(format!(
                 "--shard {text:?}: {why} (expected INDEX/COUNT, e.g. 0/4 or auto/4)"
             ))
         };
@@ -44,7 +44,7 @@ impl Shard {
                     bad("INDEX is auto but neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set")
                 })?;
             value.trim().parse().map_err(|_| {
-                crate::UsageError(format!(
+                crate::error::UsageError(format!(
                     "--shard {text:?}: {var}={value:?} is not a whole number"
                 ))
             })?
@@ -52,7 +52,7 @@ impl Shard {
             index.trim().parse().map_err(|_| bad("INDEX is neither a whole number nor auto"))?
         };
         if index >= count {
-            return Err(crate::UsageError(format!(
+            return Err(crate::error::UsageError(format!(
                 "--shard {text:?}: index {index} is out of range for {count} shards (0 ..= {})",
                 count - 1
             )));
@@ -61,7 +61,7 @@ impl Shard {
     }
 
     /// Parses with the process environment.
-    pub fn parse(text: &str) -> Result<Shard, crate::UsageError> {
+    pub fn parse(text: &str) -> Result<Shard, crate::error::UsageError> {
         Self::parse_with_env(text, |v| std::env::var(v).ok())
     }
 

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{ExperimentConfig, LogBase, LstmState, Precision};
 use super::plan::NetworkPlan;
-use super::run_folder::{RunFolder, read_json, write_atomic, write_json};
+use super::run_folder::RunFolder;
+use crate::fs::{read_json, write_atomic, write_json};
 
 /// One driving sequence's spectrum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -256,7 +257,7 @@ fn load_and_compute<T: le_engine::Real>(
                 write_json(&run.spectrum(&net.id, e), &r)?;
             }
             Err(err) => {
-                return Err(crate::UsageError(format!(
+                return Err(crate::error::UsageError(format!(
                     "corrupt checkpoint {}: {err}; delete it (and its network's metrics.json) \
                      and rerun `sweep` to retrain that network",
                     path.display()
@@ -278,7 +279,7 @@ fn check_checkpoint_exists(path: &Path) -> Result<()> {
     if path.exists() {
         Ok(())
     } else {
-        Err(crate::UsageError(format!(
+        Err(crate::error::UsageError(format!(
             "{}: checkpoint missing; run `sweep` (with the same --shard) before `spectra`",
             path.display()
         ))

@@ -57,7 +57,7 @@ pub fn train_config(config: &ExperimentConfig) -> rnn_models::TrainConfig {
 pub fn read_metrics_file(path: &Path) -> Result<NetMetrics> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let m: rnn_models::NetMetrics = serde_json::from_slice(&bytes).map_err(|e| {
-        crate::UsageError(format!("{}: not a valid metrics file: {e}", path.display()))
+        crate::error::UsageError(format!("{}: not a valid metrics file: {e}", path.display()))
     })?;
     let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
     Ok(NetMetrics {
@@ -84,7 +84,7 @@ pub fn network_is_complete(
 ) -> Result<NetMetrics> {
     let path = run.metrics(id);
     if !path.exists() {
-        return Err(crate::UsageError(format!(
+        return Err(crate::error::UsageError(format!(
             "{}: missing (network not trained)",
             path.display()
         ))
@@ -96,7 +96,7 @@ pub fn network_is_complete(
     }
     let last = m.epochs.last().map(|e| e.epoch);
     if !m.finished || last != Some(config.training.epochs) {
-        return Err(crate::UsageError(format!(
+        return Err(crate::error::UsageError(format!(
             "{}: training incomplete (last epoch {:?} of {})",
             path.display(),
             last,
@@ -107,7 +107,9 @@ pub fn network_is_complete(
     for e in 0..=config.training.epochs {
         let c = run.checkpoint(id, e);
         if !c.is_file() {
-            return Err(crate::UsageError(format!("{}: checkpoint missing", c.display())).into());
+            return Err(
+                crate::error::UsageError(format!("{}: checkpoint missing", c.display())).into()
+            );
         }
     }
     Ok(m)

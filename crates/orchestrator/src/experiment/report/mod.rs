@@ -19,8 +19,9 @@ use serde::Deserialize;
 use super::config::ExperimentConfig;
 use super::metrics::{NetMetrics, read_net_metrics};
 use super::plan::{NetworkPlan, networks};
-use super::run_folder::{RunFolder, read_json, write_atomic};
+use super::run_folder::RunFolder;
 use super::spectra::SpectrumRecord;
+use crate::fs::{read_json, write_atomic};
 use plots::{BandSeries, Dot, Figure, Panel, PanelContent, arch_color, viridis};
 
 /// The parts of `aelle/metrics.json` the report shows (the file is `aelle::AelleReport`).
@@ -170,7 +171,7 @@ impl ReportData {
         }
         let aelle_path = run.aelle_dir().join("metrics.json");
         if !aelle_path.exists() {
-            return Err(crate::UsageError(format!(
+            return Err(crate::error::UsageError(format!(
                 "{}: missing; run `aelle` before `report`",
                 aelle_path.display()
             ))

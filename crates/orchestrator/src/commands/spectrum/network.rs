@@ -16,9 +16,10 @@ use rand_distr::{Distribution, StandardNormal};
 use safetensors::SafeTensors;
 use serde::Serialize;
 
-use crate::UsageError;
+use super::fmt_num;
+use super::options::config_from_args;
 use crate::cli::{ArchArg, LstmStateArg, SpectrumArgs};
-use crate::spectrum_cmd::config_from_args;
+use crate::error::usage;
 
 /// Spectrum of one network over its driving sequences (what `--json` prints per network).
 #[derive(Debug, Serialize)]
@@ -63,10 +64,6 @@ pub struct DivergedSequence {
     pub sequence: usize,
     pub step: usize,
     pub reason: String,
-}
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
 }
 
 /// Driving inputs `[B, T, I]` as `f64` with their shape.
@@ -352,4 +349,39 @@ pub fn run(args: &SpectrumArgs) -> Result<Vec<NetworkReport>> {
         Precision::F32 => run_typed::<f32>(args, &cfg),
         Precision::F64 => run_typed::<f64>(args, &cfg),
     }
+}
+
+/// A readable rendering of one network's report.
+pub fn render_table(r: &NetworkReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let unit = if r.log_base == "e" { "nats/step" } else { "bits/step" };
+    let _ = writeln!(s, "Lyapunov spectrum of {} ({} network)", r.weights.display(), r.arch);
+    let _ = writeln!(
+        s,
+        "  N = {}, layers = {}, tangent dim = {}, k = {}, B = {} sequences x {} steps (+{} warm-up)",
+        r.hidden_size, r.num_layers, r.dim, r.k, r.batch, r.steps, r.warmup
+    );
+    let _ = writeln!(
+        s,
+        "  orientation {}, precision {}, LSTM state {}{}",
+        r.orientation,
+        r.precision,
+        r.lstm_state,
+        if r.reference_mode { ", reference mode" } else { "" }
+    );
+    let _ = writeln!(s, "  status: {} ({} of {} sequences finite)", r.status, r.n_finite, r.batch);
+    for d in &r.diverged {
+        let _ =
+            writeln!(s, "    sequence {} diverged at step {}: {}", d.sequence, d.step, d.reason);
+    }
+    let _ = writeln!(s, "\n     i   mean lambda_i [{unit}]   std over sequences");
+    for (i, (m, sd)) in r.mean.iter().zip(&r.std).enumerate() {
+        let _ = writeln!(s, "  {:>4}  {}  {}", i + 1, fmt_num(*m), fmt_num(*sd));
+    }
+    let _ = writeln!(s, "\n  sum                  {}", fmt_num(r.sum));
+    let _ = writeln!(s, "  positive exponents   {:>12}", r.n_positive);
+    let _ = writeln!(s, "  entropy rate         {}", fmt_num(r.entropy_rate));
+    let _ = writeln!(s, "  Kaplan-Yorke dim.    {}", fmt_num(r.kaplan_yorke));
+    s
 }

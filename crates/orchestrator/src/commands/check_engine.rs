@@ -1,11 +1,8 @@
-//! The default experiment (`orchestrator run`, or no subcommand) at this stage of the project:
-//! the Lyapunov spectra of the reference systems of METHOD.md section 7, compared with their
-//! known values, written to `RUNS_DIR/NAME/report/{summary.md, spectra.json}`.
-//!
-//! The full AeLLE experiment (sweep, spectra of trained RNNs, autoencoder, report) replaces this
-//! once its crates land; this run stays available as a self-check of the engine.
+//! `check-engine`: the Lyapunov spectra of the reference systems of METHOD.md section 7,
+//! compared with their known values (closed forms, published values, an eigenvalue solver),
+//! written to `RUNS_DIR/NAME/report/{summary.md, spectra.json}`. A self-check of the engine on
+//! the machine at hand.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -14,6 +11,7 @@ use le_engine::{Spectrum, SpectrumConfig, flow_spectrum, map_spectrum};
 use serde::Serialize;
 
 use crate::cli::RunArgs;
+use crate::fs::write_atomic;
 
 #[derive(Debug, Serialize)]
 struct Case {
@@ -58,19 +56,6 @@ fn case(
         pass,
         seconds,
     })
-}
-
-/// Write `bytes` to `path` through a temporary file and a rename, so a crash never leaves a
-/// half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("output path has no parent folder")?;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("{}: cannot rename into place", path.display()))?;
-    Ok(())
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {

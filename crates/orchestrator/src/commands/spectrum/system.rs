@@ -1,20 +1,22 @@
-//! `orchestrator spectrum`: spectra of built-in systems and Jacobian-sequence files.
-
-use std::collections::BTreeMap;
+//! `spectrum --system NAME` and `spectrum --jacobians FILE`: built-in maps and flows (METHOD.md
+//! section 7), optionally as a batch of perturbed trajectories, and Jacobian sequences dumped
+//! from any framework.
 
 use anyhow::{Context, Result};
 use le_engine::systems::{CatMap, Henon, LinearMap, Logistic, Lorenz63, TanhRnn};
 use le_engine::{
-    BatchSpectra, DiscreteMap, InitialBasis, JacobianFile, LogBase, Orientation, Precision, Real,
-    Spectrum, SpectrumConfig, SpectrumStats, Status, TracePoint, flow_spectra_batch,
-    kaplan_yorke_dimension, map_spectra_batch,
+    BatchSpectra, DiscreteMap, JacobianFile, LogBase, Orientation, Precision, Real, Spectrum,
+    SpectrumConfig, SpectrumStats, Status, TracePoint, flow_spectra_batch, kaplan_yorke_dimension,
+    map_spectra_batch,
 };
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
-use crate::UsageError;
-use crate::cli::{BasisArg, LogBaseArg, OrientationArg, PrecisionArg, SpectrumArgs, SystemName};
+use super::fmt_num;
+use super::options::{config_from_args, parse_list, parse_matrix, parse_params};
+use crate::cli::{SpectrumArgs, SystemName};
+use crate::error::usage;
 
 /// What `spectrum --json` prints.
 #[derive(Debug, Serialize)]
@@ -62,94 +64,6 @@ pub struct BatchReport {
     pub std: Vec<f64>,
     /// Sorted exponents of every member.
     pub exponents: Vec<Vec<f64>>,
-}
-
-/// Engine settings from the CLI arguments (shared by every source).
-pub fn config_from_args(args: &SpectrumArgs, is_file: bool) -> SpectrumConfig {
-    SpectrumConfig {
-        k: args.k,
-        warmup: args.warmup.unwrap_or(if is_file { 0 } else { 1000 }),
-        steps: args.steps.unwrap_or(100_000),
-        ons_interval: args.ons,
-        orientation: match args.orientation {
-            Some(OrientationArg::Jtq) => Orientation::JtQ,
-            Some(OrientationArg::Jq) => Orientation::JQ,
-            None if args.reference_mode => Orientation::JtQ,
-            None => Orientation::JQ,
-        },
-        log_base: match args.log_base {
-            Some(LogBaseArg::Two) => LogBase::Two,
-            Some(LogBaseArg::E) => LogBase::E,
-            None if args.reference_mode => LogBase::Two,
-            None => LogBase::E,
-        },
-        initial_basis: match args.basis {
-            BasisArg::Identity => InitialBasis::Identity,
-            BasisArg::Random => InitialBasis::Random { seed: args.seed },
-        },
-        precision: match args.precision {
-            Some(PrecisionArg::F64) => Precision::F64,
-            Some(PrecisionArg::F32) => Precision::F32,
-            None if !args.weights.is_empty() => Precision::F32,
-            None => Precision::F64,
-        },
-        trace_every: args.trace_every,
-        log_det: true,
-        zero_tolerance: args.zero_tol,
-    }
-}
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
-}
-
-fn parse_list(what: &str, s: &str) -> Result<Vec<f64>> {
-    s.split(',')
-        .map(|v| {
-            let v = v.trim();
-            let x: f64 = v.parse().map_err(|_| usage(format!("{what}: `{v}` is not a number")))?;
-            if !x.is_finite() {
-                return Err(usage(format!("{what}: `{v}` is not finite")));
-            }
-            Ok(x)
-        })
-        .collect()
-}
-
-fn parse_params(args: &SpectrumArgs, allowed: &[(&str, f64)]) -> Result<BTreeMap<String, f64>> {
-    let mut out: BTreeMap<String, f64> = allowed.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-    for p in &args.params {
-        let Some((name, value)) = p.split_once('=') else {
-            return Err(usage(format!("--param `{p}`: expected NAME=VALUE")));
-        };
-        let name = name.trim();
-        if !out.contains_key(name) {
-            let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
-            return Err(usage(format!(
-                "--param `{name}`: unknown parameter for this system (expected one of: {})",
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
-            )));
-        }
-        let v = parse_list(&format!("--param {name}"), value)?;
-        if v.len() != 1 {
-            return Err(usage(format!("--param {name}: expected one number")));
-        }
-        out.insert(name.to_string(), v[0]);
-    }
-    Ok(out)
-}
-
-fn parse_matrix(s: &str) -> Result<LinearMap> {
-    let rows: Vec<Vec<f64>> =
-        s.split(';').map(|r| parse_list("--matrix", r)).collect::<Result<_>>()?;
-    let d = rows.len();
-    if rows.iter().any(|r| r.len() != d) {
-        return Err(usage(format!(
-            "--matrix: expected a square matrix (rows separated by ';'), got row lengths {:?}",
-            rows.iter().map(Vec::len).collect::<Vec<_>>()
-        )));
-    }
-    Ok(LinearMap { d, a: rows.into_iter().flatten().collect() })
 }
 
 /// Initial states of a batch: member 0 is `x0`, member `b > 0` is `x0 + 1e-3 N(0, 1)` drawn
@@ -208,38 +122,8 @@ impl PrecisionMap for f32 {
     }
 }
 
-/// What `spectrum` produces: a system/file spectrum, or one report per network.
-#[derive(Debug)]
-pub enum SpectrumOutput {
-    System(Box<SpectrumReport>),
-    /// One network prints as its report; several as `{"networks": [...]}`.
-    Networks(Vec<crate::rnn_spectrum::NetworkReport>),
-}
-
-impl Serialize for SpectrumOutput {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        match self {
-            SpectrumOutput::System(r) => r.serialize(serializer),
-            SpectrumOutput::Networks(nets) if nets.len() == 1 => nets[0].serialize(serializer),
-            SpectrumOutput::Networks(nets) => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("networks", nets)?;
-                map.end()
-            }
-        }
-    }
-}
-
-/// Run `spectrum` and return the report (printing is the caller's job).
-pub fn run(args: &SpectrumArgs) -> Result<SpectrumOutput> {
-    if !args.weights.is_empty() {
-        return Ok(SpectrumOutput::Networks(crate::rnn_spectrum::run(args)?));
-    }
-    run_system_or_file(args).map(|r| SpectrumOutput::System(Box::new(r)))
-}
-
-fn run_system_or_file(args: &SpectrumArgs) -> Result<SpectrumReport> {
+/// Runs a built-in system or a Jacobian file.
+pub fn run(args: &SpectrumArgs) -> Result<SpectrumReport> {
     if args.batch == 0 {
         return Err(usage("--batch: must be >= 1"));
     }
@@ -426,55 +310,8 @@ fn report(
     r
 }
 
-fn fmt_num(v: f64) -> String {
-    if v.is_nan() { "NaN".into() } else { format!("{v:>12.6}") }
-}
-
-/// A readable rendering of the output.
-pub fn render_table(out: &SpectrumOutput) -> String {
-    match out {
-        SpectrumOutput::System(r) => render_system_table(r),
-        SpectrumOutput::Networks(nets) => {
-            nets.iter().map(render_network_table).collect::<Vec<_>>().join("\n")
-        }
-    }
-}
-
-fn render_network_table(r: &crate::rnn_spectrum::NetworkReport) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let unit = if r.log_base == "e" { "nats/step" } else { "bits/step" };
-    let _ = writeln!(s, "Lyapunov spectrum of {} ({} network)", r.weights.display(), r.arch);
-    let _ = writeln!(
-        s,
-        "  N = {}, layers = {}, tangent dim = {}, k = {}, B = {} sequences x {} steps (+{} warm-up)",
-        r.hidden_size, r.num_layers, r.dim, r.k, r.batch, r.steps, r.warmup
-    );
-    let _ = writeln!(
-        s,
-        "  orientation {}, precision {}, LSTM state {}{}",
-        r.orientation,
-        r.precision,
-        r.lstm_state,
-        if r.reference_mode { ", reference mode" } else { "" }
-    );
-    let _ = writeln!(s, "  status: {} ({} of {} sequences finite)", r.status, r.n_finite, r.batch);
-    for d in &r.diverged {
-        let _ =
-            writeln!(s, "    sequence {} diverged at step {}: {}", d.sequence, d.step, d.reason);
-    }
-    let _ = writeln!(s, "\n     i   mean lambda_i [{unit}]   std over sequences");
-    for (i, (m, sd)) in r.mean.iter().zip(&r.std).enumerate() {
-        let _ = writeln!(s, "  {:>4}  {}  {}", i + 1, fmt_num(*m), fmt_num(*sd));
-    }
-    let _ = writeln!(s, "\n  sum                  {}", fmt_num(r.sum));
-    let _ = writeln!(s, "  positive exponents   {:>12}", r.n_positive);
-    let _ = writeln!(s, "  entropy rate         {}", fmt_num(r.entropy_rate));
-    let _ = writeln!(s, "  Kaplan-Yorke dim.    {}", fmt_num(r.kaplan_yorke));
-    s
-}
-
-fn render_system_table(r: &SpectrumReport) -> String {
+/// A readable rendering of a system or file spectrum.
+pub fn render_table(r: &SpectrumReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let unit = match (r.log_base, r.dt == 1.0) {
