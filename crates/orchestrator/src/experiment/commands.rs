@@ -1,21 +1,18 @@
 //! The stage commands: resolve the config and run folder, run the stage, record its timing.
 
-use std::collections::BTreeSet;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 
 use super::args::{ExperimentArgs, ShardedStageArgs, StageArgs};
 use super::config::{ExperimentConfig, Preset, read_resolved, resolve};
 use super::pipeline::{Outcome, WorkSelection, interrupted, run_work, runtime, worker_count};
 use super::plan::{networks, render_plan, summarize, units_of_shard};
-use super::report::Timing;
+use super::records::{ShardRecord, Timing};
 use super::run_folder::RunFolder;
 use super::shard::Shard;
-use super::spectra::spectrum_is_complete;
-use super::sweep::network_is_complete;
-use crate::fs::{read_json, write_json};
+use super::status::{check_complete, work_done};
+use crate::fs::write_json;
 
 /// A stage to run.
 #[derive(Debug, Clone)]
@@ -83,16 +80,6 @@ fn record_timing(run: &RunFolder, stage: &str, seconds: f64) -> Result<()> {
     write_json(&run.timing(stage), &Timing { stage: stage.to_string(), seconds, finished_unix })
 }
 
-/// `shards/<stage>-shard-i-of-n.json`: what a shard completed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ShardRecord {
-    pub stage: String,
-    pub index: usize,
-    pub count: usize,
-    pub networks: Vec<String>,
-    pub seconds: f64,
-}
-
 fn dry_run(args: &ExperimentArgs, shard: Shard) -> Result<Outcome> {
     let (root, config) = resolve_experiment(args)?;
     let run = RunFolder::new(&root);
@@ -103,7 +90,9 @@ fn dry_run(args: &ExperimentArgs, shard: Shard) -> Result<Outcome> {
             RunFolder::open(&root, &config)?;
         }
     }
-    let s = summarize(&config, &run, shard, worker_count(&config));
+    let done = work_done(&run, &config, shard);
+    let s =
+        summarize(&config, &run.root().display().to_string(), shard, worker_count(&config), &done);
     print!("{}", render_plan(&s));
     Ok(Outcome::Completed)
 }
@@ -148,79 +137,6 @@ fn sharded_stage(a: &ShardedStageArgs, select: WorkSelection, name: &str) -> Res
     Ok(outcome)
 }
 
-/// Checks that every network is trained and every spectrum computed; with sharded runs, that
-/// every shard reported. Errors list what is missing, by shard and file.
-pub fn check_complete(run: &RunFolder, config: &ExperimentConfig) -> Result<()> {
-    let mut problems: Vec<String> = Vec::new();
-    // Shard records: every index of every count that appears must be present.
-    let shards_dir = run.root().join("shards");
-    for stage in ["sweep", "spectra"] {
-        let mut counts: BTreeSet<usize> = BTreeSet::new();
-        let mut present: BTreeSet<(usize, usize)> = BTreeSet::new();
-        if let Ok(rd) = std::fs::read_dir(&shards_dir) {
-            for e in rd.flatten() {
-                let p = e.path();
-                let fname = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if fname.starts_with(&format!("{stage}-shard-")) && fname.ends_with(".json") {
-                    let r: ShardRecord = read_json(&p)?;
-                    counts.insert(r.count);
-                    present.insert((r.index, r.count));
-                }
-            }
-        }
-        for &n in &counts {
-            let missing: Vec<String> = (0..n)
-                .filter(|i| !present.contains(&(*i, n)))
-                .map(|i| format!("{i}/{n}"))
-                .collect();
-            if !missing.is_empty() {
-                let shard_nets: Vec<String> = missing
-                    .iter()
-                    .filter_map(|m| Shard::parse_with_env(m, |_| None).ok())
-                    .flat_map(|s| {
-                        units_of_shard(config, s)
-                            .into_iter()
-                            .flat_map(|u| u.networks.into_iter().map(|n| n.id))
-                    })
-                    .collect();
-                problems.push(format!(
-                    "{stage}: shard(s) {} of {n} did not report (no {}); their networks: {}",
-                    missing.join(", "),
-                    run.shard_record(stage, &format!("shard-<i>-of-{n}")).display(),
-                    shard_nets.join(", ")
-                ));
-            }
-        }
-    }
-    let epochs = config.spectrum_epochs();
-    for net in networks(config) {
-        if let Err(e) = network_is_complete(run, config, &net.id) {
-            problems.push(format!("{e:#}"));
-            continue;
-        }
-        for &e in &epochs {
-            if !spectrum_is_complete(run, &net.id, e) {
-                problems.push(format!(
-                    "{}: spectrum missing or unreadable",
-                    run.spectrum(&net.id, e).display()
-                ));
-            }
-        }
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let n = problems.len();
-    let shown: Vec<String> = problems.into_iter().take(8).collect();
-    Err(crate::error::UsageError(format!(
-        "{}: incomplete run ({n} problem(s)): {}{}",
-        run.root().display(),
-        shown.join("; "),
-        if n > 8 { format!("; and {} more", n - 8) } else { String::new() }
-    ))
-    .into())
-}
-
 fn merge(a: &StageArgs) -> Result<Outcome> {
     let (root, config) = resolve_experiment(&a.experiment)?;
     if !root.join("config.toml").exists() {
@@ -244,7 +160,7 @@ fn merge(a: &StageArgs) -> Result<Outcome> {
 fn aelle_stage(run: &RunFolder, config: &ExperimentConfig) -> Result<()> {
     check_complete(run, config)?;
     let t0 = Instant::now();
-    if super::aelle_stage::run_stage(run, config)? {
+    if super::stages::aelle::run_stage(run, config)? {
         record_timing(run, "aelle", t0.elapsed().as_secs_f64())?;
     }
     Ok(())
@@ -252,7 +168,7 @@ fn aelle_stage(run: &RunFolder, config: &ExperimentConfig) -> Result<()> {
 
 fn report_stage(run: &RunFolder, config: &ExperimentConfig) -> Result<()> {
     let t0 = Instant::now();
-    super::report::run_stage(run, config)?;
+    super::stages::report::run_stage(run, config)?;
     record_timing(run, "report", t0.elapsed().as_secs_f64())?;
     Ok(())
 }
@@ -299,7 +215,7 @@ fn run_all(a: &StageArgs) -> Result<Outcome> {
     report_stage(&run, &config)?;
     record_timing(&run, "run-total", t0.elapsed().as_secs_f64())?;
     // Re-render so the report shows the total too (cheap).
-    super::report::run_stage(&run, &config)?;
+    super::stages::report::run_stage(&run, &config)?;
     println!("{}", run.report_dir().join("index.html").display());
     Ok(Outcome::Completed)
 }

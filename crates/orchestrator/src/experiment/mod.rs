@@ -4,17 +4,15 @@
 //! PNG and SVG figures), `merge` (checks every shard's outputs), and `run` (all of them, with
 //! spectra computed while other networks still train).
 
-pub mod aelle_stage;
 pub mod args;
 pub mod commands;
 pub mod config;
-pub mod metrics;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
-pub mod report;
+pub mod records;
 pub mod run_folder;
 pub mod shard;
-pub mod spectra;
-pub mod sweep;
+pub mod stages;
+pub mod status;
 pub mod task;

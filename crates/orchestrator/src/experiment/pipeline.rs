@@ -23,9 +23,11 @@ use super::plan::{NetworkPlan, TrainingUnit, units_of_shard};
 use super::progress;
 use super::run_folder::RunFolder;
 use super::shard::Shard;
-use super::spectra::{compute_network_spectra, driving_sequences, spectrum_is_complete};
-use super::sweep::{network_is_complete, train_unit};
-use super::task::build_task;
+use super::stages::spectra::{compute_network_spectra, driving_sequences};
+use super::stages::sweep::train_unit;
+use super::status::{spectrum_is_complete, trained_network};
+use super::task::{SubsetTask, build_task};
+use datasets::SequentialImageTask;
 
 /// How a stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,124 +110,114 @@ pub fn run_work(
     rt.block_on(dispatch(run.clone(), config.clone(), shard, select, workers.max(1)))
 }
 
-async fn dispatch(
-    run: RunFolder,
-    config: ExperimentConfig,
+/// The work left of a shard: training units to train and networks whose spectra to compute
+/// (with whether their training diverged), and the counts the progress bars show.
+struct WorkLeft {
+    train: VecDeque<TrainingUnit>,
+    spectra: VecDeque<(NetworkPlan, bool)>,
+    networks_to_train: u64,
+    spectra_to_compute: u64,
+}
+
+/// Scans the run folder for what is left of `units`. Asking for spectra only (no training)
+/// of an untrained network is bad input.
+fn work_left(
+    run: &RunFolder,
+    config: &ExperimentConfig,
+    units: &[TrainingUnit],
+    spectrum_epochs: &[u32],
     shard: Shard,
     select: WorkSelection,
-    workers: usize,
-) -> Result<Outcome> {
-    let task = Arc::new(build_task(&config)?);
-    let config = Arc::new(config);
-    let run = Arc::new(run);
-    let spectrum_epochs = Arc::new(config.spectrum_epochs());
-    let units = units_of_shard(&config, shard);
-
-    // What is left.
-    let mut train_queue: VecDeque<TrainingUnit> = VecDeque::new();
-    let mut spectra_queue: VecDeque<(NetworkPlan, bool)> = VecDeque::new();
-    let mut nets_left = 0u64;
+) -> Result<WorkLeft> {
+    let mut left = WorkLeft {
+        train: VecDeque::new(),
+        spectra: VecDeque::new(),
+        networks_to_train: 0,
+        spectra_to_compute: 0,
+    };
     let mut pending_spectra_nets: Vec<NetworkPlan> = Vec::new();
-    for unit in &units {
+    for unit in units {
         let mut unit_done = true;
         for net in &unit.networks {
-            match network_is_complete(&run, &config, &net.id) {
-                Ok(m) => {
+            match trained_network(run, config, &net.id) {
+                Ok(_) => {
                     if select.spectra {
                         pending_spectra_nets.push(net.clone());
-                        let _ = m;
                     }
                 }
                 Err(why) => {
                     unit_done = false;
                     if !select.train {
-                        return Err(crate::error::UsageError(format!(
-                            "network {} is not trained: {why:#}; run `sweep`{} first",
-                            net.id,
-                            if shard.count > 1 {
-                                format!(" --shard {shard}")
-                            } else {
-                                String::new()
-                            }
-                        ))
-                        .into());
+                        let again = if shard.count > 1 {
+                            format!(" --shard {shard}")
+                        } else {
+                            String::new()
+                        };
+                        return Err(crate::error::usage(format!(
+                            "network {} is not trained: {why:#}; run `sweep`{again} first",
+                            net.id
+                        )));
                     }
                 }
             }
         }
         if !unit_done && select.train {
-            nets_left += unit.networks.len() as u64;
-            train_queue.push_back(unit.clone());
+            left.networks_to_train += unit.networks.len() as u64;
+            left.train.push_back(unit.clone());
         }
     }
     let spectra_left = |net: &NetworkPlan| {
-        spectrum_epochs.iter().filter(|&&e| !spectrum_is_complete(&run, &net.id, e)).count() as u64
+        spectrum_epochs.iter().filter(|&&e| !spectrum_is_complete(run, &net.id, e)).count() as u64
     };
-    let mut spectra_total: u64 = units
-        .iter()
-        .flat_map(|u| &u.networks)
-        .map(|n| if select.spectra { spectra_left(n) } else { 0 })
-        .sum();
+    // Networks still to train may already have some spectra: only the missing ones count.
+    if select.spectra {
+        left.spectra_to_compute = units.iter().flat_map(|u| &u.networks).map(spectra_left).sum();
+    }
     for net in pending_spectra_nets {
         if spectra_left(&net) > 0 {
             let diverged =
-                network_is_complete(&run, &config, &net.id).map(|m| m.diverged).unwrap_or(false);
-            spectra_queue.push_back((net, diverged));
+                trained_network(run, config, &net.id).map(|m| m.diverged).unwrap_or(false);
+            left.spectra.push_back((net, diverged));
         }
     }
-    // Networks in the training queue may already have some spectra: counted above.
-    if !select.spectra {
-        spectra_total = 0;
-    }
-    tracing::info!(
-        shard = %shard,
-        workers,
-        networks_to_train = nets_left,
-        spectra_to_compute = spectra_total,
-        "starting"
-    );
-    if train_queue.is_empty() && spectra_queue.is_empty() {
-        return Ok(Outcome::Completed);
-    }
-    if interrupted() {
-        return Ok(Outcome::Interrupted);
-    }
+    Ok(left)
+}
 
-    let driving = if select.spectra {
-        Some(Arc::new(driving_sequences(&config, &run, task.as_ref())?))
-    } else {
-        None
-    };
+/// The dispatcher's state while work runs: the queues, the number of running tasks, the
+/// first error, and the progress.
+struct Dispatcher {
+    run: Arc<RunFolder>,
+    config: Arc<ExperimentConfig>,
+    task: Arc<SubsetTask<SequentialImageTask>>,
+    spectrum_epochs: Arc<Vec<u32>>,
+    driving: Option<Arc<datasets::DrivingSequences>>,
+    units: Vec<TrainingUnit>,
+    select: WorkSelection,
+    left: WorkLeft,
+    tx: mpsc::UnboundedSender<Event>,
+    running: usize,
+    cancelled: bool,
+    first_error: Option<anyhow::Error>,
+    trained_nets: u64,
+    computed_spectra: u64,
+    started: Instant,
+    train_bar: Option<indicatif::ProgressBar>,
+    spectra_bar: Option<indicatif::ProgressBar>,
+}
 
-    let train_bar = (nets_left > 0).then(|| progress::bar(nets_left, "training"));
-    let spectra_bar = (spectra_total > 0).then(|| progress::bar(spectra_total, "spectra"));
-
-    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-    let forward = {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            notify().notified().await;
-            let _ = tx.send(Event::Interrupt);
-        })
-    };
-
-    let started = Instant::now();
-    let mut running = 0usize;
-    let mut cancelled = interrupted();
-    let mut first_error: Option<anyhow::Error> = None;
-    let mut trained_nets = 0u64;
-    let mut computed_spectra = 0u64;
-    loop {
-        while running < workers && !cancelled {
-            if let Some((net, diverged)) = spectra_queue.pop_front() {
+impl Dispatcher {
+    /// Starts work on free workers, spectra first. Returns whether anything is running.
+    fn start_work(&mut self, workers: usize) -> bool {
+        while self.running < workers && !self.cancelled {
+            if let Some((net, diverged)) = self.left.spectra.pop_front() {
                 let (run, config, epochs, driving, tx) = (
-                    run.clone(),
-                    config.clone(),
-                    spectrum_epochs.clone(),
-                    driving.clone(),
-                    tx.clone(),
+                    self.run.clone(),
+                    self.config.clone(),
+                    self.spectrum_epochs.clone(),
+                    self.driving.clone(),
+                    self.tx.clone(),
                 );
-                running += 1;
+                self.running += 1;
                 tokio::task::spawn_blocking(move || {
                     let result = match driving {
                         Some(d) => {
@@ -235,10 +227,10 @@ async fn dispatch(
                     };
                     let _ = tx.send(Event::Spectra { net: net.id, result });
                 });
-            } else if let Some(unit) = train_queue.pop_front() {
+            } else if let Some(unit) = self.left.train.pop_front() {
                 let (run, config, task, tx) =
-                    (run.clone(), config.clone(), task.clone(), tx.clone());
-                running += 1;
+                    (self.run.clone(), self.config.clone(), self.task.clone(), self.tx.clone());
+                self.running += 1;
                 tokio::task::spawn_blocking(move || {
                     let t0 = Instant::now();
                     let result = train_unit(&run, &config, task.as_ref(), &unit);
@@ -252,89 +244,154 @@ async fn dispatch(
                 break;
             }
         }
-        if running == 0 {
-            break;
+        self.running > 0
+    }
+
+    fn fail(&mut self, e: anyhow::Error) {
+        self.first_error.get_or_insert(e);
+        self.cancelled = true;
+    }
+
+    /// A training unit finished: count it and queue its networks' spectra.
+    fn on_trained(&mut self, unit: usize, result: Result<()>, seconds: f64) {
+        self.running -= 1;
+        if let Err(e) = result {
+            tracing::error!(unit, error = format!("{e:#}"), "training unit failed");
+            self.fail(e);
+            return;
         }
+        let nets: Vec<NetworkPlan> = self
+            .units
+            .iter()
+            .find(|u| u.index == unit)
+            .map(|u| u.networks.clone())
+            .unwrap_or_default();
+        self.trained_nets += nets.len() as u64;
+        if let Some(b) = &self.train_bar {
+            b.inc(nets.len() as u64);
+        }
+        let eta = eta(self.started, self.trained_nets, self.left.networks_to_train);
+        tracing::info!(
+            unit,
+            seconds = format!("{seconds:.1}"),
+            trained = self.trained_nets,
+            of = self.left.networks_to_train,
+            eta,
+            "training unit done"
+        );
+        if self.select.spectra {
+            for net in nets {
+                match trained_network(&self.run, &self.config, &net.id) {
+                    Ok(m) => self.left.spectra.push_back((net, m.diverged)),
+                    Err(e) => self.fail(e),
+                }
+            }
+        }
+    }
+
+    /// A network's spectra finished.
+    fn on_spectra(&mut self, net: String, result: Result<usize>) {
+        self.running -= 1;
+        match result {
+            Ok(n) => {
+                self.computed_spectra += n as u64;
+                if let Some(b) = &self.spectra_bar {
+                    b.inc(n as u64);
+                }
+                tracing::debug!(network = %net, spectra = n, "spectra done");
+            }
+            Err(e) => {
+                tracing::error!(network = %net, error = format!("{e:#}"), "spectra failed");
+                self.fail(e);
+            }
+        }
+    }
+}
+
+async fn dispatch(
+    run: RunFolder,
+    config: ExperimentConfig,
+    shard: Shard,
+    select: WorkSelection,
+    workers: usize,
+) -> Result<Outcome> {
+    let task = Arc::new(build_task(&config)?);
+    let spectrum_epochs = Arc::new(config.spectrum_epochs());
+    let units = units_of_shard(&config, shard);
+    let left = work_left(&run, &config, &units, &spectrum_epochs, shard, select)?;
+    tracing::info!(
+        shard = %shard,
+        workers,
+        networks_to_train = left.networks_to_train,
+        spectra_to_compute = left.spectra_to_compute,
+        "starting"
+    );
+    if left.train.is_empty() && left.spectra.is_empty() {
+        return Ok(Outcome::Completed);
+    }
+    if interrupted() {
+        return Ok(Outcome::Interrupted);
+    }
+    let driving = if select.spectra {
+        Some(Arc::new(driving_sequences(&config, &run, task.as_ref())?))
+    } else {
+        None
+    };
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let forward = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            notify().notified().await;
+            let _ = tx.send(Event::Interrupt);
+        })
+    };
+    let mut d = Dispatcher {
+        run: Arc::new(run),
+        config: Arc::new(config),
+        task,
+        spectrum_epochs,
+        driving,
+        units,
+        select,
+        train_bar: (left.networks_to_train > 0)
+            .then(|| progress::bar(left.networks_to_train, "training")),
+        spectra_bar: (left.spectra_to_compute > 0)
+            .then(|| progress::bar(left.spectra_to_compute, "spectra")),
+        left,
+        tx,
+        running: 0,
+        cancelled: interrupted(),
+        first_error: None,
+        trained_nets: 0,
+        computed_spectra: 0,
+        started: Instant::now(),
+    };
+    while d.start_work(workers) {
         let Some(ev) = rx.recv().await else { break };
         match ev {
             Event::Interrupt => {
-                tracing::info!(running, "waiting for the running work");
-                cancelled = true;
+                tracing::info!(running = d.running, "waiting for the running work");
+                d.cancelled = true;
             }
-            Event::Trained { unit, result, seconds } => {
-                running -= 1;
-                match result {
-                    Ok(()) => {
-                        let nets: Vec<NetworkPlan> = units
-                            .iter()
-                            .find(|u| u.index == unit)
-                            .map(|u| u.networks.clone())
-                            .unwrap_or_default();
-                        trained_nets += nets.len() as u64;
-                        if let Some(b) = &train_bar {
-                            b.inc(nets.len() as u64);
-                        }
-                        let eta = eta(started, trained_nets, nets_left);
-                        tracing::info!(
-                            unit,
-                            seconds = format!("{seconds:.1}"),
-                            trained = trained_nets,
-                            of = nets_left,
-                            eta,
-                            "training unit done"
-                        );
-                        if select.spectra {
-                            for net in nets {
-                                match network_is_complete(&run, &config, &net.id) {
-                                    Ok(m) => spectra_queue.push_back((net, m.diverged)),
-                                    Err(e) => {
-                                        first_error.get_or_insert(e);
-                                        cancelled = true;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(unit, error = format!("{e:#}"), "training unit failed");
-                        first_error.get_or_insert(e);
-                        cancelled = true;
-                    }
-                }
-            }
-            Event::Spectra { net, result } => {
-                running -= 1;
-                match result {
-                    Ok(n) => {
-                        computed_spectra += n as u64;
-                        if let Some(b) = &spectra_bar {
-                            b.inc(n as u64);
-                        }
-                        tracing::debug!(network = %net, spectra = n, "spectra done");
-                    }
-                    Err(e) => {
-                        tracing::error!(network = %net, error = format!("{e:#}"), "spectra failed");
-                        first_error.get_or_insert(e);
-                        cancelled = true;
-                    }
-                }
-            }
+            Event::Trained { unit, result, seconds } => d.on_trained(unit, result, seconds),
+            Event::Spectra { net, result } => d.on_spectra(net, result),
         }
     }
     forward.abort();
-    for b in [train_bar, spectra_bar].into_iter().flatten() {
+    for b in [d.train_bar.take(), d.spectra_bar.take()].into_iter().flatten() {
         b.finish_and_clear();
     }
     tracing::info!(
-        trained = trained_nets,
-        spectra = computed_spectra,
-        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        trained = d.trained_nets,
+        spectra = d.computed_spectra,
+        seconds = format!("{:.1}", d.started.elapsed().as_secs_f64()),
         "work finished"
     );
-    if let Some(e) = first_error {
+    if let Some(e) = d.first_error {
         return Err(e);
     }
-    Ok(if cancelled { Outcome::Interrupted } else { Outcome::Completed })
+    Ok(if d.cancelled { Outcome::Interrupted } else { Outcome::Completed })
 }
 
 fn eta(started: Instant, done: u64, total: u64) -> String {

@@ -1,12 +1,13 @@
-//! The work of an experiment: which networks, grouped into training units, which checkpoints
-//! get a spectrum, what is already done in a run folder, and a time estimate (`--dry-run`).
+//! The work of an experiment, as pure functions of the config: which networks (ids, init
+//! scales, seeds), grouped into training units, which checkpoints get a spectrum, and the time
+//! estimate of what is left (`--dry-run`; what is done comes from `status::work_done`).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::config::{Arch, ExperimentConfig, TaskKind};
-use super::run_folder::RunFolder;
 use super::shard::Shard;
 
 /// One network of the population.
@@ -131,10 +132,10 @@ fn train_rate(config: &ExperimentConfig, arch: Arch) -> f64 {
     let head = match config.task.kind {
         TaskKind::SmnistRow => rnn_models::Head::LastStepClass { classes: 10 },
     };
-    // The sweep trains in F32 (`super::sweep`); a GPU device never takes the fused path.
+    // The sweep trains in F32 (`stages::sweep`); a GPU device never takes the fused path.
     let fused = config.runtime.device == "cpu"
         && rnn_models::fused_path_applies(
-            super::sweep::model_arch(arch),
+            super::stages::sweep::model_arch(arch),
             head,
             candle_core::DType::F32,
             &candle_core::Device::Cpu,
@@ -187,12 +188,26 @@ fn spectrum_flops_per_checkpoint(config: &ExperimentConfig, arch: Arch) -> f64 {
         * (2.0 * gates * n as f64 * d * k + 2.0 * d * k * k)
 }
 
-/// Scans the run folder and prices what is left.
+/// What a run folder already holds (found by `status::work_done`), by network id.
+#[derive(Debug, Clone, Default)]
+pub struct WorkDone {
+    /// Networks whose training is complete.
+    pub trained: BTreeSet<String>,
+    /// `(network id, epoch)` pairs whose spectrum record is complete.
+    pub spectra: BTreeSet<(String, u32)>,
+    /// `aelle/metrics.json` exists.
+    pub aelle: bool,
+    /// `report/index.html` exists.
+    pub report: bool,
+}
+
+/// Prices what is left of the shard's work, given what is done.
 pub fn summarize(
     config: &ExperimentConfig,
-    run: &RunFolder,
+    run_folder: &str,
     shard: Shard,
     workers: usize,
+    done: &WorkDone,
 ) -> PlanSummary {
     let units = units_of_shard(config, shard);
     let nets: Vec<&NetworkPlan> = units.iter().flat_map(|u| &u.networks).collect();
@@ -202,7 +217,7 @@ pub fn summarize(
     let mut train_seconds = 0.0;
     let mut flops = 0.0;
     for net in &nets {
-        if super::sweep::network_is_complete(run, config, &net.id).is_ok() {
+        if done.trained.contains(&net.id) {
             progress.networks_trained += 1;
         } else {
             let m = train_macs_per_network(config, net.arch);
@@ -211,22 +226,22 @@ pub fn summarize(
         }
         for &e in &epochs_sp {
             progress.spectra_total += 1;
-            if super::spectra::spectrum_is_complete(run, &net.id, e) {
+            if done.spectra.contains(&(net.id.clone(), e)) {
                 progress.spectra_done += 1;
             } else {
                 flops += spectrum_flops_per_checkpoint(config, net.arch);
             }
         }
     }
-    progress.aelle_done = run.aelle_dir().join("metrics.json").exists();
-    progress.report_done = run.report_dir().join("index.html").exists();
+    progress.aelle_done = done.aelle;
+    progress.report_done = done.report;
     let w = workers.max(1) as f64;
     let mut secs = train_seconds / w + flops / SPECTRUM_FLOPS_PER_SECOND / w;
     if !progress.report_done {
         secs += ANALYSIS_SECONDS;
     }
     PlanSummary {
-        run_folder: run.root().display().to_string(),
+        run_folder: run_folder.to_string(),
         shard: shard.to_string(),
         architectures: config
             .population

@@ -13,74 +13,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use le_engine::rnn::{InputSet, LoadOptions, Network, RnnSpectrumConfig, population_spectra};
-use serde::{Deserialize, Serialize};
 
-use super::config::{ExperimentConfig, LogBase, LstmState, Precision};
-use super::plan::NetworkPlan;
-use super::run_folder::RunFolder;
-use crate::fs::{read_json, write_atomic, write_json};
-
-/// One driving sequence's spectrum.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SequenceSpectrum {
-    /// Exponents sorted descending (`null` where the run diverged).
-    pub exponents: Vec<Option<f64>>,
-    /// `finite` or `diverged`.
-    pub status: String,
-    /// Step at which a diverged run stopped.
-    pub diverged_at_step: Option<usize>,
-}
-
-/// `spectra/<net-id>/epoch-<e>.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpectrumRecord {
-    pub network_id: String,
-    pub arch: String,
-    pub p: f64,
-    pub epoch: u32,
-    /// `epoch / epochs`.
-    pub training_fraction: f64,
-    /// `finite` (every sequence finite), `partly_diverged`, `diverged`,
-    /// `non_finite_weights`, or `diverged_in_training` (no checkpoint at this epoch).
-    pub status: String,
-    /// `e` (nats per step) or `2` (bits per step).
-    pub log_base: String,
-    /// Exponents per sequence.
-    pub k: usize,
-    /// Mean over the finite sequences (`null` when none is finite).
-    pub mean: Vec<Option<f64>>,
-    /// Sample standard deviation over the finite sequences.
-    pub std: Vec<Option<f64>>,
-    pub n_finite: usize,
-    pub n_total: usize,
-    /// `[B][k]`.
-    pub per_sequence: Vec<SequenceSpectrum>,
-}
-
-impl SpectrumRecord {
-    /// The mean spectrum with NaN for undefined entries (what AeLLE's table takes; it excludes
-    /// such rows and lists them).
-    pub fn mean_or_nan(&self) -> Vec<f64> {
-        if self.mean.is_empty() {
-            return vec![f64::NAN];
-        }
-        self.mean.iter().map(|v| v.unwrap_or(f64::NAN)).collect()
-    }
-
-    /// Largest mean exponent, if finite.
-    pub fn lambda_max(&self) -> Option<f64> {
-        self.mean.first().copied().flatten()
-    }
-}
+use crate::experiment::config::{ExperimentConfig, LogBase, LstmState, Precision};
+use crate::experiment::plan::NetworkPlan;
+use crate::experiment::records::{SequenceSpectrum, SpectrumRecord};
+use crate::experiment::run_folder::RunFolder;
+use crate::experiment::status::spectrum_is_complete;
+use crate::fs::{write_atomic, write_json};
 
 fn opt(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
-}
-
-/// Whether `spectra/<id>/epoch-<e>.json` exists and parses.
-pub fn spectrum_is_complete(run: &RunFolder, id: &str, epoch: u32) -> bool {
-    let p = run.spectrum(id, epoch);
-    p.exists() && read_json::<SpectrumRecord>(&p).is_ok()
 }
 
 /// The engine settings of the config.

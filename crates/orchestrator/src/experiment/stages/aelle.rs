@@ -8,11 +8,11 @@
 
 use anyhow::{Context, Result};
 
-use super::config::ExperimentConfig;
-use super::metrics::read_net_metrics;
-use super::plan::networks;
-use super::run_folder::RunFolder;
-use super::spectra::SpectrumRecord;
+use crate::experiment::config::ExperimentConfig;
+use crate::experiment::plan::networks;
+use crate::experiment::records::SpectrumRecord;
+use crate::experiment::run_folder::RunFolder;
+use crate::experiment::status::trained_network;
 use crate::fs::{read_json, write_json};
 
 /// Builds the AeLLE input table from the run folder. Missing spectra or metrics are errors
@@ -21,7 +21,7 @@ pub fn collect_rows(run: &RunFolder, config: &ExperimentConfig) -> Result<Vec<ae
     let epochs = config.spectrum_epochs();
     let mut rows = Vec::new();
     for net in networks(config) {
-        let metrics = read_net_metrics(run, config, &net.id)?;
+        let metrics = trained_network(run, config, &net.id)?;
         let final_loss = metrics.final_test_loss();
         for &e in &epochs {
             let path = run.spectrum(&net.id, e);

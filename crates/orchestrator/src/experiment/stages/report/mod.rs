@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Deserialize;
 
-use super::config::ExperimentConfig;
-use super::metrics::{NetMetrics, read_net_metrics};
-use super::plan::{NetworkPlan, networks};
-use super::run_folder::RunFolder;
-use super::spectra::SpectrumRecord;
+use crate::experiment::config::{ExperimentConfig, LogBase};
+use crate::experiment::plan::{NetworkPlan, networks};
+use crate::experiment::records::{SpectrumRecord, Timing};
+use crate::experiment::run_folder::RunFolder;
+use crate::experiment::status::{NetMetrics, trained_network};
 use crate::fs::{read_json, write_atomic};
 use plots::{BandSeries, Dot, Figure, Panel, PanelContent, arch_color, viridis};
 
@@ -113,14 +113,6 @@ pub const PUBLISHED: [Published; 4] = [
     published(0.5, 95.3, 81.0, Some(70.4), Some(99.0)),
 ];
 
-/// One stage's recorded wall time (`timings/<stage>.json`).
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
-pub struct Timing {
-    pub stage: String,
-    pub seconds: f64,
-    pub finished_unix: u64,
-}
-
 /// Everything the report shows.
 pub struct ReportData {
     pub config: ExperimentConfig,
@@ -162,7 +154,7 @@ impl ReportData {
         let mut nets = Vec::new();
         let mut spectra = Vec::new();
         for net in networks(config) {
-            let m = read_net_metrics(run, config, &net.id)?;
+            let m = trained_network(run, config, &net.id)?;
             for e in config.spectrum_epochs() {
                 let path = run.spectrum(&net.id, e);
                 spectra.push(read_json::<SpectrumRecord>(&path)?);
@@ -280,11 +272,7 @@ impl ReportData {
                 BandSeries { color: arch_color(&arch), label: arch, points }
             })
             .collect();
-        let unit = if self.config.spectra.log_base == super::config::LogBase::Two {
-            "bits"
-        } else {
-            "nats"
-        };
+        let unit = if self.config.spectra.log_base == LogBase::Two { "bits" } else { "nats" };
         Panel {
             title,
             x_label: "exponent index i".into(),
@@ -422,7 +410,7 @@ pub struct RenderedFigure {
 pub fn run_stage(run: &RunFolder, config: &ExperimentConfig) -> Result<()> {
     let data = ReportData::load(run, config)?;
     let dir = run.report_dir();
-    let unit = if config.spectra.log_base == super::config::LogBase::Two { "bits" } else { "nats" };
+    let unit = if config.spectra.log_base == LogBase::Two { "bits" } else { "nats" };
     let figures: Vec<(&'static str, String, Figure)> = vec![
         ("accuracy", "Test accuracy of every cell over training: mean ± one standard deviation over the networks of the cell (all p).".to_string(), data.accuracy_figure()),
         ("spectra", format!("Mean Lyapunov spectrum per cell ({unit} per step, {} driving sequences; mean ± std over networks) at initialisation and at the end of training.", config.spectra.driving_sequences), data.spectra_figure()),

@@ -7,16 +7,13 @@
 //! run writes the same checkpoints. A network is complete when its `metrics.json` says
 //! `finished` (all epochs) or `diverged` (non-finite loss; its checkpoints so far are kept).
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 
-use super::config::{Arch, ExperimentConfig};
-use super::metrics::{EpochMetrics, NetMetrics};
-use super::plan::{NetworkPlan, TrainingUnit};
-use super::run_folder::RunFolder;
+use crate::experiment::config::{Arch, ExperimentConfig};
+use crate::experiment::plan::{NetworkPlan, TrainingUnit};
+use crate::experiment::run_folder::RunFolder;
 
-pub(super) fn model_arch(a: Arch) -> rnn_models::Arch {
+pub(crate) fn model_arch(a: Arch) -> rnn_models::Arch {
     match a {
         Arch::Lstm => rnn_models::Arch::Lstm,
         Arch::Gru => rnn_models::Arch::Gru,
@@ -51,68 +48,6 @@ pub fn train_config(config: &ExperimentConfig) -> rnn_models::TrainConfig {
         eval_train_at_epoch0: false,
         ..rnn_models::TrainConfig::default()
     }
-}
-
-/// Reads an `rnn-models` `metrics.json` into the numbers the later stages use.
-pub fn read_metrics_file(path: &Path) -> Result<NetMetrics> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let m: rnn_models::NetMetrics = serde_json::from_slice(&bytes).map_err(|e| {
-        crate::error::UsageError(format!("{}: not a valid metrics file: {e}", path.display()))
-    })?;
-    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-    Ok(NetMetrics {
-        epochs: m
-            .epochs
-            .iter()
-            .map(|e| EpochMetrics {
-                epoch: e.epoch as u32,
-                test_loss: nan(e.test_loss),
-                test_accuracy: nan(e.test_accuracy),
-                train_loss: nan(e.train_loss),
-            })
-            .collect(),
-        diverged: m.status == rnn_models::NetStatus::Diverged,
-        finished: m.status == rnn_models::NetStatus::Finished,
-    })
-}
-
-/// `Ok` when the network's training is complete (finished or diverged), else why not.
-pub fn network_is_complete(
-    run: &RunFolder,
-    config: &ExperimentConfig,
-    id: &str,
-) -> Result<NetMetrics> {
-    let path = run.metrics(id);
-    if !path.exists() {
-        return Err(crate::error::UsageError(format!(
-            "{}: missing (network not trained)",
-            path.display()
-        ))
-        .into());
-    }
-    let m = read_metrics_file(&path)?;
-    if m.diverged {
-        return Ok(m);
-    }
-    let last = m.epochs.last().map(|e| e.epoch);
-    if !m.finished || last != Some(config.training.epochs) {
-        return Err(crate::error::UsageError(format!(
-            "{}: training incomplete (last epoch {:?} of {})",
-            path.display(),
-            last,
-            config.training.epochs
-        ))
-        .into());
-    }
-    for e in 0..=config.training.epochs {
-        let c = run.checkpoint(id, e);
-        if !c.is_file() {
-            return Err(
-                crate::error::UsageError(format!("{}: checkpoint missing", c.display())).into()
-            );
-        }
-    }
-    Ok(m)
 }
 
 /// Trains one unit (resuming whatever is done). Blocking; call from a worker thread.

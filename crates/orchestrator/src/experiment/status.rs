@@ -1,0 +1,222 @@
+//! What a run folder already holds, decided in one place: whether a network's training is
+//! complete (its `metrics.json` says finished or diverged, every checkpoint exists), whether a
+//! spectrum record exists and parses, whether a whole (possibly sharded) run is complete, and
+//! the counts `--dry-run` prices.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::config::ExperimentConfig;
+use super::plan::{WorkDone, networks, units_of_shard};
+use super::records::{ShardRecord, SpectrumRecord};
+use super::run_folder::RunFolder;
+use super::shard::Shard;
+use crate::fs::read_json;
+
+/// One checkpoint's numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: u32,
+    /// Test loss (NaN if the network diverged).
+    pub test_loss: f64,
+    /// Test accuracy in [0, 1] (NaN if undefined).
+    pub test_accuracy: f64,
+    /// Mean training loss of the epoch (NaN at epoch 0 if not evaluated).
+    pub train_loss: f64,
+}
+
+/// A network's record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetMetrics {
+    pub epochs: Vec<EpochMetrics>,
+    /// Training stopped at a non-finite loss or gradient (epochs after it are absent).
+    pub diverged: bool,
+    /// All epochs done.
+    pub finished: bool,
+}
+
+impl NetMetrics {
+    /// The record of `epoch`.
+    pub fn at(&self, epoch: u32) -> Option<&EpochMetrics> {
+        self.epochs.iter().find(|m| m.epoch == epoch)
+    }
+    /// Test loss at the last epoch; NaN for a diverged network (it has no final loss, and
+    /// AeLLE excludes it, listed).
+    pub fn final_test_loss(&self) -> f64 {
+        if self.diverged {
+            return f64::NAN;
+        }
+        self.epochs.iter().max_by_key(|m| m.epoch).map(|m| m.test_loss).unwrap_or(f64::NAN)
+    }
+    /// Test accuracy at the last epoch.
+    pub fn final_test_accuracy(&self) -> f64 {
+        self.epochs.iter().max_by_key(|m| m.epoch).map(|m| m.test_accuracy).unwrap_or(f64::NAN)
+    }
+}
+
+/// Reads an `rnn-models` `metrics.json` into the numbers the later stages use.
+pub fn read_metrics_file(path: &Path) -> Result<NetMetrics> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let m: rnn_models::NetMetrics = serde_json::from_slice(&bytes).map_err(|e| {
+        crate::error::UsageError(format!("{}: not a valid metrics file: {e}", path.display()))
+    })?;
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    Ok(NetMetrics {
+        epochs: m
+            .epochs
+            .iter()
+            .map(|e| EpochMetrics {
+                epoch: e.epoch as u32,
+                test_loss: nan(e.test_loss),
+                test_accuracy: nan(e.test_accuracy),
+                train_loss: nan(e.train_loss),
+            })
+            .collect(),
+        diverged: m.status == rnn_models::NetStatus::Diverged,
+        finished: m.status == rnn_models::NetStatus::Finished,
+    })
+}
+
+/// The metrics of a network whose training is complete (finished with every epoch's record
+/// and checkpoint, or diverged), else a bad-input error naming the file and what is missing.
+/// The one completeness rule of a network: `sweep` skips what passes it, `spectra`, `merge`,
+/// `aelle` and `report` require it.
+pub fn trained_network(run: &RunFolder, config: &ExperimentConfig, id: &str) -> Result<NetMetrics> {
+    let usage = |msg: String| -> anyhow::Error { crate::error::usage(msg) };
+    let path = run.metrics(id);
+    if !path.exists() {
+        return Err(usage(format!(
+            "{}: missing (network not trained); run `sweep` (every shard) and `merge` first",
+            path.display()
+        )));
+    }
+    let m = read_metrics_file(&path)?;
+    if m.diverged {
+        return Ok(m);
+    }
+    let epochs = config.training.epochs;
+    let last = m.epochs.last().map(|e| e.epoch);
+    if !m.finished || last != Some(epochs) {
+        return Err(usage(format!(
+            "{}: training incomplete (last epoch {last:?} of {epochs})",
+            path.display()
+        )));
+    }
+    if m.epochs.len() != epochs as usize + 1 {
+        return Err(usage(format!(
+            "{}: {} epoch records, expected {} (epochs 0..={epochs})",
+            path.display(),
+            m.epochs.len(),
+            epochs + 1
+        )));
+    }
+    for e in 0..=epochs {
+        let c = run.checkpoint(id, e);
+        if !c.is_file() {
+            return Err(usage(format!("{}: checkpoint missing", c.display())));
+        }
+    }
+    Ok(m)
+}
+
+/// Whether `spectra/<id>/epoch-<e>.json` exists and parses.
+pub fn spectrum_is_complete(run: &RunFolder, id: &str, epoch: u32) -> bool {
+    let p = run.spectrum(id, epoch);
+    p.exists() && read_json::<SpectrumRecord>(&p).is_ok()
+}
+
+/// Checks that every network is trained and every spectrum computed; with sharded runs, that
+/// every shard reported. Errors list what is missing, by shard and file.
+pub fn check_complete(run: &RunFolder, config: &ExperimentConfig) -> Result<()> {
+    let mut problems: Vec<String> = Vec::new();
+    // Shard records: every index of every count that appears must be present.
+    let shards_dir = run.root().join("shards");
+    for stage in ["sweep", "spectra"] {
+        let mut counts: BTreeSet<usize> = BTreeSet::new();
+        let mut present: BTreeSet<(usize, usize)> = BTreeSet::new();
+        if let Ok(rd) = std::fs::read_dir(&shards_dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let fname = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if fname.starts_with(&format!("{stage}-shard-")) && fname.ends_with(".json") {
+                    let r: ShardRecord = read_json(&p)?;
+                    counts.insert(r.count);
+                    present.insert((r.index, r.count));
+                }
+            }
+        }
+        for &n in &counts {
+            let missing: Vec<String> = (0..n)
+                .filter(|i| !present.contains(&(*i, n)))
+                .map(|i| format!("{i}/{n}"))
+                .collect();
+            if !missing.is_empty() {
+                let shard_nets: Vec<String> = missing
+                    .iter()
+                    .filter_map(|m| Shard::parse_with_env(m, |_| None).ok())
+                    .flat_map(|s| {
+                        units_of_shard(config, s)
+                            .into_iter()
+                            .flat_map(|u| u.networks.into_iter().map(|n| n.id))
+                    })
+                    .collect();
+                problems.push(format!(
+                    "{stage}: shard(s) {} of {n} did not report (no {}); their networks: {}",
+                    missing.join(", "),
+                    run.shard_record(stage, &format!("shard-<i>-of-{n}")).display(),
+                    shard_nets.join(", ")
+                ));
+            }
+        }
+    }
+    let epochs = config.spectrum_epochs();
+    for net in networks(config) {
+        if let Err(e) = trained_network(run, config, &net.id) {
+            problems.push(format!("{e:#}"));
+            continue;
+        }
+        for &e in &epochs {
+            if !spectrum_is_complete(run, &net.id, e) {
+                problems.push(format!(
+                    "{}: spectrum missing or unreadable",
+                    run.spectrum(&net.id, e).display()
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let n = problems.len();
+    let shown: Vec<String> = problems.into_iter().take(8).collect();
+    Err(crate::error::UsageError(format!(
+        "{}: incomplete run ({n} problem(s)): {}{}",
+        run.root().display(),
+        shown.join("; "),
+        if n > 8 { format!("; and {} more", n - 8) } else { String::new() }
+    ))
+    .into())
+}
+
+/// What the run folder holds of the shard's work (for `--dry-run`'s estimate).
+pub fn work_done(run: &RunFolder, config: &ExperimentConfig, shard: Shard) -> WorkDone {
+    let mut done = WorkDone {
+        aelle: run.aelle_dir().join("metrics.json").exists(),
+        report: run.report_dir().join("index.html").exists(),
+        ..WorkDone::default()
+    };
+    let epochs = config.spectrum_epochs();
+    for net in units_of_shard(config, shard).into_iter().flat_map(|u| u.networks) {
+        for &e in &epochs {
+            if spectrum_is_complete(run, &net.id, e) {
+                done.spectra.insert((net.id.clone(), e));
+            }
+        }
+        if trained_network(run, config, &net.id).is_ok() {
+            done.trained.insert(net.id);
+        }
+    }
+    done
+}
