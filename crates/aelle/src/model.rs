@@ -713,9 +713,8 @@ impl AelleModel {
             "features.scale".into(),
             Tensor::from_vec(self.standardizer.scale.clone(), l, &Device::Cpu)?,
         );
-        let tmp = temporary_path(weights_path);
-        candle_core::safetensors::save(&tensors, &tmp)?;
-        rename(&tmp, weights_path)?;
+        let bytes = safetensors::serialize(&tensors, None).map_err(candle_core::Error::from)?;
+        write_atomic(weights_path, &bytes)?;
         let config = SavedModelConfig {
             format_version: 1,
             shape: self.network.shape,
@@ -725,10 +724,7 @@ impl AelleModel {
         let json_path = Self::config_path(weights_path);
         let text = serde_json::to_string_pretty(&config)
             .map_err(|source| AelleError::Json { path: json_path.clone(), source })?;
-        let tmp = temporary_path(&json_path);
-        std::fs::write(&tmp, text)
-            .map_err(|source| AelleError::Io { path: tmp.clone(), source })?;
-        rename(&tmp, &json_path)
+        write_atomic(&json_path, text.as_bytes())
     }
 
     /// Loads what [`Self::save`] wrote.
@@ -788,14 +784,10 @@ impl AelleModel {
     }
 }
 
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-fn rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|source| AelleError::Io { path: to.to_path_buf(), source })
+/// The workspace's one crash-safe write (`aelle_support::fs`), with the crate's error.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    aelle_support::fs::write_atomic(path, bytes)
+        .map_err(|e| AelleError::Io { path: e.path.clone(), source: e.source })
 }
 
 #[cfg(test)]

@@ -85,12 +85,8 @@ impl DrivingSequences {
     /// file at `path`.
     pub fn save_safetensors(&self, path: &Path) -> Result<()> {
         let bytes = self.to_safetensors_bytes()?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
-        let io = |source| DatasetError::Io { path: path.to_path_buf(), source };
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        aelle_support::fs::write_atomic(path, &bytes)
+            .map_err(|e| DatasetError::Io { path: e.path.clone(), source: e.source })
     }
 
     /// Reads a file written by [`DrivingSequences::save_safetensors`] (or by any tool that

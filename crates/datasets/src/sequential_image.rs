@@ -21,8 +21,12 @@ pub const MNIST_PIXEL_MEAN: f32 = 0.1307;
 /// MNIST training-set pixel standard deviation after /255 (the usual constant).
 pub const MNIST_PIXEL_STD: f32 = 0.3081;
 
-/// How a pixel byte `p` becomes an input value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+/// How a pixel byte `p` becomes an input value. Config files name it in kebab case
+/// (`"unit-range"`, `"mnist-standardized"`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum PixelNormalization {
     /// `p / 255`, in `[0, 1]` (default; what the published sequential-MNIST runs use).
     #[default]

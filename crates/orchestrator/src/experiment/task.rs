@@ -1,11 +1,9 @@
 //! The experiment's task: row-wise sequential MNIST on the embedded 10k split, optionally
 //! restricted to a seeded subset of each split (`task.train_examples`, `task.test_examples`).
 
-use datasets::{
-    Batch, OutputKind, PixelNormalization, PixelOrder, SequentialImageTask, Split, Task,
-};
+use datasets::{Batch, OutputKind, PixelOrder, SequentialImageTask, Split, Task};
 
-use super::config::{ExperimentConfig, Normalization, TaskKind};
+use super::config::{ExperimentConfig, TaskKind};
 
 /// A task restricted to fixed subsets of its splits (indices into the inner task's splits).
 /// Subset `k` of a split is example `indices[k]` of the inner split.
@@ -85,10 +83,7 @@ pub fn build_task(config: &ExperimentConfig) -> anyhow::Result<SubsetTask<Sequen
     let inner = match config.task.kind {
         TaskKind::SmnistRow => {
             let split = datasets::mnist_10k_split()?;
-            let norm = match config.task.normalization {
-                Normalization::UnitRange => PixelNormalization::UnitRange,
-                Normalization::MnistStandardized => PixelNormalization::MnistStandardized,
-            };
+            let norm = config.task.normalization;
             SequentialImageTask::new(split, PixelOrder::RowWise, norm)?
         }
     };

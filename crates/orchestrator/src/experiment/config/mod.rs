@@ -9,6 +9,7 @@
 mod layering;
 mod presets;
 
+use datasets::PixelNormalization;
 use serde::{Deserialize, Serialize};
 
 pub use layering::{read_resolved, resolve};
@@ -55,16 +56,6 @@ pub enum TaskKind {
     SmnistRow,
 }
 
-/// Pixel scaling of the image tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Normalization {
-    /// `p / 255`.
-    UnitRange,
-    /// `(p / 255 - 0.1307) / 0.3081`.
-    MnistStandardized,
-}
-
 /// `[task]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -78,8 +69,9 @@ pub struct TaskConfig {
     /// Evaluate the test loss / accuracy on this many test examples (0 = all 2,000).
     /// Default 1,000.
     pub test_examples: usize,
-    /// Default `"unit-range"`.
-    pub normalization: Normalization,
+    /// Pixel scaling: `"unit-range"` (`p / 255`, default) or `"mnist-standardized"`
+    /// (`(p / 255 - 0.1307) / 0.3081`).
+    pub normalization: PixelNormalization,
 }
 
 impl Default for TaskConfig {
@@ -88,7 +80,7 @@ impl Default for TaskConfig {
             kind: TaskKind::SmnistRow,
             train_examples: 2000,
             test_examples: 1000,
-            normalization: Normalization::UnitRange,
+            normalization: PixelNormalization::UnitRange,
         }
     }
 }
