@@ -23,6 +23,9 @@
 //! Features: `cuda` (candle's CUDA backend; off by default, never needed by the tests).
 //! Libraries never print; progress goes to `tracing`.
 
+#[macro_use]
+mod dispatch;
+
 pub mod checkpoint;
 pub mod config;
 pub mod error;

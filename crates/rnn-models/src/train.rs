@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Arch, NetSpec, TrainBackend, TrainConfig};
 use crate::error::{ModelError, Result};
-use crate::fused::{AdamSettings, FusedCell, FusedDims, Workspace, adam_step};
+use crate::fused::{FusedCell, FusedDims, Workspace};
 use crate::model::{Head, ModelShape, PopulationModel};
-use crate::optim::PopulationAdam;
+use crate::optim::{AdamSettings, PopulationAdam, adam_step_flat};
 
 /// Where a network stopped with a non-finite loss or gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -510,13 +510,7 @@ impl<'t> PopulationTrainer<'t> {
         let m = self.model.num_networks();
         let mut iters = self.epoch_iters(epoch)?;
         let lrs: Vec<f64> = self.model.specs().iter().map(|s| s.lr).collect();
-        let settings = AdamSettings {
-            kind: self.config.optimizer,
-            betas: self.config.betas,
-            eps: self.config.adam_eps,
-            weight_decay: self.config.weight_decay,
-            grad_clip: self.config.grad_clip,
-        };
+        let settings = AdamSettings::of(&self.config);
         let n = dims.hidden;
         let threads = rayon::current_num_threads();
         let sizes = dims.param_sizes();
@@ -558,7 +552,7 @@ impl<'t> PopulationTrainer<'t> {
                     return FusedOutcome::LossNotFinite;
                 }
                 let grad_ok =
-                    adam_step(&settings, lrs[k], steps, theta, grad, m1, m2, &sizes).is_some();
+                    adam_step_flat(&settings, lrs[k], steps, theta, grad, m1, m2, &sizes).is_some();
                 FusedOutcome::Trained { loss: r.loss, correct: r.correct, grad_ok }
             };
             let mask_of = |k: usize| mask.as_ref().map(|v| &v[k * b * n..(k + 1) * b * n]);
