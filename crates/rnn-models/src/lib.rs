@@ -38,8 +38,8 @@ pub mod train;
 
 pub use checkpoint::{CheckpointRecord, read_checkpoint, write_checkpoint};
 pub use config::{
-    Arch, CellConstants, InitScheme, NetSpec, OptimizerKind, ResolvedConstants, TrainBackend,
-    TrainConfig,
+    CELL_KINDS, ConstantOverrides, InitScheme, NetSpec, OptimizerKind, TrainBackend, TrainConfig,
+    cell_kind_from_name,
 };
 pub use error::{ModelError, Result};
 pub use model::{Head, ModelShape, ParamRole, ParamSpec, PopulationModel};

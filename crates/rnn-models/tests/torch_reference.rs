@@ -11,9 +11,10 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use common::{F64_ABS, F64_REL, assert_close};
+use le_engine::rnn::CellKind;
 use rnn_models::checkpoint::read_tensors;
 use rnn_models::{
-    Arch, CellConstants, Head, ModelShape, NetSpec, OptimizerKind, PopulationAdam, PopulationModel,
+    ConstantOverrides, Head, ModelShape, NetSpec, OptimizerKind, PopulationAdam, PopulationModel,
     TrainConfig,
 };
 
@@ -23,7 +24,7 @@ const I: usize = 3;
 const N: usize = 6;
 const C: usize = 3;
 
-fn check(name: &str, arch: Arch, layers: usize, per_step: bool) {
+fn check(name: &str, arch: CellKind, layers: usize, per_step: bool) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("tests/fixtures/torch_step_{name}.safetensors"));
     let head = if per_step {
@@ -36,9 +37,9 @@ fn check(name: &str, arch: Arch, layers: usize, per_step: bool) {
     let mut spec = NetSpec::new(name, arch, N, 0.5, 0.01, 0);
     spec.num_layers = layers;
     spec.constants = match arch {
-        Arch::Asrnn => CellConstants { eps: Some(0.01), gamma: Some(0.5), dt: None },
-        Arch::Cornn => CellConstants { eps: Some(4.7), gamma: Some(2.7), dt: Some(0.042) },
-        _ => CellConstants::default(),
+        CellKind::Asrnn => ConstantOverrides { eps: Some(0.01), gamma: Some(0.5), dt: None },
+        CellKind::Cornn => ConstantOverrides { eps: Some(4.7), gamma: Some(2.7), dt: Some(0.042) },
+        _ => ConstantOverrides::default(),
     };
     let specs = shape.param_specs();
     // PyTorch's state_dict names: the checkpoint names already are `rnn.` / `fc.` prefixed.
@@ -147,30 +148,30 @@ fn check(name: &str, arch: Arch, layers: usize, per_step: bool) {
 
 #[test]
 fn rnn_matches_pytorch() {
-    check("rnn", Arch::Rnn, 2, false);
+    check("rnn", CellKind::Rnn, 2, false);
 }
 
 #[test]
 fn gru_matches_pytorch() {
-    check("gru", Arch::Gru, 2, false);
+    check("gru", CellKind::Gru, 2, false);
 }
 
 #[test]
 fn lstm_matches_pytorch() {
-    check("lstm", Arch::Lstm, 2, false);
+    check("lstm", CellKind::Lstm, 2, false);
 }
 
 #[test]
 fn asrnn_matches_pytorch_reference_code() {
-    check("asrnn", Arch::Asrnn, 2, false);
+    check("asrnn", CellKind::Asrnn, 2, false);
 }
 
 #[test]
 fn cornn_matches_pytorch_reference_code() {
-    check("cornn", Arch::Cornn, 2, false);
+    check("cornn", CellKind::Cornn, 2, false);
 }
 
 #[test]
 fn lstm_per_step_head_matches_pytorch() {
-    check("lstm_perstep", Arch::Lstm, 1, true);
+    check("lstm_perstep", CellKind::Lstm, 1, true);
 }

@@ -283,6 +283,7 @@ pub fn eval(
 mod tests {
     use super::*;
     use aelle_support::fastmath::{fast_exp, fast_sigmoid, fast_tanh};
+    use le_engine::rnn::CellKind;
 
     fn rel(a: f32, b: f64) -> f64 {
         if b == 0.0 { f64::from(a).abs() } else { ((f64::from(a) - b) / b).abs() }
@@ -314,11 +315,11 @@ mod tests {
     #[test]
     fn layout_counts_every_parameter() {
         for (cell, arch, layers, bias) in [
-            (FusedCell::Lstm, crate::Arch::Lstm, 1, true),
-            (FusedCell::Lstm, crate::Arch::Lstm, 2, false),
-            (FusedCell::Lstm, crate::Arch::Lstm, 3, true),
-            (FusedCell::Gru, crate::Arch::Gru, 2, true),
-            (FusedCell::Gru, crate::Arch::Gru, 3, false),
+            (FusedCell::Lstm, CellKind::Lstm, 1, true),
+            (FusedCell::Lstm, CellKind::Lstm, 2, false),
+            (FusedCell::Lstm, CellKind::Lstm, 3, true),
+            (FusedCell::Gru, CellKind::Gru, 2, true),
+            (FusedCell::Gru, CellKind::Gru, 3, false),
         ] {
             let d = FusedDims { cell, input: 5, hidden: 7, layers, bias, classes: 3 };
             let shape = crate::ModelShape {
