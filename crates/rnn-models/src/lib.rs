@@ -3,7 +3,9 @@
 //! Cells (PyTorch names and gate orders): vanilla tanh RNN, GRU (`r, z, n`), LSTM
 //! (`i, f, g, o`), antisymmetric RNN (ASRNN) and coupled oscillatory RNN (CoRNN), 1-3 stacked
 //! layers, optional biases; readouts for last-step classification (sequential MNIST),
-//! per-step classification (next character) and regression. Equations in [`model`].
+//! per-step classification (next character) and regression. Equations in [`model`]. The
+//! cell kinds are le-engine's [`le_engine::rnn::CellKind`] ([`CELL_KINDS`] lists them), the
+//! resolved cell constants its [`le_engine::rnn::CellConstants`].
 //!
 //! The unit of everything is a **population**: `M` networks of one cell kind and size stacked
 //! into tensors `[M, ...]` and trained as one batched model ([`PopulationModel`],

@@ -49,7 +49,7 @@ enum FusedOutcome {
 }
 
 /// Whether a population of `arch` with `head`, in `dtype` on `device`, trains on the fused CPU
-/// path under [`TrainBackend::Auto`] (LSTM and GRU, last-step classification, F32, CPU);
+/// path under [`crate::TrainBackend::Auto`] (LSTM and GRU, last-step classification, F32, CPU);
 /// everything else trains on candle.
 pub fn fused_path_applies(arch: CellKind, head: Head, dtype: DType, device: &Device) -> bool {
     matches!(arch, CellKind::Lstm | CellKind::Gru)
