@@ -108,14 +108,29 @@ fn check(name: &str, arch: CellKind, layers: usize, per_step: bool) {
         let p = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
         assert_close(&format!("{name} after-step {}", ps.name), &p, &v(2 * k + j), 1e-9, 1e-8);
     }
-    // Adam with L2 weight decay (one step) and AdamW with decoupled decay (two steps).
+    check_weight_decay(name, shape, &spec, &loaded.values, (&x, &y));
+}
+
+/// Adam with L2 weight decay (one step) and AdamW with decoupled decay (two steps) from the
+/// fixture's weights (`values`) against PyTorch's parameters after them.
+fn check_weight_decay(
+    name: &str,
+    shape: ModelShape,
+    spec: &NetSpec,
+    values: &[Vec<f64>],
+    (x, y): (&Tensor, &Tensor),
+) {
+    let specs = shape.param_specs();
+    let k = specs.len();
+    let v = |i: usize| values[i].clone();
+    let dev = Device::Cpu;
     for (offset, optimizer, steps) in
         [(3 * k, OptimizerKind::Adam, 1), (4 * k, OptimizerKind::AdamW, 2)]
     {
         let fresh = PopulationModel::from_values(
             shape,
-            std::slice::from_ref(&spec),
-            vec![loaded.values[..k].to_vec()],
+            std::slice::from_ref(spec),
+            vec![values[..k].to_vec()],
             DType::F64,
             &dev,
         )
@@ -128,8 +143,8 @@ fn check(name: &str, arch: CellKind, layers: usize, per_step: bool) {
         };
         let mut opt = PopulationAdam::new(fresh.vars(), &config).unwrap();
         for _ in 0..steps {
-            let out = fresh.forward(&fresh.tracked_params(), &x, None).unwrap();
-            let (loss, _) = fresh.loss(&out, &y).unwrap();
+            let out = fresh.forward(&fresh.tracked_params(), x, None).unwrap();
+            let (loss, _) = fresh.loss(&out, y).unwrap();
             let grads = loss.sum_all().unwrap().backward().unwrap();
             opt.step(fresh.vars(), &grads, &[0.01], &mut [true]).unwrap();
         }

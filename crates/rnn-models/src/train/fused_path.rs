@@ -17,7 +17,8 @@ use crate::fused::{BatchLoss, FusedCell, FusedDims, Workspace, step_parts};
 use crate::model::{Head, PopulationModel};
 use crate::optim::{AdamSettings, adam_step_flat};
 
-/// One network's flat training state for an epoch: parameters, moments, step count.
+/// The population's flat training state for an epoch, per network: parameters, first and
+/// second moments, step count.
 type FlatState<'s> = (&'s mut [Vec<f32>], &'s mut [Vec<f32>], &'s mut [Vec<f32>], &'s mut [u64]);
 
 /// The fused path's shape and per-network working buffers (kept between epochs).
