@@ -23,7 +23,9 @@ use std::time::Instant;
 
 use candle_core::{DType, Device};
 use datasets::{Batch, OutputKind, PixelOrder, SequentialImageTask, Split, Task};
-use rnn_models::{Arch, InitScheme, NetSpec, PopulationTrainer, TrainBackend, TrainConfig};
+use rnn_models::{
+    InitScheme, NetSpec, PopulationTrainer, TrainBackend, TrainConfig, cell_kind_from_name,
+};
 
 /// The first `train` training examples of a task.
 struct Truncated<'a> {
@@ -67,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let candle_sizes = parse_sizes(args.get(1), "1")?;
     let steps: usize = args.get(2).map_or(Ok(20), |s| s.parse())?;
-    let arch = Arch::from_name(args.get(3).map_or("lstm", String::as_str))?;
+    let arch = cell_kind_from_name(args.get(3).map_or("lstm", String::as_str))?;
     let fused_sizes = parse_sizes(args.get(4), "1,4,16")?;
     let full = SequentialImageTask::mnist_10k(PixelOrder::RowWise)?;
     let batch = 128;
@@ -81,7 +83,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         flops_per_sample / 1e6
     );
     println!(
-        "{arch} N=64, row-wise sMNIST, batch {batch}, {steps} steps per run, threads: rayon {}, candle {}",
+        "{} N=64, row-wise sMNIST, batch {batch}, {steps} steps per run, threads: rayon {}, candle {}",
+        arch.name(),
         env_or("RAYON_NUM_THREADS"),
         env_or("CANDLE_NUM_THREADS")
     );

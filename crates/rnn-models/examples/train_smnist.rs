@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 use datasets::{PixelOrder, SequentialImageTask};
-use rnn_models::{Arch, InitScheme, NetSpec, TrainConfig, run_sweep};
+use rnn_models::{InitScheme, NetSpec, TrainConfig, cell_kind_from_name, run_sweep};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let specs = archs
         .split(',')
         .map(|a| {
-            let mut s = NetSpec::new(format!("{a}-n64"), Arch::from_name(a)?, 64, 0.0, 0.01, 0);
+            let mut s = NetSpec::new(format!("{a}-n64"), cell_kind_from_name(a)?, 64, 0.0, 0.01, 0);
             s.init = InitScheme::PytorchDefault;
             Ok(s)
         })

@@ -8,14 +8,17 @@
 //! `gamma`, `eps` for cornn), `output_size`, `head`, `p`, `seed`, `lr`, `init`, `epoch`,
 //! `train_loss`, `test_loss`, `test_accuracy` (when known), `format`.
 //!
-//! Files are written to `<name>.tmp` and renamed, so a crash never leaves a half file.
+//! Files are written to `<name>.tmp`, flushed and renamed ([`aelle_support::fs`]), so a crash
+//! never leaves a half file.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::config::{Arch, NetSpec};
+use le_engine::rnn::CellKind;
+
+use crate::config::NetSpec;
 use crate::error::{ModelError, Result};
 use crate::model::{ModelShape, ParamSpec};
 
@@ -35,13 +38,15 @@ pub struct CheckpointRecord {
     pub test_accuracy: Option<f64>,
 }
 
-/// Writes `bytes` to `path` through `path.tmp` + rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| ModelError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
+/// Writes `bytes` to `path` with the workspace's one crash-safe write
+/// ([`aelle_support::fs::write_atomic`]: `<name>.tmp`, `fsync`, rename); a failure is a
+/// [`ModelError::Io`] naming the path it happened on and the step.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    aelle_support::fs::write_atomic(path, bytes).map_err(|e| {
+        let source =
+            std::io::Error::new(e.source.kind(), format!("cannot {}: {}", e.action, e.source));
+        ModelError::io(e.path, source)
+    })
 }
 
 /// Serialises named `F32` tensors with metadata into safetensors bytes, deterministically:
@@ -131,16 +136,16 @@ pub fn network_metadata(shape: &ModelShape, spec: &NetSpec) -> HashMap<String, S
     );
     let c = spec.resolved_constants();
     match shape.arch {
-        Arch::Asrnn => {
+        CellKind::Asrnn => {
             put("eps", c.eps.to_string());
             put("gamma", c.gamma.to_string());
         }
-        Arch::Cornn => {
+        CellKind::Cornn => {
             put("dt", c.dt.to_string());
             put("gamma", c.gamma.to_string());
             put("eps", c.eps.to_string());
         }
-        Arch::Rnn | Arch::Gru | Arch::Lstm => {}
+        CellKind::Rnn | CellKind::Gru | CellKind::Lstm => {}
     }
     md
 }
@@ -177,7 +182,7 @@ pub fn write_checkpoint(
         .map(|(ps, v)| (ps.name.clone(), ps.shape.clone(), v.clone()))
         .collect();
     let bytes = serialize_f32(path, &tensors, md)?;
-    write_atomic(path, &bytes)
+    write_file(path, &bytes)
 }
 
 /// A loaded checkpoint.
@@ -279,14 +284,14 @@ mod tests {
     fn checkpoint_round_trips_and_is_deterministic() {
         let dir = tempfile::tempdir().unwrap();
         let shape = ModelShape {
-            arch: Arch::Cornn,
+            arch: CellKind::Cornn,
             input_size: 2,
             hidden_size: 3,
             num_layers: 2,
             bias: true,
             head: Head::PerStepClass { classes: 4 },
         };
-        let spec = NetSpec::new("c", Arch::Cornn, 3, 0.25, 0.01, 5);
+        let spec = NetSpec::new("c", CellKind::Cornn, 3, 0.25, 0.01, 5);
         let specs = shape.param_specs();
         let values: Vec<Vec<f32>> = specs
             .iter()
@@ -333,7 +338,7 @@ mod tests {
     fn reading_a_wrong_or_broken_file_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
         let shape = ModelShape {
-            arch: Arch::Rnn,
+            arch: CellKind::Rnn,
             input_size: 2,
             hidden_size: 3,
             num_layers: 1,
@@ -346,8 +351,8 @@ mod tests {
         std::fs::write(&junk, b"not a safetensors file").unwrap();
         assert!(matches!(read_checkpoint(&junk, &shape), Err(ModelError::Safetensors { .. })));
         // an LSTM file read as an RNN: wrong shapes / arch
-        let lstm = ModelShape { arch: Arch::Lstm, ..shape };
-        let spec = NetSpec::new("l", Arch::Lstm, 3, 0.1, 0.01, 0);
+        let lstm = ModelShape { arch: CellKind::Lstm, ..shape };
+        let spec = NetSpec::new("l", CellKind::Lstm, 3, 0.1, 0.01, 0);
         let specs = lstm.param_specs();
         let values: Vec<Vec<f32>> = specs.iter().map(|p| vec![0.0; p.numel()]).collect();
         let path = dir.path().join("lstm.safetensors");

@@ -1,67 +1,29 @@
 //! Network specifications and training configuration.
 
+use le_engine::rnn::{CellConstants, CellKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 
-/// Recurrent cell kind. Equations in the crate docs and `docs/checkpoint-format.md`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// Vanilla tanh RNN: `h' = tanh(W x + b_ih + U h + b_hh)`.
-    Rnn,
-    /// GRU, PyTorch gate order `r, z, n`.
-    Gru,
-    /// LSTM, PyTorch gate order `i, f, g, o`.
-    Lstm,
-    /// Antisymmetric RNN: `h' = h + eps tanh((W - W^T - gamma I) h + V x + b)`.
-    Asrnn,
-    /// Coupled oscillatory RNN, state `(y, z)`.
-    Cornn,
+/// Every cell kind, in the order of the published sweep.
+///
+/// (`le_engine::rnn::CellKind` has no such list yet; this one stands in for it.)
+pub const CELL_KINDS: [CellKind; 5] =
+    [CellKind::Rnn, CellKind::Gru, CellKind::Lstm, CellKind::Asrnn, CellKind::Cornn];
+
+/// The cell kind of a checkpoint name (`rnn`, `gru`, `lstm`, `asrnn`, `cornn`, exactly as
+/// [`CellKind::name`] writes it; no aliases).
+pub fn cell_kind_from_name(name: &str) -> Result<CellKind> {
+    CELL_KINDS
+        .into_iter()
+        .find(|a| a.name() == name)
+        .ok_or_else(|| ModelError::InvalidConfig(format!("unknown arch {name:?}")))
 }
 
-impl Arch {
-    /// All cell kinds.
-    pub const ALL: [Arch; 5] = [Arch::Rnn, Arch::Gru, Arch::Lstm, Arch::Asrnn, Arch::Cornn];
-
-    /// The checkpoint name: `rnn`, `gru`, `lstm`, `asrnn`, `cornn`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Rnn => "rnn",
-            Arch::Gru => "gru",
-            Arch::Lstm => "lstm",
-            Arch::Asrnn => "asrnn",
-            Arch::Cornn => "cornn",
-        }
-    }
-
-    /// Parses a checkpoint name.
-    pub fn from_name(name: &str) -> Result<Self> {
-        Arch::ALL
-            .into_iter()
-            .find(|a| a.name() == name)
-            .ok_or_else(|| ModelError::InvalidConfig(format!("unknown arch {name:?}")))
-    }
-
-    /// Rows of `weight_ih` per hidden unit: 1, 3 (GRU) or 4 (LSTM).
-    pub fn gates(self) -> usize {
-        match self {
-            Arch::Gru => 3,
-            Arch::Lstm => 4,
-            Arch::Rnn | Arch::Asrnn | Arch::Cornn => 1,
-        }
-    }
-}
-
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Cell constants of ASRNN and CoRNN; `None` takes the published default.
+/// The configured cell constants of ASRNN and CoRNN; `None` takes the published default
+/// ([`NetSpec::resolved_constants`] fills them in).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CellConstants {
+pub struct ConstantOverrides {
     /// ASRNN step `eps` (default 0.01); CoRNN damping `eps` (default 4.7).
     pub eps: Option<f64>,
     /// ASRNN diagonal shift `gamma` (default: the sweep's `p`, as the published code);
@@ -69,17 +31,6 @@ pub struct CellConstants {
     pub gamma: Option<f64>,
     /// CoRNN time step `dt` (default 0.042).
     pub dt: Option<f64>,
-}
-
-/// Resolved constants of one network (unused ones are 0).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ResolvedConstants {
-    /// See [`CellConstants::eps`].
-    pub eps: f64,
-    /// See [`CellConstants::gamma`].
-    pub gamma: f64,
-    /// See [`CellConstants::dt`].
-    pub dt: f64,
 }
 
 /// How the weights are drawn (seeded by [`NetSpec::seed`]).
@@ -104,7 +55,7 @@ pub struct NetSpec {
     /// Folder name under `<out>/nets/`; must be a plain file name (`[A-Za-z0-9._-]+`).
     pub id: String,
     /// Cell kind.
-    pub arch: Arch,
+    pub arch: CellKind,
     /// Hidden size `N`.
     pub hidden_size: usize,
     /// Stacked layers, 1 to 3.
@@ -121,14 +72,14 @@ pub struct NetSpec {
     pub seed: u64,
     /// ASRNN / CoRNN constants.
     #[serde(default)]
-    pub constants: CellConstants,
+    pub constants: ConstantOverrides,
 }
 
 impl NetSpec {
     /// A network with the published defaults: 1 layer, biases, `UniformP` init.
     pub fn new(
         id: impl Into<String>,
-        arch: Arch,
+        arch: CellKind,
         hidden_size: usize,
         p: f64,
         lr: f64,
@@ -144,26 +95,26 @@ impl NetSpec {
             p,
             lr,
             seed,
-            constants: CellConstants::default(),
+            constants: ConstantOverrides::default(),
         }
     }
 
-    /// The cell constants with defaults filled in.
-    pub fn resolved_constants(&self) -> ResolvedConstants {
+    /// The cell constants with defaults filled in (unused ones are 0).
+    pub fn resolved_constants(&self) -> CellConstants {
         let c = self.constants;
         match self.arch {
-            Arch::Asrnn => ResolvedConstants {
+            CellKind::Asrnn => CellConstants {
                 eps: c.eps.unwrap_or(0.01),
                 gamma: c.gamma.unwrap_or(self.p),
                 dt: 0.0,
             },
-            Arch::Cornn => ResolvedConstants {
+            CellKind::Cornn => CellConstants {
                 eps: c.eps.unwrap_or(4.7),
                 gamma: c.gamma.unwrap_or(2.7),
                 dt: c.dt.unwrap_or(0.042),
             },
-            Arch::Rnn | Arch::Gru | Arch::Lstm => {
-                ResolvedConstants { eps: 0.0, gamma: 0.0, dt: 0.0 }
+            CellKind::Rnn | CellKind::Gru | CellKind::Lstm => {
+                CellConstants { eps: 0.0, gamma: 0.0, dt: 0.0 }
             }
         }
     }
@@ -310,15 +261,15 @@ mod tests {
 
     #[test]
     fn arch_names_round_trip() {
-        for a in Arch::ALL {
-            assert_eq!(Arch::from_name(a.name()).unwrap(), a);
+        for a in CELL_KINDS {
+            assert_eq!(cell_kind_from_name(a.name()).unwrap(), a);
         }
-        assert!(Arch::from_name("transformer").is_err());
+        assert!(cell_kind_from_name("transformer").is_err());
     }
 
     #[test]
     fn validation_rejects_bad_specs_and_configs() {
-        let ok = NetSpec::new("net-1", Arch::Lstm, 8, 0.5, 0.01, 0);
+        let ok = NetSpec::new("net-1", CellKind::Lstm, 8, 0.5, 0.01, 0);
         ok.validate().unwrap();
         for bad in [
             NetSpec { id: String::new(), ..ok.clone() },
@@ -349,9 +300,9 @@ mod tests {
 
     #[test]
     fn constants_default_as_published() {
-        let a = NetSpec::new("a", Arch::Asrnn, 8, 0.7, 0.01, 0).resolved_constants();
+        let a = NetSpec::new("a", CellKind::Asrnn, 8, 0.7, 0.01, 0).resolved_constants();
         assert_eq!((a.eps, a.gamma), (0.01, 0.7));
-        let c = NetSpec::new("c", Arch::Cornn, 8, 0.7, 0.01, 0).resolved_constants();
+        let c = NetSpec::new("c", CellKind::Cornn, 8, 0.7, 0.01, 0).resolved_constants();
         assert_eq!((c.dt, c.gamma, c.eps), (0.042, 2.7, 4.7));
     }
 }

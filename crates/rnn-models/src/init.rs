@@ -84,8 +84,8 @@ pub fn init_network_values(shape: &ModelShape, spec: &NetSpec) -> Result<Network
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Arch;
     use crate::model::Head;
+    use le_engine::rnn::CellKind;
 
     #[test]
     fn random_orthogonal_is_orthogonal_at_awkward_sizes() {
@@ -102,7 +102,7 @@ mod tests {
         }
     }
 
-    fn shape(arch: Arch) -> ModelShape {
+    fn shape(arch: CellKind) -> ModelShape {
         ModelShape {
             arch,
             input_size: 3,
@@ -115,15 +115,15 @@ mod tests {
 
     #[test]
     fn init_is_seeded_and_scaled() {
-        let mut spec = NetSpec::new("a", Arch::Gru, 4, 0.3, 0.01, 9);
+        let mut spec = NetSpec::new("a", CellKind::Gru, 4, 0.3, 0.01, 9);
         spec.num_layers = 2;
-        let a = init_network_values(&shape(Arch::Gru), &spec).unwrap();
-        let b = init_network_values(&shape(Arch::Gru), &spec).unwrap();
+        let a = init_network_values(&shape(CellKind::Gru), &spec).unwrap();
+        let b = init_network_values(&shape(CellKind::Gru), &spec).unwrap();
         assert_eq!(a, b);
         spec.seed = 10;
-        let c = init_network_values(&shape(Arch::Gru), &spec).unwrap();
+        let c = init_network_values(&shape(CellKind::Gru), &spec).unwrap();
         assert_ne!(a, c);
-        let specs = shape(Arch::Gru).param_specs();
+        let specs = shape(CellKind::Gru).param_specs();
         for (v, ps) in a.iter().zip(&specs) {
             assert_eq!(v.len(), ps.numel());
             let bound = if ps.name.starts_with("fc.") { 0.5 } else { 0.3 };
@@ -131,16 +131,16 @@ mod tests {
             assert!(v.iter().any(|x| x.abs() > bound / 4.0), "{} looks degenerate", ps.name);
         }
         spec.p = 0.0;
-        let zero = init_network_values(&shape(Arch::Gru), &spec).unwrap();
+        let zero = init_network_values(&shape(CellKind::Gru), &spec).unwrap();
         assert!(zero[0].iter().all(|&x| x == 0.0));
     }
 
     #[test]
     fn orthogonal_init_makes_each_gate_block_orthogonal() {
-        let mut spec = NetSpec::new("o", Arch::Lstm, 4, 0.3, 0.01, 2);
+        let mut spec = NetSpec::new("o", CellKind::Lstm, 4, 0.3, 0.01, 2);
         spec.num_layers = 2;
         spec.init = InitScheme::OrthogonalRecurrent;
-        let s = shape(Arch::Lstm);
+        let s = shape(CellKind::Lstm);
         let v = init_network_values(&s, &spec).unwrap();
         let k = s.param_specs().iter().position(|p| p.name == "rnn.weight_hh_l0").unwrap();
         let n = 4;

@@ -3,7 +3,9 @@
 //! Cells (PyTorch names and gate orders): vanilla tanh RNN, GRU (`r, z, n`), LSTM
 //! (`i, f, g, o`), antisymmetric RNN (ASRNN) and coupled oscillatory RNN (CoRNN), 1-3 stacked
 //! layers, optional biases; readouts for last-step classification (sequential MNIST),
-//! per-step classification (next character) and regression. Equations in [`model`].
+//! per-step classification (next character) and regression. Equations in [`model`]. The
+//! cell kinds are le-engine's [`le_engine::rnn::CellKind`] ([`CELL_KINDS`] lists them), the
+//! resolved cell constants its [`le_engine::rnn::CellConstants`].
 //!
 //! The unit of everything is a **population**: `M` networks of one cell kind and size stacked
 //! into tensors `[M, ...]` and trained as one batched model ([`PopulationModel`],
@@ -23,6 +25,9 @@
 //! Features: `cuda` (candle's CUDA backend; off by default, never needed by the tests).
 //! Libraries never print; progress goes to `tracing`.
 
+#[macro_use]
+mod dispatch;
+
 pub mod checkpoint;
 pub mod config;
 pub mod error;
@@ -35,8 +40,8 @@ pub mod train;
 
 pub use checkpoint::{CheckpointRecord, read_checkpoint, write_checkpoint};
 pub use config::{
-    Arch, CellConstants, InitScheme, NetSpec, OptimizerKind, ResolvedConstants, TrainBackend,
-    TrainConfig,
+    CELL_KINDS, ConstantOverrides, InitScheme, NetSpec, OptimizerKind, TrainBackend, TrainConfig,
+    cell_kind_from_name,
 };
 pub use error::{ModelError, Result};
 pub use model::{Head, ModelShape, ParamRole, ParamSpec, PopulationModel};

@@ -7,6 +7,12 @@
 //! AdamW first scales `theta *= 1 - lr * wd`. Clipping (`clip_grad_norm_`): with the total
 //! norm `|g|` over all of network `m`'s parameters, `g *= min(1, max_norm / (|g| + 1e-6))`.
 //! Inactive networks (diverged) keep their parameters and moments unchanged.
+//!
+//! One set of rules, two executors: [`PopulationAdam::step`] on candle tensors `[M, ...]`
+//! (any dtype and device; the candle training path) and [`adam_step_flat`] on one network's
+//! flat `f32` slices (the fused path). Both take their settings ([`AdamSettings`]) and their
+//! per-network f64 coefficients (clip factor, step size, bias corrections, decay) from the
+//! same functions, and perform the same f32 operations in the same order.
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
@@ -21,11 +27,7 @@ pub type NetworkAdamState = (Vec<Vec<f32>>, Vec<Vec<f32>>, u64);
 /// Optimiser state of a population.
 #[derive(Debug)]
 pub struct PopulationAdam {
-    kind: OptimizerKind,
-    betas: (f64, f64),
-    eps: f64,
-    weight_decay: f64,
-    grad_clip: Option<f64>,
+    settings: AdamSettings,
     /// First moments, one per parameter, `[M, ...]`.
     pub(crate) m1: Vec<Tensor>,
     /// Second moments.
@@ -50,11 +52,7 @@ impl PopulationAdam {
             .map(|v| v.as_tensor().zeros_like())
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
-            kind: config.optimizer,
-            betas: config.betas,
-            eps: config.adam_eps,
-            weight_decay: config.weight_decay,
-            grad_clip: config.grad_clip,
+            settings: AdamSettings::of(config),
             m1: zeros.clone(),
             m2: zeros,
             steps: vec![0; m],
@@ -169,28 +167,24 @@ impl PopulationAdam {
             }
         }
         let active: &[bool] = active;
+        let s = &self.settings;
         let clip: Vec<f64> = norms
             .iter()
-            .map(|&nrm| match self.grad_clip {
-                Some(max) if nrm.is_finite() => (max / (nrm + 1e-6)).min(1.0),
-                _ => 1.0,
-            })
+            .map(|&nrm| if nrm.is_finite() { s.clip_factor(nrm) } else { 1.0 })
             .collect();
-        for (s, &a) in self.steps.iter_mut().zip(active.iter()) {
+        for (st, &a) in self.steps.iter_mut().zip(active.iter()) {
             if a {
-                *s += 1;
+                *st += 1;
             }
         }
-        let (b1, b2) = self.betas;
+        let (b1, b2) = s.betas;
         let step_size: Vec<f64> = (0..m)
-            .map(|k| if active[k] { lrs[k] / (1.0 - b1.powi(self.steps[k] as i32)) } else { 0.0 })
+            .map(|k| if active[k] { s.step_size(lrs[k], self.steps[k]) } else { 0.0 })
             .collect();
-        let bc2_sqrt: Vec<f64> = (0..m)
-            .map(|k| if active[k] { (1.0 - b2.powi(self.steps[k] as i32)).sqrt() } else { 1.0 })
-            .collect();
-        let decay: Vec<f64> = (0..m)
-            .map(|k| if active[k] { 1.0 - lrs[k] * self.weight_decay } else { 1.0 })
-            .collect();
+        let bc2_sqrt: Vec<f64> =
+            (0..m).map(|k| if active[k] { s.bc2_sqrt(self.steps[k]) } else { 1.0 }).collect();
+        let decay: Vec<f64> =
+            (0..m).map(|k| if active[k] { s.decay(lrs[k]) } else { 1.0 }).collect();
         for (k, (v, g)) in vars.iter().zip(gs).enumerate() {
             let rank = g.rank();
             let mask = {
@@ -200,15 +194,15 @@ impl PopulationAdam {
             };
             let theta = v.as_tensor().detach();
             let mut g = g.broadcast_mul(&per_net(&clip, rank, dtype, &device)?)?;
-            if self.kind == OptimizerKind::Adam && self.weight_decay != 0.0 {
-                g = (g + theta.affine(self.weight_decay, 0.0)?)?;
+            if s.l2() {
+                g = (g + theta.affine(s.weight_decay, 0.0)?)?;
             }
             let m1 = ((&self.m1[k] * b1)? + (&g * (1.0 - b1))?)?;
             let m2 = ((&self.m2[k] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let denom =
-                (m2.sqrt()?.broadcast_div(&per_net(&bc2_sqrt, rank, dtype, &device)?)? + self.eps)?;
+                (m2.sqrt()?.broadcast_div(&per_net(&bc2_sqrt, rank, dtype, &device)?)? + s.eps)?;
             let mut base = theta.clone();
-            if self.kind == OptimizerKind::AdamW && self.weight_decay != 0.0 {
+            if s.decoupled() {
                 base = base.broadcast_mul(&per_net(&decay, rank, dtype, &device)?)?;
             }
             let update = (m1.broadcast_mul(&per_net(&step_size, rank, dtype, &device)?)? / denom)?;
@@ -219,4 +213,165 @@ impl PopulationAdam {
         }
         Ok(norms)
     }
+}
+
+/// The optimiser settings of a training run (from [`TrainConfig`]), shared by both
+/// executors.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamSettings {
+    /// Adam or AdamW.
+    pub kind: OptimizerKind,
+    /// `(beta1, beta2)`.
+    pub betas: (f64, f64),
+    /// `eps`.
+    pub eps: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Gradient-norm clip.
+    pub grad_clip: Option<f64>,
+}
+
+impl AdamSettings {
+    /// The settings of `config`.
+    pub fn of(config: &TrainConfig) -> Self {
+        Self {
+            kind: config.optimizer,
+            betas: config.betas,
+            eps: config.adam_eps,
+            weight_decay: config.weight_decay,
+            grad_clip: config.grad_clip,
+        }
+    }
+
+    /// The gradient factor of `clip_grad_norm_` for a finite total norm `norm`.
+    fn clip_factor(&self, norm: f64) -> f64 {
+        match self.grad_clip {
+            Some(max) => (max / (norm + 1e-6)).min(1.0),
+            None => 1.0,
+        }
+    }
+
+    /// `lr / (1 - b1^t)` after `steps` steps.
+    fn step_size(&self, lr: f64, steps: u64) -> f64 {
+        lr / (1.0 - self.betas.0.powi(steps as i32))
+    }
+
+    /// `sqrt(1 - b2^t)` after `steps` steps.
+    fn bc2_sqrt(&self, steps: u64) -> f64 {
+        (1.0 - self.betas.1.powi(steps as i32)).sqrt()
+    }
+
+    /// AdamW's parameter factor `1 - lr * wd`.
+    fn decay(&self, lr: f64) -> f64 {
+        1.0 - lr * self.weight_decay
+    }
+
+    /// Whether the weight decay is an L2 term added to the gradient (Adam).
+    fn l2(&self) -> bool {
+        self.kind == OptimizerKind::Adam && self.weight_decay != 0.0
+    }
+
+    /// Whether the weight decay is decoupled (AdamW).
+    fn decoupled(&self) -> bool {
+        self.kind == OptimizerKind::AdamW && self.weight_decay != 0.0
+    }
+}
+
+/// Per-network, per-step scalars of the Adam update, in f32 as candle's tensor ops use them.
+#[derive(Clone, Copy, Debug)]
+struct AdamScalars {
+    clip: f32,
+    l2: bool,
+    wd: f32,
+    b1: f32,
+    one_minus_b1: f32,
+    b2: f32,
+    one_minus_b2: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+    decoupled: bool,
+    decay: f32,
+    step_size: f32,
+}
+
+/// One Adam / AdamW step of one network on flat slices, exactly as
+/// [`crate::PopulationAdam::step`] does it for an active network: gradient norm (before
+/// clipping), `None` (and nothing changed) if it is not finite; otherwise clip, count the
+/// step, update moments and parameters.
+///
+/// As on candle, the squared norm is summed in f32 per parameter tensor (`sizes`, see
+/// [`crate::fused::FusedDims::param_sizes`]) and in f64 across them, so a gradient whose f32 sum of squares
+/// overflows counts as diverged on both paths.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step_flat(
+    s: &AdamSettings,
+    lr: f64,
+    steps: &mut u64,
+    theta: &mut [f32],
+    grad: &[f32],
+    m1: &mut [f32],
+    m2: &mut [f32],
+    sizes: &[usize],
+) -> Option<f64> {
+    assert_eq!(sizes.iter().sum::<usize>(), grad.len(), "parameter sizes");
+    let mut sq = 0.0f64;
+    let mut at = 0;
+    for &len in sizes {
+        let part: f32 = grad[at..at + len].iter().map(|&g| g * g).sum();
+        sq += f64::from(part);
+        at += len;
+    }
+    let norm = sq.sqrt();
+    if !norm.is_finite() {
+        return None;
+    }
+    let clip = s.clip_factor(norm);
+    *steps += 1;
+    let (b1, b2) = s.betas;
+    let k = AdamScalars {
+        clip: clip as f32,
+        l2: s.l2(),
+        wd: s.weight_decay as f32,
+        b1: b1 as f32,
+        one_minus_b1: (1.0 - b1) as f32,
+        b2: b2 as f32,
+        one_minus_b2: (1.0 - b2) as f32,
+        bc2_sqrt: s.bc2_sqrt(*steps) as f32,
+        eps: s.eps as f32,
+        decoupled: s.decoupled(),
+        decay: s.decay(lr) as f32,
+        step_size: s.step_size(lr, *steps) as f32,
+    };
+    adam_kernel(theta, grad, m1, m2, &k);
+    Some(norm)
+}
+
+/// The elementwise Adam / AdamW update of one network (the operations of
+/// [`PopulationAdam::step`], in f32).
+#[inline(always)]
+fn adam_impl(theta: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32], k: &AdamScalars) {
+    for (((th, &gj), a), v) in theta.iter_mut().zip(g).zip(m1.iter_mut()).zip(m2.iter_mut()) {
+        let mut gj = gj * k.clip;
+        if k.l2 {
+            gj += *th * k.wd;
+        }
+        let a_new = *a * k.b1 + gj * k.one_minus_b1;
+        let v_new = *v * k.b2 + (gj * gj) * k.one_minus_b2;
+        let denom = v_new.sqrt() / k.bc2_sqrt + k.eps;
+        let base = if k.decoupled { *th * k.decay } else { *th };
+        *th = base - (a_new * k.step_size) / denom;
+        *a = a_new;
+        *v = v_new;
+    }
+}
+
+simd_dispatch! {
+    /// [`adam_impl`] at the widest SIMD level.
+    fn adam_kernel(
+        theta: &mut [f32],
+        g: &[f32],
+        m1: &mut [f32],
+        m2: &mut [f32],
+        k: &AdamScalars,
+    ) => adam_impl;
 }

@@ -21,8 +21,8 @@ use datasets::{Split, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
-    CheckpointRecord, metadata_value, read_checkpoint, read_tensors, serialize_f32, write_atomic,
-    write_checkpoint,
+    CheckpointRecord, metadata_value, read_checkpoint, read_tensors, serialize_f32,
+    write_checkpoint, write_file,
 };
 use crate::config::{NetSpec, OptimizerKind, TrainConfig};
 use crate::error::{ModelError, Result};
@@ -173,7 +173,7 @@ fn read_metrics(path: &Path) -> Result<Option<NetMetrics>> {
 fn write_metrics(path: &Path, metrics: &NetMetrics) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(metrics)
         .map_err(|e| ModelError::Metrics { path: path.into(), message: e.to_string() })?;
-    write_atomic(path, &bytes)
+    write_file(path, &bytes)
 }
 
 fn optimizer_tensor_names(model: &PopulationModel) -> Vec<(String, Vec<usize>)> {
@@ -200,7 +200,7 @@ fn write_optimizer(
     md.insert("steps".to_string(), steps.to_string());
     md.insert("epoch".to_string(), epoch.to_string());
     let bytes = serialize_f32(path, &tensors, md)?;
-    write_atomic(path, &bytes)
+    write_file(path, &bytes)
 }
 
 /// Resume point of a network: the epoch and its (truncated) metrics, or `None` to start.

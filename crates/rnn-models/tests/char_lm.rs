@@ -5,12 +5,13 @@
 
 use candle_core::Device;
 use datasets::CharLmTask;
-use rnn_models::{Arch, InitScheme, NetMetrics, NetSpec, NetStatus, TrainConfig, run_sweep};
+use le_engine::rnn::CellKind;
+use rnn_models::{InitScheme, NetMetrics, NetSpec, NetStatus, TrainConfig, run_sweep};
 
 #[test]
 fn gru_learns_characters_of_moby_dick() {
     let task = CharLmTask::moby_dick_excerpt().unwrap();
-    let mut spec = NetSpec::new("gru-char", Arch::Gru, 32, 0.0, 0.01, 1);
+    let mut spec = NetSpec::new("gru-char", CellKind::Gru, 32, 0.0, 0.01, 1);
     spec.init = InitScheme::PytorchDefault;
     let dir = tempfile::tempdir().unwrap();
     let config =

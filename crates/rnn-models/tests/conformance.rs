@@ -9,10 +9,11 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{F32_ABS, F32_REL, TinyTask, assert_close};
 use datasets::OutputKind;
+use le_engine::rnn::CellKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rnn_models::{
-    Arch, NetSpec, PopulationModel, TrainConfig, read_checkpoint, run_sweep, shape_for_task,
+    CELL_KINDS, NetSpec, PopulationModel, TrainConfig, read_checkpoint, run_sweep, shape_for_task,
 };
 
 const B: usize = 3;
@@ -23,16 +24,16 @@ const I: usize = 4;
 fn candle_and_le_engine_agree_on_every_cell_kind() {
     let task = TinyTask::new(OutputKind::ClassPerSequence { num_classes: 3 }, 24, 8, T, I, 9);
     let mut specs = Vec::new();
-    for (k, arch) in Arch::ALL.into_iter().enumerate() {
-        let mut s = NetSpec::new(format!("{arch}-2l"), arch, 7, 0.6, 0.02, 40 + k as u64);
+    for (k, arch) in CELL_KINDS.into_iter().enumerate() {
+        let mut s = NetSpec::new(format!("{}-2l", arch.name()), arch, 7, 0.6, 0.02, 40 + k as u64);
         s.num_layers = 2;
         specs.push(s);
     }
-    let mut no_bias = NetSpec::new("lstm-3l-nobias", Arch::Lstm, 5, 0.6, 0.02, 50);
+    let mut no_bias = NetSpec::new("lstm-3l-nobias", CellKind::Lstm, 5, 0.6, 0.02, 50);
     no_bias.num_layers = 3;
     no_bias.bias = false;
     specs.push(no_bias);
-    let mut cornn_1l = NetSpec::new("cornn-1l-nobias", Arch::Cornn, 5, 0.6, 0.02, 51);
+    let mut cornn_1l = NetSpec::new("cornn-1l-nobias", CellKind::Cornn, 5, 0.6, 0.02, 51);
     cornn_1l.bias = false;
     specs.push(cornn_1l);
 

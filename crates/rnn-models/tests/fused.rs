@@ -18,11 +18,12 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{F32_ABS, F32_REL, TinyTask, assert_close, small_config};
 use datasets::{OutputKind, Split};
+use le_engine::rnn::CellKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rnn_models::fused::{FusedCell, FusedDims, ROWS_PER_PART, Workspace, step, step_parts};
 use rnn_models::{
-    Arch, Head, InitScheme, ModelError, ModelShape, NetSpec, OptimizerKind, PopulationModel,
+    Head, InitScheme, ModelError, ModelShape, NetSpec, OptimizerKind, PopulationModel,
     PopulationTrainer, TrainBackend, TrainConfig,
 };
 
@@ -33,11 +34,11 @@ const C: usize = 4;
 
 /// Candle autograd vs `lstm_step` (whole batch) vs `lstm_step_parts` (rows in parts of 64,
 /// sequential and parallel: the same bits).
-fn gradients_match(arch: Arch, layers: usize, bias: bool, dropout: bool) {
+fn gradients_match(arch: CellKind, layers: usize, bias: bool, dropout: bool) {
     gradients_match_rows(arch, layers, bias, dropout, 6);
 }
 
-fn gradients_match_rows(arch: Arch, layers: usize, bias: bool, dropout: bool, rows: usize) {
+fn gradients_match_rows(arch: CellKind, layers: usize, bias: bool, dropout: bool, rows: usize) {
     #[allow(non_snake_case)]
     let B = rows;
     let dev = Device::Cpu;
@@ -67,9 +68,9 @@ fn gradients_match_rows(arch: Arch, layers: usize, bias: bool, dropout: bool, ro
     let losses = loss.to_vec1::<f32>().unwrap();
     let hits = hits.unwrap().to_vec1::<f32>().unwrap();
     let grads = loss.sum_all().unwrap().backward().unwrap();
-    let cell = if arch == Arch::Gru { FusedCell::Gru } else { FusedCell::Lstm };
+    let cell = if arch == CellKind::Gru { FusedCell::Gru } else { FusedCell::Lstm };
     let dims = FusedDims { cell, input: I, hidden: N, layers, bias, classes: C };
-    let what = format!("{arch} layers {layers} bias {bias} dropout {dropout} rows {B}");
+    let what = format!("{} layers {layers} bias {bias} dropout {dropout} rows {B}", arch.name());
     for k in 0..m {
         let params: Vec<f32> = model.network_values_f32(k).unwrap().concat();
         let mut ws = Workspace::default();
@@ -137,7 +138,7 @@ fn gemm_par() -> gemm::Parallelism {
 
 #[test]
 fn gradients_equal_candle_autograd_one_layer() {
-    for arch in [Arch::Lstm, Arch::Gru] {
+    for arch in [CellKind::Lstm, CellKind::Gru] {
         gradients_match(arch, 1, true, false);
         gradients_match(arch, 1, false, false);
         gradients_match(arch, 1, true, true);
@@ -146,7 +147,7 @@ fn gradients_equal_candle_autograd_one_layer() {
 
 #[test]
 fn gradients_equal_candle_autograd_two_layers() {
-    for arch in [Arch::Lstm, Arch::Gru] {
+    for arch in [CellKind::Lstm, CellKind::Gru] {
         gradients_match(arch, 2, true, false);
         gradients_match(arch, 2, false, true);
     }
@@ -154,28 +155,29 @@ fn gradients_equal_candle_autograd_two_layers() {
 
 #[test]
 fn gradients_equal_candle_autograd_three_layers() {
-    gradients_match(Arch::Lstm, 3, true, true);
-    gradients_match(Arch::Gru, 3, false, true);
+    gradients_match(CellKind::Lstm, 3, true, true);
+    gradients_match(CellKind::Gru, 3, false, true);
 }
 
 #[test]
 fn gradients_of_minibatch_parts_equal_candle_autograd() {
     // 150 rows = parts of 50, 50, 50 (`ROWS_PER_PART` = 64)
-    gradients_match_rows(Arch::Lstm, 1, true, true, 150);
-    gradients_match_rows(Arch::Lstm, 2, false, false, 150);
-    gradients_match_rows(Arch::Gru, 2, true, true, 150);
+    gradients_match_rows(CellKind::Lstm, 1, true, true, 150);
+    gradients_match_rows(CellKind::Lstm, 2, false, false, 150);
+    gradients_match_rows(CellKind::Gru, 2, true, true, 150);
 }
 
 fn specs(layers: usize, bias: bool) -> Vec<NetSpec> {
-    specs_of(Arch::Lstm, layers, bias)
+    specs_of(CellKind::Lstm, layers, bias)
 }
 
-fn specs_of(arch: Arch, layers: usize, bias: bool) -> Vec<NetSpec> {
+fn specs_of(arch: CellKind, layers: usize, bias: bool) -> Vec<NetSpec> {
     [(0.3, 0.01), (0.6, 0.003), (0.9, 0.02)]
         .into_iter()
         .enumerate()
         .map(|(k, (p, lr))| {
-            let mut s = NetSpec::new(format!("{arch}-{k}"), arch, 8, p, lr, 100 + k as u64);
+            let mut s =
+                NetSpec::new(format!("{}-{k}", arch.name()), arch, 8, p, lr, 100 + k as u64);
             s.num_layers = layers;
             s.bias = bias;
             s.init = if k == 1 { InitScheme::OrthogonalRecurrent } else { InitScheme::UniformP };
@@ -276,9 +278,9 @@ fn fused_training_equals_candle_adamw() {
 
 #[test]
 fn fused_gru_training_equals_candle() {
-    fused_equals_candle(&specs_of(Arch::Gru, 2, true), small_config());
+    fused_equals_candle(&specs_of(CellKind::Gru, 2, true), small_config());
     let cfg = TrainConfig { optimizer: OptimizerKind::AdamW, weight_decay: 0.1, ..small_config() };
-    fused_equals_candle(&specs_of(Arch::Gru, 1, false), cfg);
+    fused_equals_candle(&specs_of(CellKind::Gru, 1, false), cfg);
 }
 
 #[test]
@@ -291,11 +293,11 @@ fn fused_training_equals_candle_with_minibatch_parts() {
 
 #[test]
 fn fused_population_equals_fused_single_training() {
-    population_equals_single(Arch::Lstm);
-    population_equals_single(Arch::Gru);
+    population_equals_single(CellKind::Lstm);
+    population_equals_single(CellKind::Gru);
 }
 
-fn population_equals_single(arch: Arch) {
+fn population_equals_single(arch: CellKind) {
     let task = task();
     let specs = specs_of(arch, 2, true);
     let cfg = TrainConfig { backend: TrainBackend::Fused, ..small_config() };
@@ -333,9 +335,11 @@ fn backend_selection() {
     assert!(PopulationTrainer::new(&task, &lstm, &auto, DType::F32, &dev).unwrap().uses_fused());
     // f64, other cells and other heads train on candle under Auto; Fused refuses them
     assert!(!PopulationTrainer::new(&task, &lstm, &auto, DType::F64, &dev).unwrap().uses_fused());
-    let gru: Vec<NetSpec> = lstm.iter().map(|s| NetSpec { arch: Arch::Gru, ..s.clone() }).collect();
+    let gru: Vec<NetSpec> =
+        lstm.iter().map(|s| NetSpec { arch: CellKind::Gru, ..s.clone() }).collect();
     assert!(PopulationTrainer::new(&task, &gru, &auto, DType::F32, &dev).unwrap().uses_fused());
-    let rnn: Vec<NetSpec> = lstm.iter().map(|s| NetSpec { arch: Arch::Rnn, ..s.clone() }).collect();
+    let rnn: Vec<NetSpec> =
+        lstm.iter().map(|s| NetSpec { arch: CellKind::Rnn, ..s.clone() }).collect();
     assert!(!PopulationTrainer::new(&task, &rnn, &auto, DType::F32, &dev).unwrap().uses_fused());
     let per_step = TinyTask::new(OutputKind::ClassPerStep { num_classes: 3 }, 8, 4, 5, 3, 7);
     assert!(
@@ -368,7 +372,7 @@ fn divergence_matches_candle() {
     let mut specs = specs(1, true);
     specs[0].lr = 1e300;
     let shape = ModelShape {
-        arch: Arch::Lstm,
+        arch: CellKind::Lstm,
         input_size: 3,
         hidden_size: 8,
         num_layers: 1,

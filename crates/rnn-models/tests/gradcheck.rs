@@ -4,10 +4,11 @@
 //! difference error is O(h^2) ~ 1e-12 times third derivatives, rounding ~ 1e-16 / h ~ 1e-10).
 
 use candle_core::{DType, Device, Tensor};
+use le_engine::rnn::CellKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rnn_models::init::init_network_values;
-use rnn_models::{Arch, CellConstants, Head, ModelShape, NetSpec, PopulationModel};
+use rnn_models::{ConstantOverrides, Head, ModelShape, NetSpec, PopulationModel};
 
 const B: usize = 2;
 const T: usize = 4;
@@ -33,16 +34,16 @@ fn loss_of(
     model.loss(&out, y).unwrap().0.to_vec1::<f64>().unwrap()[0]
 }
 
-fn gradcheck(arch: Arch, layers: usize, bias: bool, head: Head) {
+fn gradcheck(arch: CellKind, layers: usize, bias: bool, head: Head) {
     let dev = Device::Cpu;
     let shape = ModelShape { arch, input_size: I, hidden_size: N, num_layers: layers, bias, head };
     let mut spec = NetSpec::new("g", arch, N, 0.8, 0.01, 11);
     spec.num_layers = layers;
     spec.bias = bias;
     spec.constants = match arch {
-        Arch::Asrnn => CellConstants { eps: Some(0.4), gamma: Some(0.3), dt: None },
-        Arch::Cornn => CellConstants { eps: Some(0.7), gamma: Some(1.1), dt: Some(0.3) },
-        _ => CellConstants::default(),
+        CellKind::Asrnn => ConstantOverrides { eps: Some(0.4), gamma: Some(0.3), dt: None },
+        CellKind::Cornn => ConstantOverrides { eps: Some(0.7), gamma: Some(1.1), dt: Some(0.3) },
+        _ => ConstantOverrides::default(),
     };
     let values = init_network_values(&shape, &spec).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -84,7 +85,8 @@ fn gradcheck(arch: Arch, layers: usize, bias: bool, head: Head) {
             let tol = 1e-7 + 1e-6 * fd.abs();
             assert!(
                 (g[j] - fd).abs() <= tol,
-                "{arch} {:?} {}[{j}]: autograd {} vs finite difference {fd}",
+                "{} {:?} {}[{j}]: autograd {} vs finite difference {fd}",
+                arch.name(),
                 head,
                 ps.name,
                 g[j]
@@ -108,37 +110,41 @@ fn gradcheck(arch: Arch, layers: usize, bias: bool, head: Head) {
                 .unwrap()
         })
         .sum();
-    assert!(total > 1e-8 && checked > 20, "{arch}: gradient norm^2 {total}, {checked} entries");
+    assert!(
+        total > 1e-8 && checked > 20,
+        "{}: gradient norm^2 {total}, {checked} entries",
+        arch.name()
+    );
 }
 
 const CLS: Head = Head::LastStepClass { classes: 3 };
 
 #[test]
 fn rnn_gradients_match_finite_differences() {
-    gradcheck(Arch::Rnn, 2, true, CLS);
-    gradcheck(Arch::Rnn, 1, false, Head::PerStepValue { outputs: 2 });
+    gradcheck(CellKind::Rnn, 2, true, CLS);
+    gradcheck(CellKind::Rnn, 1, false, Head::PerStepValue { outputs: 2 });
 }
 
 #[test]
 fn gru_gradients_match_finite_differences() {
-    gradcheck(Arch::Gru, 2, true, CLS);
-    gradcheck(Arch::Gru, 1, false, Head::PerStepClass { classes: 3 });
+    gradcheck(CellKind::Gru, 2, true, CLS);
+    gradcheck(CellKind::Gru, 1, false, Head::PerStepClass { classes: 3 });
 }
 
 #[test]
 fn lstm_gradients_match_finite_differences() {
-    gradcheck(Arch::Lstm, 2, true, CLS);
-    gradcheck(Arch::Lstm, 3, false, Head::LastStepValue { outputs: 1 });
+    gradcheck(CellKind::Lstm, 2, true, CLS);
+    gradcheck(CellKind::Lstm, 3, false, Head::LastStepValue { outputs: 1 });
 }
 
 #[test]
 fn asrnn_gradients_match_finite_differences() {
-    gradcheck(Arch::Asrnn, 2, true, CLS);
-    gradcheck(Arch::Asrnn, 1, false, Head::PerStepClass { classes: 2 });
+    gradcheck(CellKind::Asrnn, 2, true, CLS);
+    gradcheck(CellKind::Asrnn, 1, false, Head::PerStepClass { classes: 2 });
 }
 
 #[test]
 fn cornn_gradients_match_finite_differences() {
-    gradcheck(Arch::Cornn, 2, true, CLS);
-    gradcheck(Arch::Cornn, 1, false, Head::PerStepValue { outputs: 1 });
+    gradcheck(CellKind::Cornn, 2, true, CLS);
+    gradcheck(CellKind::Cornn, 1, false, Head::PerStepValue { outputs: 1 });
 }

@@ -9,16 +9,17 @@
 
 use candle_core::Device;
 use datasets::{PixelOrder, SequentialImageTask};
-use rnn_models::{Arch, InitScheme, NetMetrics, NetSpec, NetStatus, TrainConfig, run_sweep};
+use le_engine::rnn::CellKind;
+use rnn_models::{InitScheme, NetMetrics, NetSpec, NetStatus, TrainConfig, run_sweep};
 
 #[test]
 #[ignore = "about 2 minutes of training; run with --ignored"]
 fn lstm_and_gru_reach_95_percent_on_sequential_mnist() {
     let task = SequentialImageTask::mnist_10k(PixelOrder::RowWise).unwrap();
-    let specs: Vec<NetSpec> = [Arch::Lstm, Arch::Gru]
+    let specs: Vec<NetSpec> = [CellKind::Lstm, CellKind::Gru]
         .into_iter()
         .map(|arch| {
-            let mut s = NetSpec::new(format!("{arch}-n64"), arch, 64, 0.0, 0.01, 0);
+            let mut s = NetSpec::new(format!("{}-n64", arch.name()), arch, 64, 0.0, 0.01, 0);
             s.init = InitScheme::PytorchDefault;
             s
         })

@@ -7,12 +7,13 @@ mod common;
 use candle_core::{DType, Device};
 use common::{F32_ABS, F32_REL, TinyTask, assert_close, small_config};
 use datasets::{OutputKind, Split};
-use rnn_models::{Arch, InitScheme, NetSpec, PopulationTrainer};
+use le_engine::rnn::CellKind;
+use rnn_models::{InitScheme, NetSpec, PopulationTrainer};
 
-fn specs(arch: Arch) -> Vec<NetSpec> {
+fn specs(arch: CellKind) -> Vec<NetSpec> {
     let mut out = Vec::new();
     for (k, (p, lr)) in [(0.3, 0.01), (0.6, 0.003), (0.9, 0.02)].into_iter().enumerate() {
-        let mut s = NetSpec::new(format!("{arch}-{k}"), arch, 8, p, lr, 100 + k as u64);
+        let mut s = NetSpec::new(format!("{}-{k}", arch.name()), arch, 8, p, lr, 100 + k as u64);
         s.num_layers = 2;
         s.init = if k == 1 { InitScheme::OrthogonalRecurrent } else { InitScheme::UniformP };
         out.push(s);
@@ -20,7 +21,7 @@ fn specs(arch: Arch) -> Vec<NetSpec> {
     out
 }
 
-fn population_equals_single(arch: Arch, kind: OutputKind) {
+fn population_equals_single(arch: CellKind, kind: OutputKind) {
     let task = TinyTask::new(kind, 36, 12, 5, 3, 7);
     let specs = specs(arch);
     let cfg = small_config();
@@ -67,33 +68,33 @@ fn population_equals_single(arch: Arch, kind: OutputKind) {
 
 #[test]
 fn lstm_population_equals_single_training() {
-    population_equals_single(Arch::Lstm, OutputKind::ClassPerSequence { num_classes: 3 });
+    population_equals_single(CellKind::Lstm, OutputKind::ClassPerSequence { num_classes: 3 });
 }
 
 #[test]
 fn gru_population_equals_single_training() {
-    population_equals_single(Arch::Gru, OutputKind::ClassPerStep { num_classes: 3 });
+    population_equals_single(CellKind::Gru, OutputKind::ClassPerStep { num_classes: 3 });
 }
 
 #[test]
 fn rnn_population_equals_single_training() {
-    population_equals_single(Arch::Rnn, OutputKind::ValuePerStep { output_size: 1 });
+    population_equals_single(CellKind::Rnn, OutputKind::ValuePerStep { output_size: 1 });
 }
 
 #[test]
 fn asrnn_population_equals_single_training() {
-    population_equals_single(Arch::Asrnn, OutputKind::ClassPerSequence { num_classes: 3 });
+    population_equals_single(CellKind::Asrnn, OutputKind::ClassPerSequence { num_classes: 3 });
 }
 
 #[test]
 fn cornn_population_equals_single_training() {
-    population_equals_single(Arch::Cornn, OutputKind::ValuePerSequence { output_size: 1 });
+    population_equals_single(CellKind::Cornn, OutputKind::ValuePerSequence { output_size: 1 });
 }
 
 #[test]
 fn a_diverging_network_stops_alone() {
     let task = TinyTask::new(OutputKind::ClassPerSequence { num_classes: 3 }, 36, 12, 5, 3, 7);
-    let mut specs = specs(Arch::Lstm);
+    let mut specs = specs(CellKind::Lstm);
     specs[1].lr = 1e300; // inf in f32: the first update makes the weights non-finite
     let cfg = small_config();
     let dev = Device::Cpu;

@@ -8,20 +8,21 @@ use std::path::Path;
 use candle_core::Device;
 use common::TinyTask;
 use datasets::OutputKind;
-use rnn_models::{Arch, ModelError, NetMetrics, NetSpec, NetStatus, TrainConfig, run_sweep};
+use le_engine::rnn::CellKind;
+use rnn_models::{ModelError, NetMetrics, NetSpec, NetStatus, TrainConfig, run_sweep};
 
 fn task() -> TinyTask {
     TinyTask::new(OutputKind::ClassPerSequence { num_classes: 3 }, 30, 10, 4, 3, 3)
 }
 
 fn specs() -> Vec<NetSpec> {
-    let mut bad = NetSpec::new("lstm-bad", Arch::Lstm, 6, 0.5, 1e300, 2);
+    let mut bad = NetSpec::new("lstm-bad", CellKind::Lstm, 6, 0.5, 1e300, 2);
     bad.num_layers = 1;
     vec![
-        NetSpec::new("lstm-a", Arch::Lstm, 6, 0.5, 0.01, 1),
+        NetSpec::new("lstm-a", CellKind::Lstm, 6, 0.5, 0.01, 1),
         bad,
-        NetSpec::new("gru-c", Arch::Gru, 6, 0.4, 0.01, 3),
-        NetSpec::new("cornn-d", Arch::Cornn, 6, 0.4, 0.01, 4),
+        NetSpec::new("gru-c", CellKind::Gru, 6, 0.4, 0.01, 3),
+        NetSpec::new("cornn-d", CellKind::Cornn, 6, 0.4, 0.01, 4),
     ]
 }
 

@@ -11,9 +11,10 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use common::{F64_ABS, F64_REL, assert_close};
+use le_engine::rnn::CellKind;
 use rnn_models::checkpoint::read_tensors;
 use rnn_models::{
-    Arch, CellConstants, Head, ModelShape, NetSpec, OptimizerKind, PopulationAdam, PopulationModel,
+    ConstantOverrides, Head, ModelShape, NetSpec, OptimizerKind, PopulationAdam, PopulationModel,
     TrainConfig,
 };
 
@@ -23,7 +24,7 @@ const I: usize = 3;
 const N: usize = 6;
 const C: usize = 3;
 
-fn check(name: &str, arch: Arch, layers: usize, per_step: bool) {
+fn check(name: &str, arch: CellKind, layers: usize, per_step: bool) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("tests/fixtures/torch_step_{name}.safetensors"));
     let head = if per_step {
@@ -36,9 +37,9 @@ fn check(name: &str, arch: Arch, layers: usize, per_step: bool) {
     let mut spec = NetSpec::new(name, arch, N, 0.5, 0.01, 0);
     spec.num_layers = layers;
     spec.constants = match arch {
-        Arch::Asrnn => CellConstants { eps: Some(0.01), gamma: Some(0.5), dt: None },
-        Arch::Cornn => CellConstants { eps: Some(4.7), gamma: Some(2.7), dt: Some(0.042) },
-        _ => CellConstants::default(),
+        CellKind::Asrnn => ConstantOverrides { eps: Some(0.01), gamma: Some(0.5), dt: None },
+        CellKind::Cornn => ConstantOverrides { eps: Some(4.7), gamma: Some(2.7), dt: Some(0.042) },
+        _ => ConstantOverrides::default(),
     };
     let specs = shape.param_specs();
     // PyTorch's state_dict names: the checkpoint names already are `rnn.` / `fc.` prefixed.
@@ -107,14 +108,29 @@ fn check(name: &str, arch: Arch, layers: usize, per_step: bool) {
         let p = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
         assert_close(&format!("{name} after-step {}", ps.name), &p, &v(2 * k + j), 1e-9, 1e-8);
     }
-    // Adam with L2 weight decay (one step) and AdamW with decoupled decay (two steps).
+    check_weight_decay(name, shape, &spec, &loaded.values, (&x, &y));
+}
+
+/// Adam with L2 weight decay (one step) and AdamW with decoupled decay (two steps) from the
+/// fixture's weights (`values`) against PyTorch's parameters after them.
+fn check_weight_decay(
+    name: &str,
+    shape: ModelShape,
+    spec: &NetSpec,
+    values: &[Vec<f64>],
+    (x, y): (&Tensor, &Tensor),
+) {
+    let specs = shape.param_specs();
+    let k = specs.len();
+    let v = |i: usize| values[i].clone();
+    let dev = Device::Cpu;
     for (offset, optimizer, steps) in
         [(3 * k, OptimizerKind::Adam, 1), (4 * k, OptimizerKind::AdamW, 2)]
     {
         let fresh = PopulationModel::from_values(
             shape,
-            std::slice::from_ref(&spec),
-            vec![loaded.values[..k].to_vec()],
+            std::slice::from_ref(spec),
+            vec![values[..k].to_vec()],
             DType::F64,
             &dev,
         )
@@ -127,8 +143,8 @@ fn check(name: &str, arch: Arch, layers: usize, per_step: bool) {
         };
         let mut opt = PopulationAdam::new(fresh.vars(), &config).unwrap();
         for _ in 0..steps {
-            let out = fresh.forward(&fresh.tracked_params(), &x, None).unwrap();
-            let (loss, _) = fresh.loss(&out, &y).unwrap();
+            let out = fresh.forward(&fresh.tracked_params(), x, None).unwrap();
+            let (loss, _) = fresh.loss(&out, y).unwrap();
             let grads = loss.sum_all().unwrap().backward().unwrap();
             opt.step(fresh.vars(), &grads, &[0.01], &mut [true]).unwrap();
         }
@@ -147,30 +163,30 @@ fn check(name: &str, arch: Arch, layers: usize, per_step: bool) {
 
 #[test]
 fn rnn_matches_pytorch() {
-    check("rnn", Arch::Rnn, 2, false);
+    check("rnn", CellKind::Rnn, 2, false);
 }
 
 #[test]
 fn gru_matches_pytorch() {
-    check("gru", Arch::Gru, 2, false);
+    check("gru", CellKind::Gru, 2, false);
 }
 
 #[test]
 fn lstm_matches_pytorch() {
-    check("lstm", Arch::Lstm, 2, false);
+    check("lstm", CellKind::Lstm, 2, false);
 }
 
 #[test]
 fn asrnn_matches_pytorch_reference_code() {
-    check("asrnn", Arch::Asrnn, 2, false);
+    check("asrnn", CellKind::Asrnn, 2, false);
 }
 
 #[test]
 fn cornn_matches_pytorch_reference_code() {
-    check("cornn", Arch::Cornn, 2, false);
+    check("cornn", CellKind::Cornn, 2, false);
 }
 
 #[test]
 fn lstm_per_step_head_matches_pytorch() {
-    check("lstm_perstep", Arch::Lstm, 1, true);
+    check("lstm_perstep", CellKind::Lstm, 1, true);
 }

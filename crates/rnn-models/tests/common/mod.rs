@@ -1,6 +1,7 @@
 //! Shared test helpers: a tiny seeded classification / regression task and tolerances.
 #![allow(dead_code)]
 
+use aelle_support::tolerance::{self, Tol};
 use datasets::{Batch, OutputKind, Split, Targets, Task};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,17 +16,11 @@ pub const F64_ABS: f64 = 1e-10;
 /// See [`F64_ABS`].
 pub const F64_REL: f64 = 1e-9;
 
-/// Max over entries of `|a - b| - (abs + rel |b|)`, with the index of the worst; `<= 0` passes.
+/// `a` close to `b` entry by entry: `|a - b| <= abs + rel |b|` (the workspace's rule,
+/// [`aelle_support::tolerance`]; finite vs non-finite never close).
+#[track_caller]
 pub fn assert_close(what: &str, a: &[f64], b: &[f64], abs: f64, rel: f64) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths {} vs {}", a.len(), b.len());
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let tol = abs + rel * y.abs();
-        assert!(
-            (x - y).abs() <= tol && x.is_finite() == y.is_finite(),
-            "{what}[{i}]: {x} vs {y} (|diff| {} > tol {tol})",
-            (x - y).abs()
-        );
-    }
+    tolerance::assert_close(what, a, b, Tol::abs_rel(abs, rel));
 }
 
 /// A small task with random inputs whose class is the sign pattern of the input sum over
