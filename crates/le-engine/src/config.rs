@@ -6,31 +6,55 @@ use crate::error::{LeError, Result};
 
 /// Which product the tangent step forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Orientation {
     /// `Z = J_t Q`: the Lyapunov exponents of the forward dynamics (the mathematically right
     /// choice; default).
     #[default]
+    #[cfg_attr(feature = "clap", value(name = "jq"))]
     JQ,
     /// `Z = J_t^T Q`: what the published PyTorch reference code computes. For a single constant
     /// Jacobian both give the same exponents; for products of varying Jacobians they differ in
     /// general (the transpose reverses the product order). Use only to compare with numbers of
     /// that code.
+    #[cfg_attr(feature = "clap", value(name = "jtq"))]
     JtQ,
+}
+
+impl Orientation {
+    /// The label of reports: `JQ`, `JtQ`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Orientation::JQ => "JQ",
+            Orientation::JtQ => "JtQ",
+        }
+    }
 }
 
 /// Base of the logarithm the exponents are expressed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum LogBase {
     /// Natural log: nats per step (maps) or per unit time (flows). Default.
     #[default]
     E,
-    /// Log base 2: bits per step, as the published reference code reports.
+    /// Log base 2: bits per step, as the published reference code reports (`two` in configs,
+    /// `2` on the command line).
+    #[cfg_attr(feature = "clap", value(name = "2"))]
     Two,
 }
 
 impl LogBase {
+    /// The label of reports and spectrum files: `e`, `2`.
+    pub fn label(self) -> &'static str {
+        match self {
+            LogBase::E => "e",
+            LogBase::Two => "2",
+        }
+    }
+
     /// Factor converting nats into this base.
     pub fn from_nats(self) -> f64 {
         match self {
@@ -55,6 +79,7 @@ pub enum InitialBasis {
 
 /// Floating-point precision of state and tangent vectors. Log sums are always `f64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     /// `f64` everywhere (default for the generic engine).
@@ -62,6 +87,16 @@ pub enum Precision {
     F64,
     /// `f32` state and tangent vectors, `f64` accumulation of `ln R_ii`.
     F32,
+}
+
+impl Precision {
+    /// The label of reports: `f64`, `f32`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+        }
+    }
 }
 
 /// Settings of the Benettin/QR algorithm (see `METHOD.md` section 4).

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use le_engine::rnn::{CellKind, LstmState};
+use le_engine::{LogBase, Orientation, Precision};
 
 pub use crate::experiment::args::{ShardedStageArgs, StageArgs};
 
@@ -81,47 +83,6 @@ pub enum SystemName {
     TanhRnn,
 }
 
-/// Recurrent cell kinds (docs/checkpoint-format.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ArchArg {
-    Rnn,
-    Gru,
-    Lstm,
-    Asrnn,
-    Cornn,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LstmStateArg {
-    /// (h, c), 2N exponents.
-    Full,
-    /// h only with c frozen (the reference's N x N block).
-    HOnly,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OrientationArg {
-    /// Z = J Q (forward dynamics; default).
-    Jq,
-    /// Z = J^T Q (what the published PyTorch reference code computes).
-    Jtq,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogBaseArg {
-    /// Natural log (nats).
-    E,
-    /// Log base 2 (bits, as in the reference code).
-    #[value(name = "2")]
-    Two,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PrecisionArg {
-    F64,
-    F32,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BasisArg {
     /// First k columns of the identity.
@@ -168,7 +129,7 @@ pub struct SpectrumArgs {
 
     /// Cell kind of --weights when the file's metadata has no `arch`.
     #[arg(long, value_enum)]
-    pub arch: Option<ArchArg>,
+    pub arch: Option<CellKind>,
 
     /// Common prefix of the tensor names in --weights (e.g. `rnn.`); found automatically when
     /// the file holds one network.
@@ -182,7 +143,7 @@ pub struct SpectrumArgs {
 
     /// LSTM tangent state: the full (h, c) state (2N, default) or h only (N, the reference's).
     #[arg(long, value_enum)]
-    pub lstm_state: Option<LstmStateArg>,
+    pub lstm_state: Option<LstmState>,
 
     /// System parameter NAME=VALUE (repeatable), e.g. --param a=1.4.
     #[arg(long = "param", value_name = "NAME=VALUE")]
@@ -226,16 +187,16 @@ pub struct SpectrumArgs {
 
     /// Tangent orientation.
     #[arg(long, value_enum)]
-    pub orientation: Option<OrientationArg>,
+    pub orientation: Option<Orientation>,
 
     /// Log base of the exponents (default e; 2 with --reference-mode).
     #[arg(long, value_enum)]
-    pub log_base: Option<LogBaseArg>,
+    pub log_base: Option<LogBase>,
 
     /// Precision of state and tangent vectors (logs always accumulate in f64). Default f64 for
     /// systems and files, f32 for --weights.
     #[arg(long, value_enum)]
-    pub precision: Option<PrecisionArg>,
+    pub precision: Option<Precision>,
 
     /// Record the running estimate every N accumulated steps.
     #[arg(long, value_name = "N")]

@@ -30,8 +30,11 @@ pub use sequence_map::SequenceMap;
 use crate::error::{LeError, Result};
 use crate::scalar::Real;
 
-/// The recurrent cells (PyTorch gate order and names where PyTorch has the cell).
+/// The recurrent cells (PyTorch gate order and names where PyTorch has the cell). The one
+/// definition of the cell vocabulary: checkpoints (`arch` metadata), configs and the CLI name
+/// cells by [`CellKind::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum CellKind {
     /// `h' = tanh(W x + b_ih + U h + b_hh)`.
@@ -47,6 +50,10 @@ pub enum CellKind {
 }
 
 impl CellKind {
+    /// Every cell kind.
+    pub const ALL: [CellKind; 5] =
+        [CellKind::Rnn, CellKind::Gru, CellKind::Lstm, CellKind::Asrnn, CellKind::Cornn];
+
     /// Whether the tangent step folds the gate derivatives into row-scaled weights, one
     /// sequence at a time (LSTM, GRU; `cell::BatchState::combined_parts`).
     pub(crate) fn has_combined_tangent(self) -> bool {
@@ -68,6 +75,12 @@ impl CellKind {
             CellKind::Lstm | CellKind::Cornn => 2,
             _ => 1,
         }
+    }
+
+    /// Tangent state size per layer in units of `N`: the forward state, except `N` for the
+    /// LSTM with `h` only (`c` frozen).
+    pub fn tangent_blocks(self, lstm: LstmState) -> usize {
+        if self == CellKind::Lstm && lstm == LstmState::HOnly { 1 } else { self.state_blocks() }
     }
 
     /// The lowercase name used in metadata (`rnn`, `gru`, ...).
@@ -94,16 +107,35 @@ impl CellKind {
     }
 }
 
-/// Which state the LSTM tangent map acts on.
+impl std::fmt::Display for CellKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which state the LSTM tangent map acts on. Named `full` / `h-only` in configs and on the
+/// command line (`h_only` is accepted too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
 pub enum LstmState {
     /// The full `(h, c)` state: `2N` exponents per layer (default; the dynamics' true spectrum).
     #[default]
     Full,
     /// `h` only with `c` frozen inside each step (`dh'/dh`, `N x N`): what the published
     /// reference code computes. Not the spectrum of the full dynamics.
+    #[serde(alias = "h_only")]
     HOnly,
+}
+
+impl LstmState {
+    /// The label of reports (`spectrum --json`): `full`, `h_only`.
+    pub fn label(self) -> &'static str {
+        match self {
+            LstmState::Full => "full",
+            LstmState::HOnly => "h_only",
+        }
+    }
 }
 
 /// Cell constants of ASRNN and CoRNN (unused by the other cells).
@@ -220,11 +252,7 @@ impl<T: Real> Network<T> {
 
     /// Tangent state size per layer.
     pub fn tangent_layer_state(&self, lstm: LstmState) -> usize {
-        if self.kind == CellKind::Lstm && lstm == LstmState::HOnly {
-            self.hidden
-        } else {
-            self.layer_state()
-        }
+        self.kind.tangent_blocks(lstm) * self.hidden
     }
 
     /// One forward step of a single sequence: the full state `x` (`D = L S`, layers

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::config::{Arch, ExperimentConfig, TaskKind};
+use le_engine::rnn::CellKind;
+
+use super::config::{ExperimentConfig, TaskKind};
 use super::shard::Shard;
 
 /// One network of the population.
@@ -15,7 +17,7 @@ use super::shard::Shard;
 pub struct NetworkPlan {
     /// `<arch>-<index:03>`, e.g. `lstm-007`.
     pub id: String,
-    pub arch: Arch,
+    pub arch: CellKind,
     /// Index within its cell, 0-based.
     pub index: usize,
     /// Initialisation scale.
@@ -41,13 +43,26 @@ pub fn derive_seed(seed: u64, stream: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The seed stream of a cell: fixed numbers (not the enum's order), so that a network's seed
+/// never depends on how the cell vocabulary is declared. These are the values every run
+/// folder so far was made with.
+fn seed_stream(kind: CellKind) -> u64 {
+    match kind {
+        CellKind::Lstm => 0,
+        CellKind::Gru => 1,
+        CellKind::Rnn => 2,
+        CellKind::Asrnn => 3,
+        CellKind::Cornn => 4,
+    }
+}
+
 /// Every network, cell by cell in config order, p ascending within a cell.
 pub fn networks(config: &ExperimentConfig) -> Vec<NetworkPlan> {
     let pop = &config.population;
     let n = pop.networks_per_architecture;
     let mut out = Vec::with_capacity(n * pop.architectures.len());
     for &arch in &pop.architectures {
-        let arch_stream = arch as u64;
+        let arch_stream = seed_stream(arch);
         for i in 0..n {
             let t = if n > 1 { i as f64 / (n - 1) as f64 } else { 0.0 };
             let p = pop.p_min + (pop.p_max - pop.p_min) * t;
@@ -128,14 +143,14 @@ const SPECTRUM_FLOPS_PER_SECOND: f64 = 1.8e10;
 const ANALYSIS_SECONDS: f64 = 5.0;
 
 /// Training multiply-adds per second per worker for `arch` (see the rates above).
-fn train_rate(config: &ExperimentConfig, arch: Arch) -> f64 {
+fn train_rate(config: &ExperimentConfig, arch: CellKind) -> f64 {
     let head = match config.task.kind {
         TaskKind::SmnistRow => rnn_models::Head::LastStepClass { classes: 10 },
     };
     // The sweep trains in F32 (`stages::sweep`); a GPU device never takes the fused path.
     let fused = config.runtime.device == "cpu"
         && rnn_models::fused_path_applies(
-            super::stages::sweep::model_arch(arch),
+            arch,
             head,
             candle_core::DType::F32,
             &candle_core::Device::Cpu,
@@ -148,14 +163,14 @@ pub fn task_shape(_config: &ExperimentConfig) -> (usize, usize) {
     (28, 28)
 }
 
-fn train_macs_per_network(config: &ExperimentConfig, arch: Arch) -> f64 {
+fn train_macs_per_network(config: &ExperimentConfig, arch: CellKind) -> f64 {
     let (t, i) = task_shape(config);
     let n = config.population.hidden_size as f64;
     let gates = match arch {
-        Arch::Lstm => 4.0,
-        Arch::Gru => 3.0,
-        Arch::Cornn => 2.0,
-        Arch::Rnn | Arch::Asrnn => 1.0,
+        CellKind::Lstm => 4.0,
+        CellKind::Gru => 3.0,
+        CellKind::Cornn => 2.0,
+        CellKind::Rnn | CellKind::Asrnn => 1.0,
     };
     let layers = config.population.num_layers as f64;
     let per_step = gates * n * (i as f64 + n) * layers;
@@ -171,15 +186,15 @@ fn train_macs_per_network(config: &ExperimentConfig, arch: Arch) -> f64 {
         * (3.0 * examples_train as f64 * epochs + examples_test as f64 * (epochs + 1.0))
 }
 
-fn spectrum_flops_per_checkpoint(config: &ExperimentConfig, arch: Arch) -> f64 {
+fn spectrum_flops_per_checkpoint(config: &ExperimentConfig, arch: CellKind) -> f64 {
     let (t, _) = task_shape(config);
     let n = config.population.hidden_size;
-    let d = (arch.state_multiplier(config.spectra.lstm_state) * n * config.population.num_layers)
-        as f64;
+    let d =
+        (arch.tangent_blocks(config.spectra.lstm_state) * n * config.population.num_layers) as f64;
     let k = config.spectra.k.map(|k| k as f64).unwrap_or(d);
     let gates = match arch {
-        Arch::Lstm => 4.0,
-        Arch::Gru => 3.0,
+        CellKind::Lstm => 4.0,
+        CellKind::Gru => 3.0,
         _ => 1.0,
     };
     let steps = (t + config.spectra.warmup) as f64;
@@ -306,7 +321,7 @@ mod tests {
         let c = ExperimentConfig::default();
         let nets = networks(&c);
         assert_eq!(nets.len(), 5 * 32);
-        let lstm: Vec<_> = nets.iter().filter(|n| n.arch == Arch::Lstm).collect();
+        let lstm: Vec<_> = nets.iter().filter(|n| n.arch == CellKind::Lstm).collect();
         assert_eq!(lstm.first().unwrap().p, c.population.p_min);
         assert!((lstm.last().unwrap().p - c.population.p_max).abs() < 1e-12);
         let mut ids: Vec<_> = nets.iter().map(|n| &n.id).collect();

@@ -5,12 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use le_engine::rnn::{
-    CellKind, InputSet, LoadOptions, LstmState, Network, RnnSpectrumConfig, WarmupMode,
-    population_spectra,
+    InputSet, LoadOptions, LstmState, Network, RnnSpectrumConfig, WarmupMode, population_spectra,
 };
-use le_engine::{
-    LogBase, Orientation, Precision, Real, Spectrum, SpectrumStats, kaplan_yorke_dimension,
-};
+use le_engine::{Precision, Real, Spectrum, SpectrumStats, kaplan_yorke_dimension};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use safetensors::SafeTensors;
@@ -18,7 +15,7 @@ use serde::Serialize;
 
 use super::fmt_num;
 use super::options::config_from_args;
-use crate::cli::{ArchArg, LstmStateArg, SpectrumArgs};
+use crate::cli::SpectrumArgs;
 use crate::error::usage;
 
 /// Spectrum of one network over its driving sequences (what `--json` prints per network).
@@ -128,17 +125,8 @@ fn random_inputs(spec: &str, input: usize, seed: u64) -> Result<Inputs> {
 }
 
 fn load_options(args: &SpectrumArgs) -> Result<LoadOptions> {
-    let mut opts = LoadOptions {
-        arch: args.arch.map(|a| match a {
-            ArchArg::Rnn => CellKind::Rnn,
-            ArchArg::Gru => CellKind::Gru,
-            ArchArg::Lstm => CellKind::Lstm,
-            ArchArg::Asrnn => CellKind::Asrnn,
-            ArchArg::Cornn => CellKind::Cornn,
-        }),
-        prefix: args.prefix.clone(),
-        ..LoadOptions::default()
-    };
+    let mut opts =
+        LoadOptions { arch: args.arch, prefix: args.prefix.clone(), ..LoadOptions::default() };
     for p in &args.params {
         let Some((name, value)) = p.split_once('=') else {
             return Err(usage(format!("--param `{p}`: expected NAME=VALUE")));
@@ -167,8 +155,8 @@ fn rnn_config(args: &SpectrumArgs) -> RnnSpectrumConfig {
     RnnSpectrumConfig {
         spectrum,
         lstm_state: match (args.lstm_state, args.reference_mode) {
-            (Some(LstmStateArg::Full), _) => LstmState::Full,
-            (Some(LstmStateArg::HOnly), _) | (None, true) => LstmState::HOnly,
+            (Some(state), _) => state,
+            (None, true) => LstmState::HOnly,
             (None, false) => LstmState::Full,
         },
         warmup_mode: if args.reference_mode {
@@ -288,22 +276,10 @@ fn network_report<T: Real>(
         steps: spectra.iter().map(|s| s.steps).max().unwrap_or(0),
         warmup: sc.warmup,
         batch,
-        log_base: match sc.log_base {
-            LogBase::E => "e",
-            LogBase::Two => "2",
-        },
-        orientation: match sc.orientation {
-            Orientation::JQ => "JQ",
-            Orientation::JtQ => "JtQ",
-        },
-        precision: match sc.precision {
-            Precision::F32 => "f32",
-            Precision::F64 => "f64",
-        },
-        lstm_state: match cfg.lstm_state {
-            LstmState::Full => "full",
-            LstmState::HOnly => "h_only",
-        },
+        log_base: sc.log_base.label(),
+        orientation: sc.orientation.label(),
+        precision: sc.precision.label(),
+        lstm_state: cfg.lstm_state.label(),
         reference_mode,
         exponents: mean.clone(),
         sum: mean.iter().sum(),

@@ -7,7 +7,7 @@ use anyhow::Result;
 use le_engine::systems::LinearMap;
 use le_engine::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig};
 
-use crate::cli::{BasisArg, LogBaseArg, OrientationArg, PrecisionArg, SpectrumArgs};
+use crate::cli::{BasisArg, SpectrumArgs};
 use crate::error::usage;
 
 /// Engine settings from the CLI arguments (shared by every source).
@@ -18,14 +18,12 @@ pub fn config_from_args(args: &SpectrumArgs, is_file: bool) -> SpectrumConfig {
         steps: args.steps.unwrap_or(100_000),
         ons_interval: args.ons,
         orientation: match args.orientation {
-            Some(OrientationArg::Jtq) => Orientation::JtQ,
-            Some(OrientationArg::Jq) => Orientation::JQ,
+            Some(o) => o,
             None if args.reference_mode => Orientation::JtQ,
             None => Orientation::JQ,
         },
         log_base: match args.log_base {
-            Some(LogBaseArg::Two) => LogBase::Two,
-            Some(LogBaseArg::E) => LogBase::E,
+            Some(b) => b,
             None if args.reference_mode => LogBase::Two,
             None => LogBase::E,
         },
@@ -34,8 +32,7 @@ pub fn config_from_args(args: &SpectrumArgs, is_file: bool) -> SpectrumConfig {
             BasisArg::Random => InitialBasis::Random { seed: args.seed },
         },
         precision: match args.precision {
-            Some(PrecisionArg::F64) => Precision::F64,
-            Some(PrecisionArg::F32) => Precision::F32,
+            Some(p) => p,
             None if !args.weights.is_empty() => Precision::F32,
             None => Precision::F64,
         },

@@ -5,8 +5,8 @@
 use anyhow::{Context, Result};
 use le_engine::systems::{CatMap, Henon, LinearMap, Logistic, Lorenz63, TanhRnn};
 use le_engine::{
-    BatchSpectra, DiscreteMap, JacobianFile, LogBase, Orientation, Precision, Real, Spectrum,
-    SpectrumConfig, SpectrumStats, Status, TracePoint, flow_spectra_batch, kaplan_yorke_dimension,
+    BatchSpectra, DiscreteMap, JacobianFile, Precision, Real, Spectrum, SpectrumConfig,
+    SpectrumStats, Status, TracePoint, flow_spectra_batch, kaplan_yorke_dimension,
     map_spectra_batch,
 };
 use rand::SeedableRng;
@@ -250,18 +250,9 @@ fn report(
         steps: s.steps,
         warmup: cfg.warmup,
         dt: s.dt,
-        log_base: match cfg.log_base {
-            LogBase::E => "e",
-            LogBase::Two => "2",
-        },
-        orientation: match cfg.orientation {
-            Orientation::JQ => "JQ",
-            Orientation::JtQ => "JtQ",
-        },
-        precision: match cfg.precision {
-            Precision::F64 => "f64",
-            Precision::F32 => "f32",
-        },
+        log_base: cfg.log_base.label(),
+        orientation: cfg.orientation.label(),
+        precision: cfg.precision.label(),
         exponents: s.exponents.clone(),
         exponents_qr_order: Some(s.exponents_qr_order.clone()),
         sum: s.sum,

@@ -10,42 +10,12 @@ mod layering;
 mod presets;
 
 use datasets::PixelNormalization;
+use le_engine::rnn::{CellKind, LstmState};
+use le_engine::{LogBase, Precision};
 use serde::{Deserialize, Serialize};
 
 pub use layering::{read_resolved, resolve};
 pub use presets::Preset;
-
-/// Recurrent cell kinds (METHOD.md section 2; `docs/checkpoint-format.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    Lstm,
-    Gru,
-    Rnn,
-    Asrnn,
-    Cornn,
-}
-
-impl Arch {
-    /// The name used in network ids, checkpoints and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Lstm => "lstm",
-            Arch::Gru => "gru",
-            Arch::Rnn => "rnn",
-            Arch::Asrnn => "asrnn",
-            Arch::Cornn => "cornn",
-        }
-    }
-
-    /// Tangent-space dimension per layer in multiples of N (LSTM with full state and CoRNN: 2).
-    pub fn state_multiplier(self, lstm_state: LstmState) -> usize {
-        match (self, lstm_state) {
-            (Arch::Lstm, LstmState::Full) | (Arch::Cornn, _) => 2,
-            _ => 1,
-        }
-    }
-}
 
 /// Which task the population is trained on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +60,7 @@ impl Default for TaskConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PopulationConfig {
     /// Cells. Default all five: `["lstm", "gru", "rnn", "asrnn", "cornn"]`.
-    pub architectures: Vec<Arch>,
+    pub architectures: Vec<CellKind>,
     /// Hidden size N. Default 32 (the paper uses 64: `--preset paper`).
     pub hidden_size: usize,
     /// Stacked layers, 1 to 3. Default 1 (the published setting).
@@ -109,7 +79,13 @@ pub struct PopulationConfig {
 impl Default for PopulationConfig {
     fn default() -> Self {
         Self {
-            architectures: vec![Arch::Lstm, Arch::Gru, Arch::Rnn, Arch::Asrnn, Arch::Cornn],
+            architectures: vec![
+                CellKind::Lstm,
+                CellKind::Gru,
+                CellKind::Rnn,
+                CellKind::Asrnn,
+                CellKind::Cornn,
+            ],
             hidden_size: 32,
             num_layers: 1,
             networks_per_architecture: 32,
@@ -138,26 +114,6 @@ impl Default for TrainingConfig {
     }
 }
 
-/// LSTM tangent state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LstmState {
-    /// `(h, c)`, 2N exponents (default; METHOD.md section 3).
-    Full,
-    /// h only with c frozen (the reference code's N x N block).
-    HOnly,
-}
-
-/// Log base of the exponents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogBase {
-    /// Nats per step (default).
-    E,
-    /// Bits per step (the reference code).
-    Two,
-}
-
 /// `[spectra]`: the Lyapunov spectrum of every selected checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -175,7 +131,8 @@ pub struct SpectraConfig {
     /// Warm-up steps (re-orthonormalised, not accumulated). Default 0: a 28-row sequence is
     /// short, and the reference accumulates from the first row.
     pub warmup: usize,
-    /// Default `"full"`.
+    /// LSTM tangent state: `"full"` (`(h, c)`, 2N exponents; default, METHOD.md section 3)
+    /// or `"h-only"` (c frozen, the reference code's N x N block).
     pub lstm_state: LstmState,
     /// Default `"e"` (nats); `"two"` = bits as in the reference.
     pub log_base: LogBase,
@@ -184,14 +141,6 @@ pub struct SpectraConfig {
     /// tiny finite value in f64, so saturated networks keep a finite spectrum. `"f32"` is
     /// the reference's and twice as fast.
     pub precision: Precision,
-}
-
-/// Floating-point precision of the spectrum computation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    F64,
-    F32,
 }
 
 impl Default for SpectraConfig {
@@ -349,10 +298,9 @@ impl ExperimentConfig {
         if p.architectures.is_empty() {
             return Err(range_error("population.architectures", "at least one cell", "[]"));
         }
-        let mut seen = p.architectures.clone();
-        seen.sort();
-        seen.dedup();
-        if seen.len() != p.architectures.len() {
+        let repeated =
+            p.architectures.iter().enumerate().any(|(i, a)| p.architectures[..i].contains(a));
+        if repeated {
             return Err(range_error(
                 "population.architectures",
                 "each cell at most once",
@@ -431,7 +379,7 @@ impl ExperimentConfig {
         let max_dim = p
             .architectures
             .iter()
-            .map(|a| a.state_multiplier(s.lstm_state) * p.hidden_size * p.num_layers)
+            .map(|a| a.tangent_blocks(s.lstm_state) * p.hidden_size * p.num_layers)
             .min()
             .unwrap_or(0);
         if let Some(k) = s.k

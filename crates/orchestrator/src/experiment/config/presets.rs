@@ -1,6 +1,8 @@
 //! The built-in presets (`--preset NAME`): full configs the file and `--set` overrides layer on.
 
-use super::{Arch, ExperimentConfig};
+use le_engine::rnn::CellKind;
+
+use super::ExperimentConfig;
 
 /// Built-in presets (`--preset NAME`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,7 +32,7 @@ impl Preset {
             }
             Preset::Tiny => {
                 c.name = "tiny".into();
-                c.population.architectures = vec![Arch::Lstm, Arch::Gru, Arch::Rnn];
+                c.population.architectures = vec![CellKind::Lstm, CellKind::Gru, CellKind::Rnn];
                 c.population.hidden_size = 8;
                 c.population.networks_per_architecture = 4;
                 c.training.epochs = 2;

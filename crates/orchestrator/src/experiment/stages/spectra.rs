@@ -14,7 +14,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use le_engine::rnn::{InputSet, LoadOptions, Network, RnnSpectrumConfig, population_spectra};
 
-use crate::experiment::config::{ExperimentConfig, LogBase, LstmState, Precision};
+use le_engine::Precision;
+
+use crate::experiment::config::ExperimentConfig;
 use crate::experiment::plan::NetworkPlan;
 use crate::experiment::records::{SequenceSpectrum, SpectrumRecord};
 use crate::experiment::run_folder::RunFolder;
@@ -29,19 +31,10 @@ fn opt(v: f64) -> Option<f64> {
 pub fn engine_config(config: &ExperimentConfig) -> RnnSpectrumConfig {
     let mut c = RnnSpectrumConfig::default();
     c.spectrum.k = config.spectra.k;
-    c.spectrum.precision = match config.spectra.precision {
-        Precision::F64 => le_engine::Precision::F64,
-        Precision::F32 => le_engine::Precision::F32,
-    };
+    c.spectrum.precision = config.spectra.precision;
     c.spectrum.warmup = config.spectra.warmup;
-    c.spectrum.log_base = match config.spectra.log_base {
-        LogBase::E => le_engine::LogBase::E,
-        LogBase::Two => le_engine::LogBase::Two,
-    };
-    c.lstm_state = match config.spectra.lstm_state {
-        LstmState::Full => le_engine::rnn::LstmState::Full,
-        LstmState::HOnly => le_engine::rnn::LstmState::HOnly,
-    };
+    c.spectrum.log_base = config.spectra.log_base;
+    c.lstm_state = config.spectra.lstm_state;
     c
 }
 
@@ -77,10 +70,7 @@ pub fn compute_network_spectra(
         return Ok(0);
     }
     let cfg = engine_config(config);
-    let log_base = match config.spectra.log_base {
-        LogBase::E => "e",
-        LogBase::Two => "2",
-    };
+    let log_base = config.spectra.log_base.label();
     let total_epochs = config.training.epochs as f64;
     let base_record = |epoch: u32| SpectrumRecord {
         network_id: net.id.clone(),

@@ -9,26 +9,16 @@
 
 use anyhow::{Context, Result};
 
-use crate::experiment::config::{Arch, ExperimentConfig};
+use crate::experiment::config::ExperimentConfig;
 use crate::experiment::plan::{NetworkPlan, TrainingUnit};
 use crate::experiment::run_folder::RunFolder;
-
-pub(crate) fn model_arch(a: Arch) -> rnn_models::Arch {
-    match a {
-        Arch::Lstm => rnn_models::Arch::Lstm,
-        Arch::Gru => rnn_models::Arch::Gru,
-        Arch::Rnn => rnn_models::Arch::Rnn,
-        Arch::Asrnn => rnn_models::Arch::Asrnn,
-        Arch::Cornn => rnn_models::Arch::Cornn,
-    }
-}
 
 /// The `rnn-models` spec of a planned network: `U(-p, p)` initialisation of every cell
 /// parameter (the published sweep), biases on, published cell constants.
 pub fn net_spec(config: &ExperimentConfig, net: &NetworkPlan) -> rnn_models::NetSpec {
     let mut s = rnn_models::NetSpec::new(
         net.id.clone(),
-        model_arch(net.arch),
+        net.arch,
         config.population.hidden_size,
         net.p,
         config.training.learning_rate,

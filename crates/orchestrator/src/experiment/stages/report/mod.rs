@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Deserialize;
 
-use crate::experiment::config::{ExperimentConfig, LogBase};
+use le_engine::LogBase;
+
+use crate::experiment::config::ExperimentConfig;
 use crate::experiment::plan::{NetworkPlan, networks};
 use crate::experiment::records::{SpectrumRecord, Timing};
 use crate::experiment::run_folder::RunFolder;
