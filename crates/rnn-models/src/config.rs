@@ -5,16 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 
-/// Every cell kind, in the order of the published sweep.
-///
-/// (`le_engine::rnn::CellKind` has no such list yet; this one stands in for it.)
-pub const CELL_KINDS: [CellKind; 5] =
-    [CellKind::Rnn, CellKind::Gru, CellKind::Lstm, CellKind::Asrnn, CellKind::Cornn];
-
 /// The cell kind of a checkpoint name (`rnn`, `gru`, `lstm`, `asrnn`, `cornn`, exactly as
 /// [`CellKind::name`] writes it; no aliases).
 pub fn cell_kind_from_name(name: &str) -> Result<CellKind> {
-    CELL_KINDS
+    CellKind::ALL
         .into_iter()
         .find(|a| a.name() == name)
         .ok_or_else(|| ModelError::InvalidConfig(format!("unknown arch {name:?}")))
@@ -261,7 +255,7 @@ mod tests {
 
     #[test]
     fn arch_names_round_trip() {
-        for a in CELL_KINDS {
+        for a in CellKind::ALL {
             assert_eq!(cell_kind_from_name(a.name()).unwrap(), a);
         }
         assert!(cell_kind_from_name("transformer").is_err());

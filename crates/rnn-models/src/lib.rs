@@ -4,7 +4,7 @@
 //! (`i, f, g, o`), antisymmetric RNN (ASRNN) and coupled oscillatory RNN (CoRNN), 1-3 stacked
 //! layers, optional biases; readouts for last-step classification (sequential MNIST),
 //! per-step classification (next character) and regression. Equations in [`model`]. The
-//! cell kinds are le-engine's [`le_engine::rnn::CellKind`] ([`CELL_KINDS`] lists them), the
+//! cell kinds are le-engine's [`le_engine::rnn::CellKind`] ([`CellKind::ALL`](le_engine::rnn::CellKind::ALL) lists them), the
 //! resolved cell constants its [`le_engine::rnn::CellConstants`].
 //!
 //! The unit of everything is a **population**: `M` networks of one cell kind and size stacked
@@ -40,7 +40,7 @@ pub mod train;
 
 pub use checkpoint::{CheckpointRecord, read_checkpoint, write_checkpoint};
 pub use config::{
-    CELL_KINDS, ConstantOverrides, InitScheme, NetSpec, OptimizerKind, TrainBackend, TrainConfig,
+    ConstantOverrides, InitScheme, NetSpec, OptimizerKind, TrainBackend, TrainConfig,
     cell_kind_from_name,
 };
 pub use error::{ModelError, Result};

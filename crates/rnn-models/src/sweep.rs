@@ -117,6 +117,42 @@ pub struct NetMetrics {
     pub epochs: Vec<EpochMetrics>,
 }
 
+impl NetMetrics {
+    /// Whether training stopped at a non-finite loss or gradient (later epochs are absent).
+    pub fn diverged(&self) -> bool {
+        self.status == NetStatus::Diverged
+    }
+
+    /// Whether every epoch is done.
+    pub fn finished(&self) -> bool {
+        self.status == NetStatus::Finished
+    }
+
+    /// The record of `epoch`.
+    pub fn at(&self, epoch: usize) -> Option<&EpochMetrics> {
+        self.epochs.iter().find(|m| m.epoch == epoch)
+    }
+
+    /// The last epoch's record.
+    pub fn last(&self) -> Option<&EpochMetrics> {
+        self.epochs.iter().max_by_key(|m| m.epoch)
+    }
+
+    /// Test loss at the last epoch; NaN for a diverged network (it has no final loss) or an
+    /// undefined one.
+    pub fn final_test_loss(&self) -> f64 {
+        if self.diverged() {
+            return f64::NAN;
+        }
+        self.last().and_then(|m| m.test_loss).unwrap_or(f64::NAN)
+    }
+
+    /// Test accuracy at the last epoch (NaN when undefined).
+    pub fn final_test_accuracy(&self) -> f64 {
+        self.last().and_then(|m| m.test_accuracy).unwrap_or(f64::NAN)
+    }
+}
+
 /// What a sweep did for one network.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetOutcome {

@@ -13,7 +13,7 @@ use le_engine::rnn::CellKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rnn_models::{
-    CELL_KINDS, NetSpec, PopulationModel, TrainConfig, read_checkpoint, run_sweep, shape_for_task,
+    NetSpec, PopulationModel, TrainConfig, read_checkpoint, run_sweep, shape_for_task,
 };
 
 const B: usize = 3;
@@ -24,7 +24,7 @@ const I: usize = 4;
 fn candle_and_le_engine_agree_on_every_cell_kind() {
     let task = TinyTask::new(OutputKind::ClassPerSequence { num_classes: 3 }, 24, 8, T, I, 9);
     let mut specs = Vec::new();
-    for (k, arch) in CELL_KINDS.into_iter().enumerate() {
+    for (k, arch) in le_engine::rnn::CellKind::ALL.into_iter().enumerate() {
         let mut s = NetSpec::new(format!("{}-2l", arch.name()), arch, 7, 0.6, 0.02, 40 + k as u64);
         s.num_layers = 2;
         specs.push(s);

@@ -176,7 +176,7 @@ fn work_left(
     for net in pending_spectra_nets {
         if spectra_left(&net) > 0 {
             let diverged =
-                trained_network(run, config, &net.id).map(|m| m.diverged).unwrap_or(false);
+                trained_network(run, config, &net.id).map(|m| m.diverged()).unwrap_or(false);
             left.spectra.push_back((net, diverged));
         }
     }
@@ -282,7 +282,7 @@ impl Dispatcher {
         if self.select.spectra {
             for net in nets {
                 match trained_network(&self.run, &self.config, &net.id) {
-                    Ok(m) => self.left.spectra.push_back((net, m.diverged)),
+                    Ok(m) => self.left.spectra.push_back((net, m.diverged())),
                     Err(e) => self.fail(e),
                 }
             }

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use rnn_models::NetMetrics;
 
 use super::config::ExperimentConfig;
 use super::plan::{WorkDone, networks, units_of_shard};
@@ -15,67 +16,11 @@ use super::run_folder::RunFolder;
 use super::shard::Shard;
 use crate::fs::read_json;
 
-/// One checkpoint's numbers.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EpochMetrics {
-    pub epoch: u32,
-    /// Test loss (NaN if the network diverged).
-    pub test_loss: f64,
-    /// Test accuracy in [0, 1] (NaN if undefined).
-    pub test_accuracy: f64,
-    /// Mean training loss of the epoch (NaN at epoch 0 if not evaluated).
-    pub train_loss: f64,
-}
-
-/// A network's record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NetMetrics {
-    pub epochs: Vec<EpochMetrics>,
-    /// Training stopped at a non-finite loss or gradient (epochs after it are absent).
-    pub diverged: bool,
-    /// All epochs done.
-    pub finished: bool,
-}
-
-impl NetMetrics {
-    /// The record of `epoch`.
-    pub fn at(&self, epoch: u32) -> Option<&EpochMetrics> {
-        self.epochs.iter().find(|m| m.epoch == epoch)
-    }
-    /// Test loss at the last epoch; NaN for a diverged network (it has no final loss, and
-    /// AeLLE excludes it, listed).
-    pub fn final_test_loss(&self) -> f64 {
-        if self.diverged {
-            return f64::NAN;
-        }
-        self.epochs.iter().max_by_key(|m| m.epoch).map(|m| m.test_loss).unwrap_or(f64::NAN)
-    }
-    /// Test accuracy at the last epoch.
-    pub fn final_test_accuracy(&self) -> f64 {
-        self.epochs.iter().max_by_key(|m| m.epoch).map(|m| m.test_accuracy).unwrap_or(f64::NAN)
-    }
-}
-
-/// Reads an `rnn-models` `metrics.json` into the numbers the later stages use.
+/// Reads an `rnn-models` `metrics.json`, naming the file on error.
 pub fn read_metrics_file(path: &Path) -> Result<NetMetrics> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let m: rnn_models::NetMetrics = serde_json::from_slice(&bytes).map_err(|e| {
-        crate::error::UsageError(format!("{}: not a valid metrics file: {e}", path.display()))
-    })?;
-    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-    Ok(NetMetrics {
-        epochs: m
-            .epochs
-            .iter()
-            .map(|e| EpochMetrics {
-                epoch: e.epoch as u32,
-                test_loss: nan(e.test_loss),
-                test_accuracy: nan(e.test_accuracy),
-                train_loss: nan(e.train_loss),
-            })
-            .collect(),
-        diverged: m.status == rnn_models::NetStatus::Diverged,
-        finished: m.status == rnn_models::NetStatus::Finished,
+    serde_json::from_slice(&bytes).map_err(|e| {
+        crate::error::usage(format!("{}: not a valid metrics file: {e}", path.display()))
     })
 }
 
@@ -93,12 +38,12 @@ pub fn trained_network(run: &RunFolder, config: &ExperimentConfig, id: &str) -> 
         )));
     }
     let m = read_metrics_file(&path)?;
-    if m.diverged {
+    if m.diverged() {
         return Ok(m);
     }
     let epochs = config.training.epochs;
     let last = m.epochs.last().map(|e| e.epoch);
-    if !m.finished || last != Some(epochs) {
+    if !m.finished() || last != Some(epochs as usize) {
         return Err(usage(format!(
             "{}: training incomplete (last epoch {last:?} of {epochs})",
             path.display()

@@ -33,7 +33,7 @@ pub fn collect_rows(run: &RunFolder, config: &ExperimentConfig) -> Result<Vec<ae
                 .into());
             }
             let rec: SpectrumRecord = read_json(&path)?;
-            let current = metrics.at(e).map(|m| m.test_loss).unwrap_or(f64::NAN);
+            let current = metrics.at(e as usize).and_then(|m| m.test_loss).unwrap_or(f64::NAN);
             rows.push(aelle::SpectrumRow {
                 network_id: net.id.clone(),
                 epoch: e,

@@ -22,9 +22,10 @@ use crate::experiment::config::ExperimentConfig;
 use crate::experiment::plan::{NetworkPlan, networks};
 use crate::experiment::records::{SpectrumRecord, Timing};
 use crate::experiment::run_folder::RunFolder;
-use crate::experiment::status::{NetMetrics, trained_network};
+use crate::experiment::status::trained_network;
 use crate::fs::{read_json, write_atomic};
 use plots::{BandSeries, Dot, Figure, Panel, PanelContent, arch_color, viridis};
+use rnn_models::NetMetrics;
 
 /// The parts of `aelle/metrics.json` the report shows (the file is `aelle::AelleReport`).
 #[derive(Debug, Clone, Deserialize)]
@@ -232,7 +233,9 @@ impl ReportData {
                     .map(|e| {
                         let v: Vec<f64> = of_arch
                             .iter()
-                            .filter_map(|m| m.at(e).map(|x| x.test_accuracy))
+                            .filter_map(|m| {
+                                m.at(e as usize).map(|x| x.test_accuracy.unwrap_or(f64::NAN))
+                            })
                             .collect();
                         let (m, s) = mean_std(&v);
                         (e as f64, m, s)
