@@ -33,7 +33,6 @@ pub mod backend;
 pub mod config;
 pub mod engine;
 pub mod error;
-pub mod fastmath;
 pub mod jacobian_file;
 pub mod linalg;
 pub mod map;
@@ -43,14 +42,10 @@ pub mod qr_batched;
 mod qr_tiles;
 pub mod rnn;
 pub mod scalar;
+mod schedule;
 pub mod spectrum;
 pub mod systems;
 pub mod tensor_data;
-
-/// The widest SIMD instruction set this CPU offers to the run-time-dispatched kernels (cached;
-/// `LE_ENGINE_SIMD=baseline|avx2|avx512` caps it, for testing the portable paths). Also used
-/// by rnn-models' fused training kernels.
-pub use qr::simd::{Level as SimdLevel, level as simd_level};
 
 pub use config::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig};
 pub use engine::{

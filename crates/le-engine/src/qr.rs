@@ -42,6 +42,8 @@
 //! allocated per call by this module (the `gemm` crate keeps its packing buffers in
 //! thread-local storage).
 
+use aelle_support::simd::{Level, level};
+
 use crate::linalg::AlignedBuf;
 use crate::scalar::Real;
 
@@ -177,12 +179,12 @@ pub fn orthonormalize_in_place<T: Real>(
 /// `log_diag[i] = ln |R_ii|`.
 pub fn householder_factor<T: Real>(a: &mut [T], log_diag: &mut [f64], ws: &mut QrWorkspace<T>) {
     check_shapes(a, log_diag.len(), ws);
-    match simd::level() {
+    match level() {
         #[cfg(target_arch = "x86_64")]
-        simd::Level::Avx512 => unsafe { simd::factor_avx512(a, log_diag, ws) },
+        Level::Avx512 => unsafe { kernels::factor_avx512(a, log_diag, ws) },
         #[cfg(target_arch = "x86_64")]
-        simd::Level::Avx2Fma => unsafe { simd::factor_avx2(a, log_diag, ws) },
-        simd::Level::Baseline => factor_impl::<T, false>(a, log_diag, ws),
+        Level::Avx2Fma => unsafe { kernels::factor_avx2(a, log_diag, ws) },
+        Level::Baseline => factor_impl::<T, false>(a, log_diag, ws),
     }
 }
 
@@ -191,12 +193,12 @@ pub fn householder_factor<T: Real>(a: &mut [T], log_diag: &mut [f64], ws: &mut Q
 /// workspace.
 pub fn form_q_in_place<T: Real>(a: &mut [T], ws: &mut QrWorkspace<T>) {
     check_shapes(a, ws.k, ws);
-    match simd::level() {
+    match level() {
         #[cfg(target_arch = "x86_64")]
-        simd::Level::Avx512 => unsafe { simd::form_q_avx512(a, ws) },
+        Level::Avx512 => unsafe { kernels::form_q_avx512(a, ws) },
         #[cfg(target_arch = "x86_64")]
-        simd::Level::Avx2Fma => unsafe { simd::form_q_avx2(a, ws) },
-        simd::Level::Baseline => form_q_impl::<T, false>(a, ws),
+        Level::Avx2Fma => unsafe { kernels::form_q_avx2(a, ws) },
+        Level::Baseline => form_q_impl::<T, false>(a, ws),
     }
 }
 
@@ -252,7 +254,7 @@ pub(crate) fn apply_factored_q_right<T: Real>(
     assert!(tf.len() >= d.div_ceil(DEFAULT_PANEL_WIDTH) * DEFAULT_PANEL_WIDTH.pow(2));
     #[cfg(target_arch = "x86_64")]
     {
-        assert!(simd::level() == simd::Level::Avx512, "factored Q needs AVX-512");
+        assert!(level() == Level::Avx512, "factored Q needs AVX-512");
         // SAFETY: AVX-512 checked above; all extents asserted above.
         unsafe {
             crate::qr_tiles::apply_q_right_dispatch(
@@ -272,90 +274,10 @@ pub(crate) fn apply_factored_q_right<T: Real>(
     }
 }
 
-/// Run-time choice of the instruction set for the column kernels.
-pub(crate) mod simd {
+/// The column kernels compiled for each instruction set (chosen at run time by
+/// [`aelle_support::simd::level`]).
+mod kernels {
     use super::*;
-    use std::sync::atomic::{AtomicU8, Ordering};
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Level {
-        #[cfg(target_arch = "x86_64")]
-        Avx512,
-        #[cfg(target_arch = "x86_64")]
-        Avx2Fma,
-        Baseline,
-    }
-
-    static LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
-
-    /// The best instruction set of this CPU (cached). `LE_ENGINE_SIMD=baseline|avx2|avx512`
-    /// caps it, for testing the portable paths.
-    pub fn level() -> Level {
-        let cached = LEVEL.load(Ordering::Relaxed);
-        let code = if cached == u8::MAX {
-            let code = detect();
-            LEVEL.store(code, Ordering::Relaxed);
-            code
-        } else {
-            cached
-        };
-        match code {
-            #[cfg(target_arch = "x86_64")]
-            2 => Level::Avx512,
-            #[cfg(target_arch = "x86_64")]
-            1 => Level::Avx2Fma,
-            _ => Level::Baseline,
-        }
-    }
-
-    fn detect() -> u8 {
-        let cap = match std::env::var("LE_ENGINE_SIMD").as_deref() {
-            Ok("baseline") => 0,
-            Ok("avx2") => 1,
-            _ => 2,
-        };
-        #[cfg(target_arch = "x86_64")]
-        {
-            let found = if is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512vl")
-                && is_x86_feature_detected!("fma")
-            {
-                2
-            } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                1
-            } else {
-                0
-            };
-            found.min(cap)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = cap;
-            0
-        }
-    }
-
-    /// For tests of AVX-512-only kernels: whether they can run here; if not, says so on stderr
-    /// (`SKIP <test>: ...`), so that a pass on another CPU is not mistaken for a check.
-    #[cfg(test)]
-    pub(crate) fn avx512_or_skip(test: &str) -> bool {
-        let ok = level() == Level::Avx512;
-        if !ok {
-            eprintln!("SKIP {test}: needs AVX-512 (this CPU or LE_ENGINE_SIMD: {})", level_name());
-        }
-        ok
-    }
-
-    /// Name of the chosen instruction set, for benchmark reports.
-    pub fn level_name() -> &'static str {
-        match level() {
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => "avx512",
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx2Fma => "avx2+fma",
-            Level::Baseline => "baseline",
-        }
-    }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
@@ -378,8 +300,6 @@ pub(crate) mod simd {
         form_q_impl::<T, true>(a, ws)
     }
 }
-
-pub use simd::level_name as simd_level_name;
 
 /// `a * b + c`, fused when the caller was compiled with FMA.
 #[inline(always)]
@@ -600,7 +520,7 @@ fn build_t<T: Real, const FMA: bool>(
 fn tiled_updates<T: Real>(ws: &QrWorkspace<T>) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        ws.nb == crate::qr_tiles::NB && simd::level() == simd::Level::Avx512
+        ws.nb == crate::qr_tiles::NB && level() == Level::Avx512
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -1180,7 +1100,7 @@ mod tests {
     /// `J Q` with `Q` kept factored equals `J` times the explicit `Q` of the same
     /// factorisation (formed by `form_q_in_place`, multiplied in f64).
     fn factored_q_matches_explicit<T: Real>(tol: f64) {
-        if !simd::avx512_or_skip("factored_q_matches_explicit") {
+        if !aelle_support::simd::avx512_or_skip("factored_q_matches_explicit") {
             return;
         }
         let mut u = 0x9e37_79b9_7f4a_7c15u64;

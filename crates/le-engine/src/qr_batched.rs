@@ -23,8 +23,8 @@
 // Index arithmetic over (row, column, lane) is the clearest way to write these kernels.
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
-use crate::qr::simd;
 use crate::scalar::Real;
+use aelle_support::simd::{Level, level};
 
 /// Blocks factored together (one AVX-512 register of `f32`).
 pub const LANES: usize = 16;
@@ -87,12 +87,12 @@ pub fn orthonormalize_blocks<T: Real>(
     let n = blocks.len() / (d * k);
     assert!(n <= LANES, "at most {LANES} blocks per call (got {n})");
     assert_eq!(log_diag.len(), n * k, "log_diag must hold n * k values");
-    match simd::level() {
+    match level() {
         #[cfg(target_arch = "x86_64")]
-        simd::Level::Avx512 => unsafe { batched_avx512(blocks, n, log_diag, ws) },
+        Level::Avx512 => unsafe { batched_avx512(blocks, n, log_diag, ws) },
         #[cfg(target_arch = "x86_64")]
-        simd::Level::Avx2Fma => unsafe { batched_avx2(blocks, n, log_diag, ws) },
-        simd::Level::Baseline => batched_impl::<T, false>(blocks, n, log_diag, ws),
+        Level::Avx2Fma => unsafe { batched_avx2(blocks, n, log_diag, ws) },
+        Level::Baseline => batched_impl::<T, false>(blocks, n, log_diag, ws),
     }
 }
 
@@ -756,8 +756,7 @@ pub fn simd_interleaved_pays<T: Real>(d: usize) -> bool {
 fn use_avx512_f32<T: Real>() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-            && simd::level() == simd::Level::Avx512
+        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && level() == Level::Avx512
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

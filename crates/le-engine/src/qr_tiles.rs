@@ -675,7 +675,7 @@ mod tests {
     /// the result, absolute near `ln x = 0`) and on the special values.
     #[test]
     fn vector_ln_matches_libm() {
-        if !crate::qr::simd::avx512_or_skip("vector_ln_matches_libm") {
+        if !aelle_support::simd::avx512_or_skip("vector_ln_matches_libm") {
             return;
         }
         let mut xs: Vec<f64> = Vec::new();

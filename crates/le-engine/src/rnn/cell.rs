@@ -517,7 +517,7 @@ impl<T: Real> CombinedStep<'_, T> {
     /// (the row scalings and elementwise loops vectorise 16 lanes wide instead of 4).
     pub(crate) fn run(&self, b: usize, zb: &mut [T], scratch: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
-        if crate::qr::simd::level() == crate::qr::simd::Level::Avx512 {
+        if aelle_support::simd::level() == aelle_support::simd::Level::Avx512 {
             // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked just above).
             unsafe { self.run_avx512(b, zb, scratch) };
             return;
@@ -549,7 +549,7 @@ impl<T: Real> CombinedStep<'_, T> {
     /// sequence scratch buffer of [`BatchState::combined_parts`].
     pub(crate) fn jacobian(&self, b: usize, jb: &mut [T], scratch: &mut [T], rec_cm: &[T]) {
         #[cfg(target_arch = "x86_64")]
-        if crate::qr::simd::level() == crate::qr::simd::Level::Avx512 {
+        if aelle_support::simd::level() == aelle_support::simd::Level::Avx512 {
             // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked just above).
             unsafe { self.jacobian_avx512(b, jb, scratch, rec_cm) };
             return;

@@ -19,6 +19,7 @@ use crate::qr::{
 };
 use crate::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks, simd_interleaved_pays};
 use crate::scalar::Real;
+use crate::schedule::QrSchedule;
 use crate::spectrum::{Spectrum, SpectrumStats, Status, TracePoint};
 
 /// How the warm-up treats the driving inputs.
@@ -308,6 +309,7 @@ fn network_spectra_with<T: Real>(
         WarmupMode::ReplayInputs => (0, steps),
     };
     let accumulated_steps = total - first_accumulated;
+    let qr_schedule = QrSchedule { first_accumulated, total, ons_interval: sc.ons_interval };
     let mut state = BatchState::new(net, batch);
     state.par = par;
     if cfg.warmup_mode == WarmupMode::ReplayInputs {
@@ -388,10 +390,8 @@ fn network_spectra_with<T: Real>(
                 };
             }
         }
-        let accumulate = s >= first_accumulated;
-        let in_phase = if accumulate { s - first_accumulated + 1 } else { s + 1 };
-        let phase_end = (!accumulate && s + 1 == first_accumulated) || s + 1 == total;
-        let do_qr = in_phase % sc.ons_interval == 0 || phase_end;
+        let step = qr_schedule.step(s);
+        let (accumulate, in_phase, do_qr) = (step.accumulate, step.in_phase, step.qr);
         // Check and accumulate the ln R_ii of one sequence's fresh QR.
         let record = |qb: &mut [T], a: &mut SequenceAccumulator| {
             if !a.status.is_finite() {
@@ -624,7 +624,7 @@ mod tests {
     /// spectra of the explicit path (form Q, multiply) for every cell and state it serves,
     /// sizes with one and several panels and row stripes, both precisions, both QR schedules.
     fn factored_equals_explicit<T: Real>(tol: f64) {
-        if !crate::qr::simd::avx512_or_skip("factored_q_path_equals_explicit_path") {
+        if !aelle_support::simd::avx512_or_skip("factored_q_path_equals_explicit_path") {
             return;
         }
         for (kind, lstm) in CASES {
@@ -666,7 +666,9 @@ mod tests {
     /// directions).
     #[test]
     fn factored_q_path_is_as_accurate_as_explicit_path_f32() {
-        if !crate::qr::simd::avx512_or_skip("factored_q_path_is_as_accurate_as_explicit_path_f32") {
+        if !aelle_support::simd::avx512_or_skip(
+            "factored_q_path_is_as_accurate_as_explicit_path_f32",
+        ) {
             return;
         }
         let mut sums = (0.0f64, 0.0f64);
