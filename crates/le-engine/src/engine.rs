@@ -11,9 +11,9 @@ use rayon::prelude::*;
 
 use crate::config::{InitialBasis, Orientation, Precision, SpectrumConfig};
 use crate::error::{LeError, Result};
+use crate::linalg::qr::{QrWorkspace, orthonormalize_in_place};
 use crate::linalg::{jacobian_times, log_abs_det};
 use crate::map::{DiscreteMap, Flow, MapWorkspace, Rk4};
-use crate::qr::{QrWorkspace, orthonormalize_in_place};
 use crate::scalar::Real;
 use crate::schedule::QrSchedule;
 use crate::spectrum::{Spectrum, SpectrumStats, Status, TracePoint};

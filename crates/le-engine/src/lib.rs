@@ -36,10 +36,6 @@ pub mod error;
 pub mod jacobian_file;
 pub mod linalg;
 pub mod map;
-pub mod qr;
-pub mod qr_batched;
-#[cfg(target_arch = "x86_64")]
-mod qr_tiles;
 pub mod rnn;
 pub mod scalar;
 mod schedule;

@@ -3,7 +3,7 @@
 //! per process from `LE_ENGINE_SIMD`.
 
 use aelle_support::simd::level_name;
-use le_engine::qr::{QrWorkspace, orthonormalize_in_place};
+use le_engine::linalg::qr::{QrWorkspace, orthonormalize_in_place};
 
 #[test]
 fn baseline_kernels_match_the_reference_result() {

@@ -14,10 +14,12 @@ use super::{LstmState, Network};
 use crate::config::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig};
 use crate::engine::{CompensatedSum, initial_basis};
 use crate::error::{LeError, Result};
-use crate::qr::{
+use crate::linalg::qr::batched::{
+    BatchedQrWorkspace, LANES, orthonormalize_blocks, simd_interleaved_pays,
+};
+use crate::linalg::qr::{
     QrWorkspace, apply_factored_q_right, factor_keeping_reflectors, orthonormalize_in_place,
 };
-use crate::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks, simd_interleaved_pays};
 use crate::scalar::Real;
 use crate::schedule::QrSchedule;
 use crate::spectrum::{Spectrum, SpectrumStats, Status, TracePoint};
