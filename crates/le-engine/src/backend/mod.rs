@@ -35,7 +35,7 @@
 //! scripts/gpu-check.sh           # on the GPU machine (no Rust needed), from the repo root
 //! ```
 
-mod cpu;
+pub(crate) mod cpu;
 mod cuda;
 pub mod sample;
 

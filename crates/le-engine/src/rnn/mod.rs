@@ -16,16 +16,15 @@
 //!   one-sequence-at-a-time twin of the batched path, run by the generic engine.
 
 mod activation;
-mod cell;
+pub(crate) mod cell;
 mod load;
-mod population;
 mod sequence_map;
+pub(crate) mod spectra;
 
+pub use crate::backend::cpu::{network_spectra, population_spectra};
 pub use load::LoadOptions;
-pub use population::{
-    InputSet, PopulationSpectra, RnnSpectrumConfig, WarmupMode, network_spectra, population_spectra,
-};
 pub use sequence_map::SequenceMap;
+pub use spectra::{InputSet, PopulationSpectra, RnnSpectrumConfig, WarmupMode};
 
 use crate::error::{LeError, Result};
 use crate::scalar::Real;
@@ -282,7 +281,7 @@ impl<T: Real> Network<T> {
     /// Run the network from the zero state over `inputs` (`[B, T, I]` row-major) and return the
     /// top layer's output at every step (`h`, or `y` for CoRNN), `[B, T, N]` row-major.
     pub fn forward_top_hidden(&self, inputs: &[T], batch: usize, steps: usize) -> Result<Vec<T>> {
-        population::check_inputs(inputs, batch, steps, self.input, "inputs")?;
+        spectra::check_inputs(inputs, batch, steps, self.input, "inputs")?;
         let n = self.hidden;
         let mut run = cell::BatchState::new(self, batch);
         let mut out = vec![T::zero(); batch * steps * n];
