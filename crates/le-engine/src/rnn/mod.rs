@@ -8,7 +8,7 @@
 //!   GEMM of the recurrent weights with the layer's rows of `Q` for **all B sequences at once**
 //!   (`U [Q_1 .. Q_B]`), one GEMM of the input weights with the previous layer's new output
 //!   rows (stacked layers: the Jacobian is block lower-triangular), then elementwise work with
-//!   the gate values of the forward step (see `cell.rs` for every cell's formulas).
+//!   the gate values of the forward step (see `cells/` for every cell's formulas).
 //! * [`population_spectra`]: `M` networks of one kind and size, driven by inputs `[B, T, I]`
 //!   (shared, or one set per network), returning spectra `[M][B]` with per-network mean, std and
 //!   status; networks run in parallel (rayon), `f32` state with `f64` log sums by default.
@@ -16,7 +16,7 @@
 //!   one-sequence-at-a-time twin of the batched path, run by the generic engine.
 
 mod activation;
-pub(crate) mod cell;
+pub(crate) mod cells;
 mod load;
 mod sequence_map;
 pub(crate) mod spectra;
@@ -47,7 +47,7 @@ pub enum CellKind {
 
 impl CellKind {
     /// Whether the tangent step folds the gate derivatives into row-scaled weights, one
-    /// sequence at a time (LSTM, GRU; `cell::BatchState::combined_parts`).
+    /// sequence at a time (LSTM, GRU; `cells::BatchState::combined_parts`).
     pub(crate) fn has_combined_tangent(self) -> bool {
         matches!(self, CellKind::Lstm | CellKind::Gru)
     }
@@ -231,7 +231,7 @@ impl<T: Real> Network<T> {
     /// state.
     pub fn step_state(&self, x: &[T], u: &[T]) -> Result<Vec<T>> {
         self.check_point(x, u)?;
-        let mut run = cell::BatchState::new(self, 1);
+        let mut run = cells::BatchState::new(self, 1);
         run.set_sequence_state(0, x);
         run.forward(self, u, 1, 0);
         let mut next = vec![T::zero(); self.state_dim()];
@@ -245,7 +245,7 @@ impl<T: Real> Network<T> {
     pub fn jacobian_at(&self, x: &[T], u: &[T], lstm: LstmState) -> Result<Vec<T>> {
         self.check_point(x, u)?;
         let d = self.tangent_dim(lstm);
-        let mut run = cell::BatchState::new(self, 1);
+        let mut run = cells::BatchState::new(self, 1);
         run.set_sequence_state(0, x);
         run.forward(self, u, 1, 0);
         let mut eye = vec![T::zero(); d * d];
@@ -283,7 +283,7 @@ impl<T: Real> Network<T> {
     pub fn forward_top_hidden(&self, inputs: &[T], batch: usize, steps: usize) -> Result<Vec<T>> {
         spectra::check_inputs(inputs, batch, steps, self.input, "inputs")?;
         let n = self.hidden;
-        let mut run = cell::BatchState::new(self, batch);
+        let mut run = cells::BatchState::new(self, batch);
         let mut out = vec![T::zero(); batch * steps * n];
         for t in 0..steps {
             run.forward(self, inputs, steps, t);

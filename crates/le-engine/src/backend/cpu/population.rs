@@ -19,7 +19,7 @@ use crate::linalg::qr::batched::{
 use crate::linalg::qr::{
     QrWorkspace, apply_factored_q_right, factor_keeping_reflectors, orthonormalize_in_place,
 };
-use crate::rnn::cell::{BatchState, CombinedStep, matmul};
+use crate::rnn::cells::{BatchState, CombinedStep, matmul};
 use crate::rnn::spectra::check_inputs;
 use crate::rnn::{InputSet, LstmState, Network, PopulationSpectra, RnnSpectrumConfig, WarmupMode};
 use crate::scalar::Real;
