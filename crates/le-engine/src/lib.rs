@@ -29,6 +29,8 @@
 //! the `aelle-kernels` crate, cuBLAS, cudarc with dynamic loading, so it builds without a CUDA
 //! toolkit); without it the same names return a typed "built without CUDA" error.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod config;
 pub mod engine;

@@ -124,16 +124,22 @@ pub struct CellConstants {
 /// acting on `(y, z)`); `b_rec [G N]` (`b_hh`; zero for ASRNN and CoRNN).
 #[derive(Debug, Clone)]
 pub struct Layer<T: Real> {
+    /// Input size of this layer (`I` for layer 0, `N` above).
     pub input: usize,
+    /// Input weights `[G N, I]`.
     pub w_in: Vec<T>,
+    /// Input bias `[G N]`.
     pub b_in: Vec<T>,
+    /// Recurrent weights `[G N, R]`.
     pub w_rec: Vec<T>,
+    /// Recurrent bias `[G N]`.
     pub b_rec: Vec<T>,
 }
 
 /// A stacked recurrent network of one cell kind.
 #[derive(Debug, Clone)]
 pub struct Network<T: Real> {
+    /// The cell of every layer.
     pub kind: CellKind,
     /// Hidden size `N`.
     pub hidden: usize,
@@ -141,7 +147,9 @@ pub struct Network<T: Real> {
     pub input: usize,
     /// Whether the loaded weights had biases (biases are stored as zeros otherwise).
     pub bias: bool,
+    /// ASRNN / CoRNN constants.
     pub constants: CellConstants,
+    /// The layers, input first.
     pub layers: Vec<Layer<T>>,
 }
 

@@ -81,7 +81,9 @@ impl RnnSpectrumConfig {
 #[derive(Debug, Clone)]
 pub struct InputSet<'a, T: Real> {
     sets: Vec<&'a [T]>,
+    /// Sequences per network `B`.
     pub batch: usize,
+    /// Steps per sequence `T`.
     pub steps: usize,
 }
 
@@ -111,7 +113,9 @@ impl<'a, T: Real> InputSet<'a, T> {
 /// network statistics over the sequences.
 #[derive(Debug, Clone, Serialize)]
 pub struct PopulationSpectra {
+    /// `spectra[m][b]`: network `m`, driving sequence `b`.
     pub spectra: Vec<Vec<Spectrum>>,
+    /// `stats[m]`: mean and spread over network `m`'s sequences.
     pub stats: Vec<SpectrumStats>,
 }
 
