@@ -10,7 +10,7 @@
 //!   [`JacobianFile`] for safetensors files),
 //!
 //! with `lambda_i = (1 / (T dt)) sum_t ln R_ii(t)` where `J_t Q_{t-1} = Q_t R_t` is a reduced
-//! Householder QR ([`qr`]) with `diag(R) >= 0`. See `METHOD.md` section 4 for the algorithm and
+//! Householder QR ([`linalg::qr`]) with `diag(R) >= 0`. See `METHOD.md` section 4 for the algorithm and
 //! [`SpectrumConfig`] for every option (number of exponents, warm-up, re-orthonormalisation
 //! interval, `J Q` or the reference `J^T Q`, log base, `Q_0`, precision).
 //!

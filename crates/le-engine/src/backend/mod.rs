@@ -5,8 +5,8 @@
 //! Device::parse("cpu" | "cuda" | "cuda:N")  ->  backend_for(device)  ->  Box<dyn SpectrumBackend>
 //! ```
 //!
-//! * [`CpuBackend`] wraps [`crate::rnn::population_spectra`] (rayon, `f32` state, `f64` log
-//!   sums).
+//! * [`CpuBackend`] runs the population loop of `cpu/population.rs`
+//!   ([`crate::rnn::population_spectra`]; rayon, `f32` state, `f64` log sums).
 //! * [`CudaBackend`] runs the whole time loop of a population on one GPU: per step and layer one
 //!   strided-batched GEMM for the input and one for the recurrent pre-activations of all `M x B`
 //!   sequences, one fused elementwise forward kernel, one strided-batched GEMM

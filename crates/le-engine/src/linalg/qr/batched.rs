@@ -19,10 +19,16 @@
 //!
 //! Input and output are ordinary column-major blocks (`blocks[b * D * k ..]`); packing into
 //! and out of the interleaved layout costs `O(D k)` per block against `O(D k^2)` for the QR.
+//!
+//! This file is a little over 600 lines on purpose: it is one algorithm (the lockstep
+//! factorisation, its tiles and its `Q` formation share the interleaved layout and its index
+//! arithmetic) and reads best whole; only the AVX-512 register kernels live apart
+//! (`batched/avx512_f32.rs`).
 
 // Index arithmetic over (row, column, lane) is the clearest way to write these kernels.
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
+use crate::linalg::primitives::fmadd as fma;
 use crate::scalar::Real;
 use aelle_support::simd::{Level, level};
 
@@ -116,11 +122,6 @@ unsafe fn batched_avx2<T: Real>(
     ws: &mut BatchedQrWorkspace<T>,
 ) {
     batched_impl::<T, true>(b, n, l, ws)
-}
-
-#[inline(always)]
-fn fma<T: Real, const FMA: bool>(a: T, b: T, c: T) -> T {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 #[inline(always)]
