@@ -1,6 +1,6 @@
 //! Profiling driver for the SIMD-interleaved batched QR: `cargo run --release -p le-engine
 //! --example qr_batched_profile -- D ITERS` (f32, 16 blocks of D x D).
-use le_engine::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
+use le_engine::linalg::qr::batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
 
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -16,7 +16,7 @@ fn main() {
         orthonormalize_blocks(&mut blocks, &mut logs, &mut ws);
     }
     let per_block = start.elapsed().as_secs_f64() / (iters * LANES) as f64;
-    let flops = 2.0 * le_engine::qr::qr_flops(d, d);
+    let flops = 2.0 * le_engine::linalg::qr::qr_flops(d, d);
     println!(
         "D = {d}: {:.1} us per block, {:.1} GFLOP/s",
         per_block * 1e6,

@@ -1,6 +1,6 @@
 //! Profiling driver for the one-block QR: `cargo run --release -p le-engine --example qr_profile
 //! -- D ITERS [f32|f64] [q]` (factorisation only, or factorisation + forming `Q` with `q`).
-use le_engine::qr::{QrWorkspace, form_q_in_place, householder_factor, qr_flops};
+use le_engine::linalg::qr::{QrWorkspace, form_q_in_place, householder_factor, qr_flops};
 use le_engine::scalar::Real;
 
 fn run<T: Real>(d: usize, iters: usize, with_q: bool) {

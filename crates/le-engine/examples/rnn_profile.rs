@@ -1,4 +1,4 @@
-//! Profiling driver for RNN population spectra (the issue-3 setting):
+//! Profiling driver for RNN population spectra:
 //! `cargo run --release -p le-engine --example rnn_profile -- [lstm|gru|rnn] N M`
 //! (f32, full state, k = D, QR every step, B = 16, T = 100 + 20 warm-up, I = 28).
 use le_engine::rnn::{

@@ -74,7 +74,10 @@ pub enum InitialBasis {
     /// A random orthonormal `D x k` basis: Gaussian entries from ChaCha8 seeded with `seed`
     /// (trajectory `b` of a batch uses `seed + b`), orthonormalised by QR. Avoids the
     /// (measure-zero) bad alignment of the identity with a stable direction.
-    Random { seed: u64 },
+    Random {
+        /// Seed of trajectory 0.
+        seed: u64,
+    },
 }
 
 /// Floating-point precision of state and tangent vectors. Log sums are always `f64`.

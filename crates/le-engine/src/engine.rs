@@ -11,10 +11,11 @@ use rayon::prelude::*;
 
 use crate::config::{InitialBasis, Orientation, Precision, SpectrumConfig};
 use crate::error::{LeError, Result};
+use crate::linalg::qr::{QrWorkspace, orthonormalize_in_place};
 use crate::linalg::{jacobian_times, log_abs_det};
 use crate::map::{DiscreteMap, Flow, MapWorkspace, Rk4};
-use crate::qr::{QrWorkspace, orthonormalize_in_place};
 use crate::scalar::Real;
+use crate::schedule::QrSchedule;
 use crate::spectrum::{Spectrum, SpectrumStats, Status, TracePoint};
 
 /// One step of a tangent system as seen by the driver.
@@ -103,6 +104,7 @@ pub(crate) fn run<T: Real, S: TangentSource<T>>(
     let scale = cfg.log_base.from_nats();
     let warmup = cfg.warmup;
     let total = warmup + steps;
+    let schedule = QrSchedule { first_accumulated: warmup, total, ons_interval: cfg.ons_interval };
 
     let diverged = |s: usize, reason: String, accumulated: usize, trace: Vec<TracePoint>| {
         Spectrum::from_exponents(
@@ -118,7 +120,8 @@ pub(crate) fn run<T: Real, S: TangentSource<T>>(
     };
 
     for s in 0..total {
-        let accumulate = s >= warmup;
+        let step = schedule.step(s);
+        let accumulate = step.accumulate;
         let accumulated = if accumulate { s - warmup } else { 0 };
         match src.advance(s, &q, k, &mut z) {
             Err(reason) => return Ok(diverged(s, reason, accumulated, trace)),
@@ -130,9 +133,8 @@ pub(crate) fn run<T: Real, S: TangentSource<T>>(
             }
         }
         std::mem::swap(&mut q, &mut z);
-        let in_phase = if accumulate { s - warmup + 1 } else { s + 1 };
-        let phase_end = s + 1 == warmup || s + 1 == total;
-        if in_phase % cfg.ons_interval == 0 || phase_end {
+        let in_phase = step.in_phase;
+        if step.qr {
             orthonormalize_in_place(&mut q, &mut logs, &mut ws);
             if let Some(i) = logs.iter().position(|l| !l.is_finite()) {
                 let reason = if logs[i] == f64::NEG_INFINITY {

@@ -19,13 +19,16 @@ use crate::tensor_data::{FLOAT_DTYPES, decode_floats};
 /// The element storage of a loaded sequence (kept in the file's precision).
 #[derive(Debug, Clone)]
 pub enum JacobianData {
+    /// `f32` entries (an F32 file), `[T, D, D]` row-major.
     F32(Vec<f32>),
+    /// `f64` entries (an F64 file), `[T, D, D]` row-major.
     F64(Vec<f64>),
 }
 
 /// A validated `[T, D, D]` Jacobian sequence loaded from a file.
 #[derive(Debug, Clone)]
 pub struct JacobianFile {
+    /// The file it was loaded from.
     pub path: PathBuf,
     /// Sequence length `T`.
     pub len: usize,
@@ -33,6 +36,7 @@ pub struct JacobianFile {
     pub dim: usize,
     /// Time per step.
     pub dt: f64,
+    /// The Jacobians.
     pub data: JacobianData,
 }
 

@@ -10,7 +10,7 @@
 //!   [`JacobianFile`] for safetensors files),
 //!
 //! with `lambda_i = (1 / (T dt)) sum_t ln R_ii(t)` where `J_t Q_{t-1} = Q_t R_t` is a reduced
-//! Householder QR ([`qr`]) with `diag(R) >= 0`. See `METHOD.md` section 4 for the algorithm and
+//! Householder QR ([`linalg::qr`]) with `diag(R) >= 0`. See `METHOD.md` section 4 for the algorithm and
 //! [`SpectrumConfig`] for every option (number of exponents, warm-up, re-orthonormalisation
 //! interval, `J Q` or the reference `J^T Q`, log base, `Q_0`, precision).
 //!
@@ -29,28 +29,21 @@
 //! the `aelle-kernels` crate, cuBLAS, cudarc with dynamic loading, so it builds without a CUDA
 //! toolkit); without it the same names return a typed "built without CUDA" error.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod config;
 pub mod engine;
 pub mod error;
-pub mod fastmath;
 pub mod jacobian_file;
 pub mod linalg;
 pub mod map;
-pub mod qr;
-pub mod qr_batched;
-#[cfg(target_arch = "x86_64")]
-mod qr_tiles;
 pub mod rnn;
 pub mod scalar;
+mod schedule;
 pub mod spectrum;
 pub mod systems;
 pub mod tensor_data;
-
-/// The widest SIMD instruction set this CPU offers to the run-time-dispatched kernels (cached;
-/// `LE_ENGINE_SIMD=baseline|avx2|avx512` caps it, for testing the portable paths). Also used
-/// by rnn-models' fused training kernels.
-pub use qr::simd::{Level as SimdLevel, level as simd_level};
 
 pub use config::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig};
 pub use engine::{

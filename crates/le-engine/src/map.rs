@@ -141,7 +141,9 @@ pub trait Flow<T: Real>: Sync {
 /// map's exponents divided by `dt`.
 #[derive(Debug, Clone)]
 pub struct Rk4<F> {
+    /// The flow integrated.
     pub flow: F,
+    /// Time step.
     pub dt: f64,
 }
 

@@ -13,7 +13,12 @@ pub enum Status {
     /// A non-finite value appeared at `step` (counted from 0 at the first warm-up step; warm-up
     /// steps come first). The run stopped there; its exponents are NaN, never a partial or
     /// substituted estimate.
-    Diverged { step: usize, reason: String },
+    Diverged {
+        /// The main-loop step where it happened.
+        step: usize,
+        /// What became non-finite.
+        reason: String,
+    },
 }
 
 impl Status {
@@ -35,7 +40,9 @@ impl std::fmt::Display for Status {
 /// Running estimate of the exponents (QR order) after `step` accumulated steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TracePoint {
+    /// Accumulated steps so far.
     pub step: usize,
+    /// The exponents' estimate after them (QR order).
     pub exponents: Vec<f64>,
 }
 

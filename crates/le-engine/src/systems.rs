@@ -18,6 +18,7 @@ use crate::scalar::Real;
 /// `x' = A x` with a constant `D x D` matrix `A` (row-major).
 #[derive(Debug, Clone)]
 pub struct LinearMap {
+    /// Dimension `D`.
     pub d: usize,
     /// Row-major `D x D`.
     pub a: Vec<f64>,
@@ -64,6 +65,7 @@ impl<T: Real> DiscreteMap<T> for LinearMap {
 /// one unit in the last place, far below the noise rounding already adds every step).
 #[derive(Debug, Clone, Copy)]
 pub struct Logistic {
+    /// Growth parameter (4: fully chaotic, exponent `ln 2`).
     pub r: f64,
 }
 
@@ -97,7 +99,9 @@ impl<T: Real> DiscreteMap<T> for Logistic {
 /// `ln b` exactly.
 #[derive(Debug, Clone, Copy)]
 pub struct Henon {
+    /// Quadratic coefficient `a`.
     pub a: f64,
+    /// Contraction `b` (`det J = -b`).
     pub b: f64,
 }
 
@@ -150,8 +154,11 @@ impl<T: Real> DiscreteMap<T> for CatMap {
 /// The Lorenz-63 flow `x' = sigma (y - x)`, `y' = x (rho - z) - y`, `z' = x y - beta z`.
 #[derive(Debug, Clone, Copy)]
 pub struct Lorenz63 {
+    /// Prandtl number `sigma`.
     pub sigma: f64,
+    /// Rayleigh number `rho`.
     pub rho: f64,
+    /// Geometry factor `beta`.
     pub beta: f64,
 }
 
@@ -185,7 +192,9 @@ impl<T: Real> Flow<T> for Lorenz63 {
 /// `h = 0`, where the Jacobian is `g W`, so the spectrum is `ln |eig(g W)|` (sorted).
 #[derive(Debug, Clone)]
 pub struct TanhRnn {
+    /// Units `N`.
     pub n: usize,
+    /// Gain `g`.
     pub g: f64,
     /// Row-major `N x N`, already multiplied by `g`.
     pub gw: Vec<f64>,

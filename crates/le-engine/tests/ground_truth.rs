@@ -1,6 +1,7 @@
 //! Every case of METHOD.md section 7: spectra the engine must reproduce, from closed forms,
 //! published values and an independent eigenvalue solver (numpy/LAPACK, see the fixture).
 
+use aelle_support::tolerance::{Tol, assert_close};
 use le_engine::systems::{CatMap, Henon, LinearMap, Logistic, Lorenz63, TanhRnn};
 use le_engine::{
     InitialBasis, LogBase, Orientation, Precision, SpectrumConfig, Status, flow_spectrum,
@@ -11,30 +12,23 @@ fn cfg(warmup: usize, steps: usize) -> SpectrumConfig {
     SpectrumConfig { warmup, steps, ..SpectrumConfig::default() }
 }
 
-fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol, "{what}: exponent {i} = {g}, expected {w} +- {tol}");
-    }
-}
-
 #[test]
 fn linear_diagonal_map_is_exact() {
     let map = LinearMap::diagonal(&[1.1, 0.8]);
     for (steps, ons) in [(1, 1), (50, 1), (200, 7)] {
         let c = SpectrumConfig { steps, ons_interval: ons, ..cfg(0, steps) };
         let s = map_spectrum(&map, &[1.0f64, 1.0], &c).unwrap();
-        assert_close(&s.exponents, &[1.1f64.ln(), 0.8f64.ln()], 1e-14, "diag(1.1, 0.8)");
+        assert_close("diag(1.1, 0.8)", &s.exponents, &[1.1f64.ln(), 0.8f64.ln()], Tol::abs(1e-14));
         assert!((s.mean_log_abs_det.unwrap() - 0.88f64.ln()).abs() < 1e-14);
     }
     // f32 state, f64 accumulation
     let c = SpectrumConfig { precision: Precision::F32, ..cfg(0, 300) };
     let s = map_spectrum(&map, &[1.0f32, 1.0], &c).unwrap();
-    assert_close(&s.exponents, &[1.1f64.ln(), 0.8f64.ln()], 1e-7, "diag(1.1, 0.8) f32");
+    assert_close("diag(1.1, 0.8) f32", &s.exponents, &[1.1f64.ln(), 0.8f64.ln()], Tol::abs(1e-7));
     // log base 2
     let c = SpectrumConfig { log_base: LogBase::Two, ..cfg(0, 10) };
     let s = map_spectrum(&map, &[1.0f64, 1.0], &c).unwrap();
-    assert_close(&s.exponents, &[1.1f64.log2(), 0.8f64.log2()], 1e-14, "diag log2");
+    assert_close("diag log2", &s.exponents, &[1.1f64.log2(), 0.8f64.log2()], Tol::abs(1e-14));
 }
 
 #[test]
@@ -53,7 +47,7 @@ fn logistic_map_r4_gives_ln2() {
 #[test]
 fn henon_map_spectrum_and_exact_sum() {
     let s = map_spectrum(&Henon::default(), &[0.1f64, 0.1], &cfg(1000, 1_000_000)).unwrap();
-    assert_close(&s.exponents, &[0.41922, -1.62319], 2e-3, "Henon");
+    assert_close("Henon", &s.exponents, &[0.41922, -1.62319], Tol::abs(2e-3));
     // det J = -b at every step, so the sum is ln 0.3 up to rounding.
     assert!((s.sum - 0.3f64.ln()).abs() < 1e-10, "Henon sum {} vs ln 0.3", s.sum);
     let ld = s.mean_log_abs_det.unwrap();
@@ -68,11 +62,11 @@ fn cat_map_is_exact() {
     let want = ((3.0 + 5f64.sqrt()) / 2.0).ln();
     assert!((want - 0.9624236501).abs() < 1e-10);
     let s = map_spectrum(&CatMap, &[0.1f64, 0.2], &cfg(100, 10_000)).unwrap();
-    assert_close(&s.exponents, &[want, -want], 1e-10, "cat map");
+    assert_close("cat map", &s.exponents, &[want, -want], Tol::abs(1e-10));
     // constant Jacobian: the reference orientation J^T Q gives the same spectrum
     let c = SpectrumConfig { orientation: Orientation::JtQ, ..cfg(100, 10_000) };
     let s = map_spectrum(&CatMap, &[0.1f64, 0.2], &c).unwrap();
-    assert_close(&s.exponents, &[want, -want], 1e-10, "cat map J^T Q");
+    assert_close("cat map J^T Q", &s.exponents, &[want, -want], Tol::abs(1e-10));
 }
 
 #[test]
@@ -80,7 +74,7 @@ fn lorenz63_with_rk4_tangent_dynamics() {
     // 10^6 RK4 steps of 0.01 = 10^4 time units after a warm-up of 10 time units.
     let c = SpectrumConfig { trace_every: Some(100_000), ..cfg(1000, 1_000_000) };
     let s = flow_spectrum(&Lorenz63::default(), &[1.0f64, 1.0, 1.0], 0.01, &c).unwrap();
-    assert_close(&s.exponents, &[0.9056, 0.0, -14.5723], 0.01, "Lorenz-63");
+    assert_close("Lorenz-63", &s.exponents, &[0.9056, 0.0, -14.5723], Tol::abs(0.01));
     // sum of exponents = time mean of ln|det| of the RK4 step Jacobian (exact identity), which
     // itself approximates the divergence -(sigma + 1 + beta) = -13.6667
     let ld = s.mean_log_abs_det.unwrap();
@@ -108,7 +102,7 @@ fn random_tanh_network_matches_eigenvalues_of_g_w() {
     let s = map_spectrum(&net, &x0, &cfg(500, 20_000)).unwrap();
     assert!(s.status.is_finite());
     // Converges like O(1/T) (basis alignment), plus equal moduli of complex pairs.
-    assert_close(&s.exponents, &f.log_abs_eig_sorted, 2e-3, "tanh(gWh), g < 1");
+    assert_close("tanh(gWh), g < 1", &s.exponents, &f.log_abs_eig_sorted, Tol::abs(2e-3));
 }
 
 #[test]
@@ -144,7 +138,7 @@ fn random_initial_basis_gives_the_same_spectrum() {
         SpectrumConfig { initial_basis: InitialBasis::Random { seed: 42 }, ..cfg(1000, 200_000) };
     let s = map_spectrum(&Henon::default(), &[0.1f64, 0.1], &c).unwrap();
     // same orbit, different Q_0: after the warm-up the bases agree, so do the sums
-    assert_close(&s.exponents, &base.exponents, 1e-9, "random Q0");
+    assert_close("random Q0", &s.exponents, &base.exponents, Tol::abs(1e-9));
 }
 
 #[test]
@@ -162,7 +156,7 @@ fn batch_of_initial_conditions_in_parallel() {
     let b = map_spectra_batch(&Henon::default(), &x0s, &cfg(1000, 100_000)).unwrap();
     assert_eq!(b.members.len(), 6);
     assert_eq!(b.stats.n_finite, 6);
-    assert_close(&b.stats.mean, &[0.41922, -1.62319], 5e-3, "Henon batch mean");
+    assert_close("Henon batch mean", &b.stats.mean, &[0.41922, -1.62319], Tol::abs(5e-3));
     assert!(b.stats.std[0] > 0.0 && b.stats.std[0] < 5e-3, "std {:?}", b.stats.std);
     // each member equals the single-trajectory call
     for (x0, m) in x0s.iter().zip(&b.members) {

@@ -7,7 +7,7 @@
 //! `C D eps` on `Q` entries and `C D eps` on `ln R_ii`.
 
 use le_engine::Real;
-use le_engine::qr::{QrWorkspace, orthonormalize_in_place, qr_flops};
+use le_engine::linalg::qr::{QrWorkspace, orthonormalize_in_place, qr_flops};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -287,7 +287,7 @@ fn every_panel_width_gives_the_same_factorisation() {
 
 #[test]
 fn batched_qr_matches_one_block_at_a_time() {
-    use le_engine::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
+    use le_engine::linalg::qr::batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
     fn run<T: Real>() {
         for &(d, k, n) in &[
             (1usize, 1usize, 1usize),

@@ -2,13 +2,14 @@
 //! AVX-512/AVX2 ones. A separate test binary, because the instruction-set choice is made once
 //! per process from `LE_ENGINE_SIMD`.
 
-use le_engine::qr::{QrWorkspace, orthonormalize_in_place, simd_level_name};
+use aelle_support::simd::level_name;
+use le_engine::linalg::qr::{QrWorkspace, orthonormalize_in_place};
 
 #[test]
 fn baseline_kernels_match_the_reference_result() {
     // SAFETY: the only test of this binary, run before any other thread reads the environment.
     unsafe { std::env::set_var("LE_ENGINE_SIMD", "baseline") };
-    assert_eq!(simd_level_name(), "baseline");
+    assert_eq!(level_name(), "baseline");
     for &(d, k) in &[(3usize, 3usize), (64, 64), (130, 70)] {
         // deterministic, well-conditioned input
         let mut z: Vec<f64> =

@@ -5,8 +5,8 @@
 //! Device::parse("cpu" | "cuda" | "cuda:N")  ->  backend_for(device)  ->  Box<dyn SpectrumBackend>
 //! ```
 //!
-//! * [`CpuBackend`] wraps [`crate::rnn::population_spectra`] (rayon, `f32` state, `f64` log
-//!   sums).
+//! * [`CpuBackend`] runs the population loop of `cpu/population.rs`
+//!   ([`crate::rnn::population_spectra`]; rayon, `f32` state, `f64` log sums).
 //! * [`CudaBackend`] runs the whole time loop of a population on one GPU: per step and layer one
 //!   strided-batched GEMM for the input and one for the recurrent pre-activations of all `M x B`
 //!   sequences, one fused elementwise forward kernel, one strided-batched GEMM
@@ -35,7 +35,7 @@
 //! scripts/gpu-check.sh           # on the GPU machine (no Rust needed), from the repo root
 //! ```
 
-mod cpu;
+pub(crate) mod cpu;
 mod cuda;
 pub mod sample;
 
@@ -105,13 +105,23 @@ pub enum CudaError {
     NotCompiled,
     /// A CUDA library could not be loaded (no driver, no NVRTC, ...).
     #[error("cannot load {library}: {hint}")]
-    LibraryMissing { library: &'static str, hint: &'static str },
+    LibraryMissing {
+        /// The library that failed to load.
+        library: &'static str,
+        /// What to install or set up.
+        hint: &'static str,
+    },
     /// The driver reported an error (no such device, out of memory, launch failure, ...).
     #[error("CUDA driver: {0}")]
     Driver(String),
     /// NVRTC failed to compile a kernel module; `log` is the compiler's log.
     #[error("NVRTC could not compile kernel module `{module}`:\n{log}")]
-    Compile { module: &'static str, log: String },
+    Compile {
+        /// The kernel module.
+        module: &'static str,
+        /// NVRTC's compile log.
+        log: String,
+    },
     /// cuBLAS reported an error.
     #[error("cuBLAS: {0}")]
     Blas(String),
@@ -123,8 +133,10 @@ pub enum CudaError {
 /// Errors of a backend: the engine's own (invalid configuration, ...) or the device's.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// An error of the engine (invalid configuration or inputs, ...).
     #[error(transparent)]
     Engine(#[from] LeError),
+    /// An error of the CUDA device or libraries.
     #[error(transparent)]
     Cuda(#[from] CudaError),
 }

@@ -97,7 +97,9 @@ pub const CUDA_VS_CPU_SINGLE_RTOL: f64 = 1e-2;
 /// partial sums (the pass/fail measure, see [`CUDA_VS_CPU_RTOL`]) and of single exponents.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpectrumDifference {
+    /// Largest relative difference of the partial sums `lambda_1 + ... + lambda_i`.
     pub partial_sums: f64,
+    /// Largest relative difference of single exponents.
     pub exponents: f64,
 }
 
@@ -155,16 +157,25 @@ pub fn spectrum_difference(
 /// One CUDA-vs-CPU comparison: a seeded population, its inputs and a configuration.
 #[derive(Debug, Clone)]
 pub struct ComparisonCase {
+    /// Name in reports.
     pub name: String,
+    /// Cell of every network.
     pub kind: CellKind,
+    /// Networks `M`.
     pub networks: usize,
+    /// Hidden size `N`.
     pub hidden: usize,
+    /// Input size `I`.
     pub input: usize,
+    /// Layers per network.
     pub layers: usize,
+    /// Sequences per network `B`.
     pub batch: usize,
+    /// Steps per sequence `T`.
     pub steps: usize,
     /// One input set per network instead of one shared set.
     pub per_network_inputs: bool,
+    /// The spectrum settings.
     pub cfg: RnnSpectrumConfig,
 }
 

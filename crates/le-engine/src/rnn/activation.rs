@@ -1,13 +1,13 @@
 //! Elementwise `tanh` and logistic sigmoid over slices for the cells' forward step.
 //!
-//! `f32` uses the branch-free functions of [`crate::fastmath`] (the same ones rnn-models'
+//! `f32` uses the branch-free functions of [`aelle_support::fastmath`] (the same ones rnn-models'
 //! fused trainer uses), in loops compiled for AVX-512, for AVX2 + FMA and for the baseline and
 //! chosen at run time (Rust never contracts `a * b + c`, so all three give the same bits);
 //! agreement with libm is tested to 4 ulp (`tests` below). `f64` uses the scalar libm
 //! formulas, so `f64` results are unchanged.
 
-use crate::fastmath::{fast_sigmoid, fast_tanh};
 use crate::scalar::Real;
+use aelle_support::fastmath::{fast_sigmoid, fast_tanh};
 
 /// `x = tanh(x)` elementwise.
 #[inline]
@@ -64,7 +64,7 @@ fn map_f32<F: Fn(f32) -> f32 + Copy>(x: &mut [f32], f: F) {
         unsafe fn avx2<F: Fn(f32) -> f32>(x: &mut [f32], f: F) {
             body(x, f)
         }
-        use crate::qr::simd::{Level, level};
+        use aelle_support::simd::{Level, level};
         match level() {
             // SAFETY: the CPU supports these features (run-time detection in `level`).
             Level::Avx512 => return unsafe { avx512(x, f) },

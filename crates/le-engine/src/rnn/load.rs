@@ -157,163 +157,19 @@ impl<T: Real> Network<T> {
         let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| LeError::Safetensors { path: path.clone(), message: e.to_string() })?;
         let meta: HashMap<String, String> = header.metadata().clone().unwrap_or_default();
-
-        // Architecture: option or metadata, consistent.
-        let meta_arch = match meta.get("arch") {
-            None => None,
-            Some(a) => Some(CellKind::parse(a).ok_or_else(|| LeError::BadMetadata {
-                path: path.clone(),
-                key: "arch".into(),
-                message: format!("unknown cell `{a}` (expected rnn, gru, lstm, asrnn or cornn)"),
-            })?),
-        };
-        let kind = match (opts.arch, meta_arch) {
-            (Some(o), Some(m)) if o != m => {
-                return Err(LeError::BadMetadata {
-                    path,
-                    key: "arch".into(),
-                    message: format!(
-                        "the file says {}, the caller asked for {}",
-                        m.name(),
-                        o.name()
-                    ),
-                });
-            }
-            (Some(o), _) => o,
-            (None, Some(m)) => m,
-            (None, None) => {
-                return Err(LeError::BadMetadata {
-                    path,
-                    key: "arch".into(),
-                    message: "the cell kind is unknown: no `arch` in __metadata__ and none given \
-                              (pass --arch rnn|gru|lstm|asrnn|cornn)"
-                        .into(),
-                });
-            }
-        };
+        let kind = cell_kind(&path, &meta, opts)?;
         let anchor = if kind == CellKind::Cornn { "weight_hy_l0" } else { "weight_hh_l0" };
-
-        // Prefix: given, or the unique one in front of the anchor tensor.
-        let prefix = match &opts.prefix {
-            Some(p) => p.clone(),
-            None => {
-                let mut found: Vec<String> = st
-                    .names()
-                    .into_iter()
-                    .filter_map(|n| n.strip_suffix(anchor).map(str::to_string))
-                    .collect();
-                found.sort();
-                match found.len() {
-                    1 => found.remove(0),
-                    0 => {
-                        return Err(LeError::MissingTensor {
-                            path,
-                            name: anchor.into(),
-                            expected: format!(
-                                "a {} network's `{anchor}` (optionally with a prefix such as `rnn.`)",
-                                kind.name()
-                            ),
-                        });
-                    }
-                    _ => {
-                        return Err(LeError::BadMetadata {
-                            path,
-                            key: "prefix".into(),
-                            message: format!(
-                                "several networks in the file (prefixes {found:?}); choose one with --prefix"
-                            ),
-                        });
-                    }
-                }
-            }
-        };
+        let prefix = find_prefix(&path, &st, opts, kind, anchor)?;
         let file = File { path: path.clone(), st, prefix };
-
-        // Sizes from the first layer's tensors.
-        let g = kind.gates();
-        let Some(rec_shape) = file.shape(anchor) else {
-            return Err(LeError::MissingTensor {
-                path,
-                name: format!("{}{anchor}", file.prefix),
-                expected: "shape [G N, N]".into(),
-            });
-        };
-        if rec_shape.len() != 2 || rec_shape[1] == 0 || rec_shape[0] != g * rec_shape[1] {
-            return Err(LeError::BadShape {
-                path,
-                name: format!("{}{anchor}", file.prefix),
-                expected: format!("[{g} N, N] for {} (N = hidden size)", kind.name()),
-                found: rec_shape,
-            });
-        }
-        let n = rec_shape[1];
-        let input = match file.shape("weight_ih_l0") {
-            Some(s) if s.len() == 2 => s[1],
-            Some(s) => {
-                return Err(LeError::BadShape {
-                    path,
-                    name: format!("{}weight_ih_l0", file.prefix),
-                    expected: format!("[{} , I]", g * n),
-                    found: s,
-                });
-            }
-            None => {
-                return Err(LeError::MissingTensor {
-                    path,
-                    name: format!("{}weight_ih_l0", file.prefix),
-                    expected: format!("shape [{}, I]", g * n),
-                });
-            }
-        };
-        let mut num_layers = 0;
-        while file.has(&format!("{}{num_layers}", &anchor[..anchor.len() - 1])) {
-            num_layers += 1;
-        }
-        let bias_name = |l: usize| match kind {
-            CellKind::Asrnn | CellKind::Cornn => format!("bias_l{l}"),
-            _ => format!("bias_ih_l{l}"),
-        };
-        let bias = file.has(&bias_name(0));
-
-        // Metadata must agree with the tensors.
-        let checks = [("hidden_size", n), ("input_size", input), ("num_layers", num_layers)];
-        for (key, got) in checks {
-            if let Some(m) = meta_usize(&path, &meta, key)?
-                && m != got
-            {
-                return Err(LeError::BadMetadata {
-                    path,
-                    key: key.into(),
-                    message: format!("says {m} but the tensors give {got}"),
-                });
-            }
-        }
-        if let Some(b) = meta.get("bias") {
-            let want = match b.trim() {
-                "true" | "True" | "1" => true,
-                "false" | "False" | "0" => false,
-                other => {
-                    return Err(LeError::BadMetadata {
-                        path,
-                        key: "bias".into(),
-                        message: format!("expected true or false, got `{other}`"),
-                    });
-                }
-            };
-            if want != bias {
-                return Err(LeError::BadMetadata {
-                    path,
-                    key: "bias".into(),
-                    message: format!(
-                        "says {want} but tensor `{}{}` is {}",
-                        file.prefix,
-                        bias_name(0),
-                        if bias { "present" } else { "absent" }
-                    ),
-                });
-            }
-        }
-
+        let (n, input, num_layers) = sizes(&file, kind, anchor)?;
+        let bias = file.has(&bias_name(kind, 0));
+        check_metadata(
+            &file,
+            &meta,
+            kind,
+            [("hidden_size", n), ("input_size", input), ("num_layers", num_layers)],
+            bias,
+        )?;
         let constants = match kind {
             CellKind::Asrnn => CellConstants {
                 eps: constant(&path, &meta, "eps", opts.eps, Some(0.01), kind)?,
@@ -327,79 +183,261 @@ impl<T: Real> Network<T> {
             },
             _ => CellConstants { eps: 0.0, gamma: 0.0, dt: 0.0 },
         };
-
         let mut layers = Vec::with_capacity(num_layers);
         for l in 0..num_layers {
             let i_l = if l == 0 { input } else { n };
-            let zeros = vec![T::zero(); g * n];
-            let layer = match kind {
-                CellKind::Rnn | CellKind::Gru | CellKind::Lstm => {
-                    let (b_in, b_rec) = if bias {
-                        (
-                            file.read(&format!("bias_ih_l{l}"), &[g * n])?,
-                            file.read(&format!("bias_hh_l{l}"), &[g * n])?,
-                        )
-                    } else {
-                        for name in [format!("bias_ih_l{l}"), format!("bias_hh_l{l}")] {
-                            if file.has(&name) {
-                                return Err(LeError::BadMetadata {
-                                    path,
-                                    key: "bias".into(),
-                                    message: format!(
-                                        "tensor `{}{name}` is present but layer 0 has no bias",
-                                        file.prefix
-                                    ),
-                                });
-                            }
-                        }
-                        (zeros.clone(), zeros)
-                    };
-                    Layer {
-                        input: i_l,
-                        w_in: file.read(&format!("weight_ih_l{l}"), &[g * n, i_l])?,
-                        w_rec: file.read(&format!("weight_hh_l{l}"), &[g * n, n])?,
-                        b_in,
-                        b_rec,
-                    }
-                }
-                CellKind::Asrnn => {
-                    let w: Vec<T> = file.read(&format!("weight_hh_l{l}"), &[n, n])?;
-                    Layer {
-                        input: i_l,
-                        w_in: file.read(&format!("weight_ih_l{l}"), &[n, i_l])?,
-                        w_rec: Network::asrnn_recurrent(&w, n, constants.gamma),
-                        b_in: if bias {
-                            file.read(&format!("bias_l{l}"), &[n])?
-                        } else {
-                            zeros.clone()
-                        },
-                        b_rec: zeros,
-                    }
-                }
-                CellKind::Cornn => {
-                    let wy: Vec<T> = file.read(&format!("weight_hy_l{l}"), &[n, n])?;
-                    let wz: Vec<T> = file.read(&format!("weight_hz_l{l}"), &[n, n])?;
-                    let mut w_rec = vec![T::zero(); n * 2 * n];
-                    for i in 0..n {
-                        w_rec[i * 2 * n..i * 2 * n + n].copy_from_slice(&wy[i * n..(i + 1) * n]);
-                        w_rec[i * 2 * n + n..(i + 1) * 2 * n]
-                            .copy_from_slice(&wz[i * n..(i + 1) * n]);
-                    }
-                    Layer {
-                        input: i_l,
-                        w_in: file.read(&format!("weight_ih_l{l}"), &[n, i_l])?,
-                        w_rec,
-                        b_in: if bias {
-                            file.read(&format!("bias_l{l}"), &[n])?
-                        } else {
-                            zeros.clone()
-                        },
-                        b_rec: zeros,
-                    }
-                }
-            };
-            layers.push(layer);
+            layers.push(read_layer(&file, kind, l, n, i_l, bias, constants.gamma)?);
         }
         Network::from_layers(kind, n, input, bias, constants, layers)
     }
+}
+
+/// The cell kind: the caller's option or the file's `arch` metadata, which must agree.
+fn cell_kind(path: &Path, meta: &HashMap<String, String>, opts: &LoadOptions) -> Result<CellKind> {
+    let path = path.to_path_buf();
+    let meta_arch = match meta.get("arch") {
+        None => None,
+        Some(a) => Some(CellKind::parse(a).ok_or_else(|| LeError::BadMetadata {
+            path: path.clone(),
+            key: "arch".into(),
+            message: format!("unknown cell `{a}` (expected rnn, gru, lstm, asrnn or cornn)"),
+        })?),
+    };
+    Ok(match (opts.arch, meta_arch) {
+        (Some(o), Some(m)) if o != m => {
+            return Err(LeError::BadMetadata {
+                path,
+                key: "arch".into(),
+                message: format!("the file says {}, the caller asked for {}", m.name(), o.name()),
+            });
+        }
+        (Some(o), _) => o,
+        (None, Some(m)) => m,
+        (None, None) => {
+            return Err(LeError::BadMetadata {
+                path,
+                key: "arch".into(),
+                message: "the cell kind is unknown: no `arch` in __metadata__ and none given \
+                          (pass --arch rnn|gru|lstm|asrnn|cornn)"
+                    .into(),
+            });
+        }
+    })
+}
+
+/// The tensor-name prefix: given, or the unique one in front of the `anchor` tensor.
+fn find_prefix(
+    path: &Path,
+    st: &SafeTensors<'_>,
+    opts: &LoadOptions,
+    kind: CellKind,
+    anchor: &str,
+) -> Result<String> {
+    let path = path.to_path_buf();
+    Ok(match &opts.prefix {
+        Some(p) => p.clone(),
+        None => {
+            let mut found: Vec<String> = st
+                .names()
+                .into_iter()
+                .filter_map(|n| n.strip_suffix(anchor).map(str::to_string))
+                .collect();
+            found.sort();
+            match found.len() {
+                1 => found.remove(0),
+                0 => {
+                    return Err(LeError::MissingTensor {
+                        path,
+                        name: anchor.into(),
+                        expected: format!(
+                            "a {} network's `{anchor}` (optionally with a prefix such as `rnn.`)",
+                            kind.name()
+                        ),
+                    });
+                }
+                _ => {
+                    return Err(LeError::BadMetadata {
+                        path,
+                        key: "prefix".into(),
+                        message: format!(
+                            "several networks in the file (prefixes {found:?}); choose one with --prefix"
+                        ),
+                    });
+                }
+            }
+        }
+    })
+}
+
+/// `(N, I, layers)` from the first layer's tensors and the layers present.
+fn sizes(file: &File<'_>, kind: CellKind, anchor: &str) -> Result<(usize, usize, usize)> {
+    let path = file.path.clone();
+    let g = kind.gates();
+    let Some(rec_shape) = file.shape(anchor) else {
+        return Err(LeError::MissingTensor {
+            path,
+            name: format!("{}{anchor}", file.prefix),
+            expected: "shape [G N, N]".into(),
+        });
+    };
+    if rec_shape.len() != 2 || rec_shape[1] == 0 || rec_shape[0] != g * rec_shape[1] {
+        return Err(LeError::BadShape {
+            path,
+            name: format!("{}{anchor}", file.prefix),
+            expected: format!("[{g} N, N] for {} (N = hidden size)", kind.name()),
+            found: rec_shape,
+        });
+    }
+    let n = rec_shape[1];
+    let input = match file.shape("weight_ih_l0") {
+        Some(s) if s.len() == 2 => s[1],
+        Some(s) => {
+            return Err(LeError::BadShape {
+                path,
+                name: format!("{}weight_ih_l0", file.prefix),
+                expected: format!("[{} , I]", g * n),
+                found: s,
+            });
+        }
+        None => {
+            return Err(LeError::MissingTensor {
+                path,
+                name: format!("{}weight_ih_l0", file.prefix),
+                expected: format!("shape [{}, I]", g * n),
+            });
+        }
+    };
+    let mut num_layers = 0;
+    while file.has(&format!("{}{num_layers}", &anchor[..anchor.len() - 1])) {
+        num_layers += 1;
+    }
+    Ok((n, input, num_layers))
+}
+
+/// The name of layer `l`'s (input) bias tensor.
+fn bias_name(kind: CellKind, l: usize) -> String {
+    match kind {
+        CellKind::Asrnn | CellKind::Cornn => format!("bias_l{l}"),
+        _ => format!("bias_ih_l{l}"),
+    }
+}
+
+/// The metadata's sizes (`checks`: key and the tensors' value) and `bias` must agree with the
+/// tensors.
+fn check_metadata(
+    file: &File<'_>,
+    meta: &HashMap<String, String>,
+    kind: CellKind,
+    checks: [(&str, usize); 3],
+    bias: bool,
+) -> Result<()> {
+    let path = file.path.clone();
+    for (key, got) in checks {
+        if let Some(m) = meta_usize(&path, meta, key)?
+            && m != got
+        {
+            return Err(LeError::BadMetadata {
+                path,
+                key: key.into(),
+                message: format!("says {m} but the tensors give {got}"),
+            });
+        }
+    }
+    if let Some(b) = meta.get("bias") {
+        let want = match b.trim() {
+            "true" | "True" | "1" => true,
+            "false" | "False" | "0" => false,
+            other => {
+                return Err(LeError::BadMetadata {
+                    path,
+                    key: "bias".into(),
+                    message: format!("expected true or false, got `{other}`"),
+                });
+            }
+        };
+        if want != bias {
+            return Err(LeError::BadMetadata {
+                path,
+                key: "bias".into(),
+                message: format!(
+                    "says {want} but tensor `{}{}` is {}",
+                    file.prefix,
+                    bias_name(kind, 0),
+                    if bias { "present" } else { "absent" }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Layer `l` (input size `i_l`) of a `kind` network with hidden size `n`.
+fn read_layer<T: Real>(
+    file: &File<'_>,
+    kind: CellKind,
+    l: usize,
+    n: usize,
+    i_l: usize,
+    bias: bool,
+    gamma: f64,
+) -> Result<Layer<T>> {
+    let g = kind.gates();
+    let zeros = vec![T::zero(); g * n];
+    Ok(match kind {
+        CellKind::Rnn | CellKind::Gru | CellKind::Lstm => {
+            let (b_in, b_rec) = if bias {
+                (
+                    file.read(&format!("bias_ih_l{l}"), &[g * n])?,
+                    file.read(&format!("bias_hh_l{l}"), &[g * n])?,
+                )
+            } else {
+                for name in [format!("bias_ih_l{l}"), format!("bias_hh_l{l}")] {
+                    if file.has(&name) {
+                        return Err(LeError::BadMetadata {
+                            path: file.path.clone(),
+                            key: "bias".into(),
+                            message: format!(
+                                "tensor `{}{name}` is present but layer 0 has no bias",
+                                file.prefix
+                            ),
+                        });
+                    }
+                }
+                (zeros.clone(), zeros)
+            };
+            Layer {
+                input: i_l,
+                w_in: file.read(&format!("weight_ih_l{l}"), &[g * n, i_l])?,
+                w_rec: file.read(&format!("weight_hh_l{l}"), &[g * n, n])?,
+                b_in,
+                b_rec,
+            }
+        }
+        CellKind::Asrnn => {
+            let w: Vec<T> = file.read(&format!("weight_hh_l{l}"), &[n, n])?;
+            Layer {
+                input: i_l,
+                w_in: file.read(&format!("weight_ih_l{l}"), &[n, i_l])?,
+                w_rec: Network::asrnn_recurrent(&w, n, gamma),
+                b_in: if bias { file.read(&format!("bias_l{l}"), &[n])? } else { zeros.clone() },
+                b_rec: zeros,
+            }
+        }
+        CellKind::Cornn => {
+            let wy: Vec<T> = file.read(&format!("weight_hy_l{l}"), &[n, n])?;
+            let wz: Vec<T> = file.read(&format!("weight_hz_l{l}"), &[n, n])?;
+            let mut w_rec = vec![T::zero(); n * 2 * n];
+            for i in 0..n {
+                w_rec[i * 2 * n..i * 2 * n + n].copy_from_slice(&wy[i * n..(i + 1) * n]);
+                w_rec[i * 2 * n + n..(i + 1) * 2 * n].copy_from_slice(&wz[i * n..(i + 1) * n]);
+            }
+            Layer {
+                input: i_l,
+                w_in: file.read(&format!("weight_ih_l{l}"), &[n, i_l])?,
+                w_rec,
+                b_in: if bias { file.read(&format!("bias_l{l}"), &[n])? } else { zeros.clone() },
+                b_rec: zeros,
+            }
+        }
+    })
 }

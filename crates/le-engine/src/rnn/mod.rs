@@ -8,7 +8,7 @@
 //!   GEMM of the recurrent weights with the layer's rows of `Q` for **all B sequences at once**
 //!   (`U [Q_1 .. Q_B]`), one GEMM of the input weights with the previous layer's new output
 //!   rows (stacked layers: the Jacobian is block lower-triangular), then elementwise work with
-//!   the gate values of the forward step (see `cell.rs` for every cell's formulas).
+//!   the gate values of the forward step (see `cells/` for every cell's formulas).
 //! * [`population_spectra`]: `M` networks of one kind and size, driven by inputs `[B, T, I]`
 //!   (shared, or one set per network), returning spectra `[M][B]` with per-network mean, std and
 //!   status; networks run in parallel (rayon), `f32` state with `f64` log sums by default.
@@ -16,16 +16,15 @@
 //!   one-sequence-at-a-time twin of the batched path, run by the generic engine.
 
 mod activation;
-mod cell;
+pub(crate) mod cells;
 mod load;
-mod population;
 mod sequence_map;
+pub(crate) mod spectra;
 
+pub use crate::backend::cpu::{network_spectra, population_spectra};
 pub use load::LoadOptions;
-pub use population::{
-    InputSet, PopulationSpectra, RnnSpectrumConfig, WarmupMode, network_spectra, population_spectra,
-};
 pub use sequence_map::SequenceMap;
+pub use spectra::{InputSet, PopulationSpectra, RnnSpectrumConfig, WarmupMode};
 
 use crate::error::{LeError, Result};
 use crate::scalar::Real;
@@ -55,7 +54,7 @@ impl CellKind {
         [CellKind::Rnn, CellKind::Gru, CellKind::Lstm, CellKind::Asrnn, CellKind::Cornn];
 
     /// Whether the tangent step folds the gate derivatives into row-scaled weights, one
-    /// sequence at a time (LSTM, GRU; `cell::BatchState::combined_parts`).
+    /// sequence at a time (LSTM, GRU; `cells::BatchState::combined_parts`).
     pub(crate) fn has_combined_tangent(self) -> bool {
         matches!(self, CellKind::Lstm | CellKind::Gru)
     }
@@ -157,16 +156,22 @@ pub struct CellConstants {
 /// acting on `(y, z)`); `b_rec [G N]` (`b_hh`; zero for ASRNN and CoRNN).
 #[derive(Debug, Clone)]
 pub struct Layer<T: Real> {
+    /// Input size of this layer (`I` for layer 0, `N` above).
     pub input: usize,
+    /// Input weights `[G N, I]`.
     pub w_in: Vec<T>,
+    /// Input bias `[G N]`.
     pub b_in: Vec<T>,
+    /// Recurrent weights `[G N, R]`.
     pub w_rec: Vec<T>,
+    /// Recurrent bias `[G N]`.
     pub b_rec: Vec<T>,
 }
 
 /// A stacked recurrent network of one cell kind.
 #[derive(Debug, Clone)]
 pub struct Network<T: Real> {
+    /// The cell of every layer.
     pub kind: CellKind,
     /// Hidden size `N`.
     pub hidden: usize,
@@ -174,7 +179,9 @@ pub struct Network<T: Real> {
     pub input: usize,
     /// Whether the loaded weights had biases (biases are stored as zeros otherwise).
     pub bias: bool,
+    /// ASRNN / CoRNN constants.
     pub constants: CellConstants,
+    /// The layers, input first.
     pub layers: Vec<Layer<T>>,
 }
 
@@ -260,7 +267,7 @@ impl<T: Real> Network<T> {
     /// state.
     pub fn step_state(&self, x: &[T], u: &[T]) -> Result<Vec<T>> {
         self.check_point(x, u)?;
-        let mut run = cell::BatchState::new(self, 1);
+        let mut run = cells::BatchState::new(self, 1);
         run.set_sequence_state(0, x);
         run.forward(self, u, 1, 0);
         let mut next = vec![T::zero(); self.state_dim()];
@@ -274,7 +281,7 @@ impl<T: Real> Network<T> {
     pub fn jacobian_at(&self, x: &[T], u: &[T], lstm: LstmState) -> Result<Vec<T>> {
         self.check_point(x, u)?;
         let d = self.tangent_dim(lstm);
-        let mut run = cell::BatchState::new(self, 1);
+        let mut run = cells::BatchState::new(self, 1);
         run.set_sequence_state(0, x);
         run.forward(self, u, 1, 0);
         let mut eye = vec![T::zero(); d * d];
@@ -310,9 +317,9 @@ impl<T: Real> Network<T> {
     /// Run the network from the zero state over `inputs` (`[B, T, I]` row-major) and return the
     /// top layer's output at every step (`h`, or `y` for CoRNN), `[B, T, N]` row-major.
     pub fn forward_top_hidden(&self, inputs: &[T], batch: usize, steps: usize) -> Result<Vec<T>> {
-        population::check_inputs(inputs, batch, steps, self.input, "inputs")?;
+        spectra::check_inputs(inputs, batch, steps, self.input, "inputs")?;
         let n = self.hidden;
-        let mut run = cell::BatchState::new(self, batch);
+        let mut run = cells::BatchState::new(self, batch);
         let mut out = vec![T::zero(); batch * steps * n];
         for t in 0..steps {
             run.forward(self, inputs, steps, t);

@@ -2,7 +2,7 @@
 //! twin of the batched path (it re-runs the forward step for every tangent product and runs
 //! through the generic engine), and the way to get explicit Jacobians.
 
-use super::cell::BatchState;
+use super::cells::BatchState;
 use super::{LstmState, Network};
 use crate::error::{LeError, Result};
 use crate::map::{DiscreteMap, MapWorkspace};

@@ -2,8 +2,8 @@
 //! the same run.
 //!
 //! * GEMM: `gemm` crate (the GEMM candle uses), square `n = 256`, one thread and all threads.
-//! * QR: [`le_engine::qr::householder_factor`] (the factorisation, `2 D k^2 - 2 k^3 / 3` flops)
-//!   and the full [`le_engine::qr::orthonormalize_in_place`] (factorisation + explicit `Q`,
+//! * QR: [`le_engine::linalg::qr::householder_factor`] (the factorisation, `2 D k^2 - 2 k^3 / 3` flops)
+//!   and the full [`le_engine::linalg::qr::orthonormalize_in_place`] (factorisation + explicit `Q`,
 //!   twice that), `k = D`, one thread, next to a textbook unblocked Householder baseline.
 //! * Spectrum step: one step of [`le_engine::jacobian_sequence_spectrum`] at `k = D`
 //!   (`Z = J Q`, `2 D^2 k` flops, then the full QR), one thread.
@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use le_engine::qr::{QrWorkspace, householder_factor, orthonormalize_in_place, qr_flops};
+use le_engine::linalg::qr::{QrWorkspace, householder_factor, orthonormalize_in_place, qr_flops};
 use le_engine::{Real, SpectrumConfig, jacobian_sequence_spectrum};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -243,7 +243,7 @@ fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow
     rows.push(BenchRow::new("QR factor + form Q, misaligned block", T::NAME, d, t, 2.0 * f, gemm1));
     // 16 blocks at once, SIMD across blocks (the RNN population path): time per block
     {
-        use le_engine::qr_batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
+        use le_engine::linalg::qr::batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
         let many = random::<T>(LANES * d * d, 9 + d as u64);
         let mut blocks = many.clone();
         let mut logs16 = vec![0.0; LANES * d];
@@ -320,9 +320,9 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         if !args.panel_widths.is_empty() {
             for &nb in &args.panel_widths {
                 anyhow::ensure!(
-                    (1..=le_engine::qr::MAX_PANEL_WIDTH).contains(&nb),
+                    (1..=le_engine::linalg::qr::MAX_PANEL_WIDTH).contains(&nb),
                     "--panel-widths: each width must be in 1..={}, got {nb}",
-                    le_engine::qr::MAX_PANEL_WIDTH
+                    le_engine::linalg::qr::MAX_PANEL_WIDTH
                 );
             }
             panel_sweep_rows::<f64>(d, &args.panel_widths, min, g64, &mut rows);
@@ -348,7 +348,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
     Ok(BenchReport {
         rnn,
         cpu: cpu_name(),
-        simd: le_engine::qr::simd_level_name(),
+        simd: aelle_support::simd::level_name(),
         threads,
         gemm_gflops_f64_1t: g64,
         gemm_gflops_f32_1t: g32,
@@ -515,7 +515,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
     let _ = writeln!(
         s,
         "| kernel (1 thread, k = D; default QR panel width {}) | prec | D | time | GFLOP/s | of 1-thread GEMM |",
-        le_engine::qr::DEFAULT_PANEL_WIDTH
+        le_engine::linalg::qr::DEFAULT_PANEL_WIDTH
     );
     let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: |");
     for row in &r.rows {

@@ -19,7 +19,10 @@ pub enum GemmEngine {
 /// Options of the CUDA backend (see the `cuda` build).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CudaOptions {
+    /// GEMM implementation.
     pub gemm: GemmEngine,
+    /// Networks per device batch (one host synchronisation each). `None`: as many as fit in
+    /// 70 % of the free device memory.
     pub max_networks_per_batch: Option<usize>,
 }
 

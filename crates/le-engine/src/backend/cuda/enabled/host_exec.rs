@@ -9,7 +9,7 @@ use super::ops::{Buf, GemmShape, Op, View, buffer_lengths, program};
 use super::plan::Plan;
 use crate::backend::PopulationInputs;
 use crate::engine::initial_basis;
-use crate::qr::{QrWorkspace, orthonormalize_in_place};
+use crate::linalg::qr::{QrWorkspace, orthonormalize_in_place};
 use crate::rnn::{CellKind, Network};
 use crate::spectrum::Spectrum;
 

@@ -1,13 +1,15 @@
 //! What the GPU run does, decided on the host before any launch: validated sizes, the step
 //! schedule (which steps re-orthonormalise, accumulate, record a trace point) and the assembly
 //! of the device's log sums into [`Spectrum`]s. Pure Rust, so it is tested without a GPU; it
-//! mirrors `rnn/population.rs` line for line where the CPU backend makes the same decisions.
+//! mirrors the CPU population loop line for line where the CPU backend makes the same
+//! decisions, and takes the QR steps from the same [`QrSchedule`].
 
 use crate::backend::{BackendError, PopulationInputs};
 use crate::config::{InitialBasis, LogBase, Orientation};
 use crate::engine::check_precision;
 use crate::error::LeError;
 use crate::rnn::{CellKind, LstmState, Network, RnnSpectrumConfig, WarmupMode};
+use crate::schedule::{QrSchedule, StepPhase};
 use crate::spectrum::{Spectrum, Status, TracePoint};
 
 /// Sizes and settings of one population run.
@@ -180,13 +182,14 @@ impl Plan {
         self.total - self.first_accumulated
     }
 
-    /// The action after main-loop step `s` (the CPU loop's `accumulate`, `in_phase`,
-    /// `phase_end` and `ons_interval` test).
+    /// The action after main-loop step `s` ([`QrSchedule::step`], the rule of every backend).
     pub fn action(&self, s: usize) -> StepAction {
-        let accumulate = s >= self.first_accumulated;
-        let in_phase = if accumulate { s - self.first_accumulated + 1 } else { s + 1 };
-        let phase_end = (!accumulate && s + 1 == self.first_accumulated) || s + 1 == self.total;
-        let qr = in_phase.is_multiple_of(self.ons_interval) || phase_end;
+        let StepPhase { accumulate, in_phase, qr } = QrSchedule {
+            first_accumulated: self.first_accumulated,
+            total: self.total,
+            ons_interval: self.ons_interval,
+        }
+        .step(s);
         StepAction { qr, accumulate, in_phase, trace: false }
     }
 

@@ -1,7 +1,13 @@
-//! The CPU backend: [`crate::rnn::population_spectra`] behind [`SpectrumBackend`].
+//! The CPU backend: the batched population loop (`population.rs`, exported as
+//! [`crate::rnn::population_spectra`] and [`crate::rnn::network_spectra`]) behind
+//! [`SpectrumBackend`].
+
+mod population;
+
+pub use population::{network_spectra, population_spectra};
 
 use super::{BackendError, Device, PopulationInputs, SpectrumBackend};
-use crate::rnn::{Network, PopulationSpectra, RnnSpectrumConfig, population_spectra};
+use crate::rnn::{Network, PopulationSpectra, RnnSpectrumConfig};
 
 /// The batched CPU backend (rayon over networks, or over GEMMs and QRs when there are fewer
 /// networks than threads).

@@ -4,13 +4,13 @@
 //! all blocks have the same shape. Instead of factoring them one after the other (where short
 //! columns, horizontal reductions and small GEMMs keep the kernel far from peak), this module
 //! interleaves `LANES = 16` blocks element by element — `A[i][j][lane]`, lanes innermost — and
-//! runs the *same* blocked Householder algorithm as [`crate::qr`] on all of them in lockstep:
+//! runs the *same* blocked Householder algorithm as [`crate::linalg::qr`] on all of them in lockstep:
 //! every arithmetic operation becomes a vertical SIMD operation over 16 independent
 //! factorisations (one AVX-512 register in `f32`), with no reductions across lanes and no
 //! shuffles. Lanes never interact, so a lane holding NaN (a diverged sequence) or padding cannot
 //! disturb the others.
 //!
-//! Algorithm per lane (identical to [`crate::qr`]): panels of `nb` columns, left-looking inside
+//! Algorithm per lane (identical to [`crate::linalg::qr`]): panels of `nb` columns, left-looking inside
 //! the panel (`dlarfg` reflectors with `beta = -sign(alpha) ||x||`), compact WY
 //! `I - V T V^T` (`dlarft`) applied to the trailing columns as `C -= V (T^T (V^T C))`, explicit
 //! `Q` by backward accumulation (`dorgqr`), sign fix so `diag(R) >= 0`. The trailing-update
@@ -19,12 +19,18 @@
 //!
 //! Input and output are ordinary column-major blocks (`blocks[b * D * k ..]`); packing into
 //! and out of the interleaved layout costs `O(D k)` per block against `O(D k^2)` for the QR.
+//!
+//! This file is a little over 600 lines on purpose: it is one algorithm (the lockstep
+//! factorisation, its tiles and its `Q` formation share the interleaved layout and its index
+//! arithmetic) and reads best whole; only the AVX-512 register kernels live apart
+//! (`batched/avx512_f32.rs`).
 
 // Index arithmetic over (row, column, lane) is the clearest way to write these kernels.
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
-use crate::qr::simd;
+use crate::linalg::primitives::fmadd as fma;
 use crate::scalar::Real;
+use aelle_support::simd::{Level, level};
 
 /// Blocks factored together (one AVX-512 register of `f32`).
 pub const LANES: usize = 16;
@@ -75,7 +81,7 @@ impl<T: Real> BatchedQrWorkspace<T> {
 }
 
 /// Orthonormalise `n = blocks.len() / (d k)` (at most [`LANES`]) column-major `d x k` blocks in
-/// place, exactly as [`crate::qr::orthonormalize_in_place`] does for one: on return each block
+/// place, exactly as [`crate::linalg::qr::orthonormalize_in_place`] does for one: on return each block
 /// is its `Q` (`diag(R) >= 0`) and `log_diag[b * k + i] = ln R_ii` of block `b`.
 pub fn orthonormalize_blocks<T: Real>(
     blocks: &mut [T],
@@ -87,12 +93,12 @@ pub fn orthonormalize_blocks<T: Real>(
     let n = blocks.len() / (d * k);
     assert!(n <= LANES, "at most {LANES} blocks per call (got {n})");
     assert_eq!(log_diag.len(), n * k, "log_diag must hold n * k values");
-    match simd::level() {
+    match level() {
         #[cfg(target_arch = "x86_64")]
-        simd::Level::Avx512 => unsafe { batched_avx512(blocks, n, log_diag, ws) },
+        Level::Avx512 => unsafe { batched_avx512(blocks, n, log_diag, ws) },
         #[cfg(target_arch = "x86_64")]
-        simd::Level::Avx2Fma => unsafe { batched_avx2(blocks, n, log_diag, ws) },
-        simd::Level::Baseline => batched_impl::<T, false>(blocks, n, log_diag, ws),
+        Level::Avx2Fma => unsafe { batched_avx2(blocks, n, log_diag, ws) },
+        Level::Baseline => batched_impl::<T, false>(blocks, n, log_diag, ws),
     }
 }
 
@@ -116,11 +122,6 @@ unsafe fn batched_avx2<T: Real>(
     ws: &mut BatchedQrWorkspace<T>,
 ) {
     batched_impl::<T, true>(b, n, l, ws)
-}
-
-#[inline(always)]
-fn fma<T: Real, const FMA: bool>(a: T, b: T, c: T) -> T {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 #[inline(always)]
@@ -579,149 +580,9 @@ fn form_q<T: Real, const FMA: bool>(ws: &mut BatchedQrWorkspace<T>) {
 }
 
 /// AVX-512 `f32` versions of the hot kernels (16 lanes = one `zmm` register). The generic code
-/// above leaves the large accumulator tiles in memory; here every tile lives in registers.
+/// above leaves the large accumulator tiles in memory; there every tile lives in registers.
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_op_in_unsafe_fn)]
-mod avx512_f32 {
-    use std::arch::x86_64::*;
-
-    use super::{BATCHED_PANEL_WIDTH as NB, LANES};
-
-    /// `W[r][wcol + jj] = sum_{i = p}^{d - 1} V[i][r] C[i][col + jj]`, `r < NB`, `jj < JT`.
-    ///
-    /// # Safety
-    /// AVX-512F available; `vp` holds `d x NB x 16`, `a` holds `d x k x 16` with
-    /// `col + JT <= k`, `w` holds `NB x k x 16` with `wcol + JT <= k`.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn vt_c_tile<const JT: usize>(
-        vp: &[f32],
-        a: &[f32],
-        w: &mut [f32],
-        p: usize,
-        d: usize,
-        k: usize,
-        col: usize,
-        wcol: usize,
-    ) {
-        assert!(vp.len() >= d * NB * LANES && a.len() >= ((d - 1) * k + col + JT) * LANES);
-        assert!(w.len() >= ((NB - 1) * k + wcol + JT) * LANES);
-        let mut acc = [[_mm512_setzero_ps(); JT]; NB];
-        for i in p..d {
-            let vrow = vp.as_ptr().add(i * NB * LANES);
-            let xrow = a.as_ptr().add((i * k + col) * LANES);
-            let mut x = [_mm512_setzero_ps(); JT];
-            for (jj, xj) in x.iter_mut().enumerate() {
-                *xj = _mm512_loadu_ps(xrow.add(jj * LANES));
-            }
-            for (r, accr) in acc.iter_mut().enumerate() {
-                let v = _mm512_loadu_ps(vrow.add(r * LANES));
-                for jj in 0..JT {
-                    accr[jj] = _mm512_fmadd_ps(v, x[jj], accr[jj]);
-                }
-            }
-        }
-        for (r, accr) in acc.iter().enumerate() {
-            for (jj, accrj) in accr.iter().enumerate() {
-                _mm512_storeu_ps(w.as_mut_ptr().add((r * k + wcol + jj) * LANES), *accrj);
-            }
-        }
-    }
-
-    /// `C[i][col + jj] -= sum_r V[i][r] W[r][wcol + jj]` for rows `p..d`.
-    ///
-    /// # Safety
-    /// As [`vt_c_tile`].
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn c_minus_vw_tile<const JT: usize>(
-        vp: &[f32],
-        a: &mut [f32],
-        w: &[f32],
-        p: usize,
-        d: usize,
-        k: usize,
-        col: usize,
-        wcol: usize,
-    ) {
-        assert!(vp.len() >= d * NB * LANES && a.len() >= ((d - 1) * k + col + JT) * LANES);
-        assert!(w.len() >= ((NB - 1) * k + wcol + JT) * LANES);
-        let mut wt = [[_mm512_setzero_ps(); JT]; NB];
-        for (r, wr) in wt.iter_mut().enumerate() {
-            for (jj, wrj) in wr.iter_mut().enumerate() {
-                // negated so the update is a plain FMA
-                *wrj = _mm512_sub_ps(
-                    _mm512_setzero_ps(),
-                    _mm512_loadu_ps(w.as_ptr().add((r * k + wcol + jj) * LANES)),
-                );
-            }
-        }
-        for i in p..d {
-            let vrow = vp.as_ptr().add(i * NB * LANES);
-            let xrow = a.as_mut_ptr().add((i * k + col) * LANES);
-            let mut x = [_mm512_setzero_ps(); JT];
-            for (jj, xj) in x.iter_mut().enumerate() {
-                *xj = _mm512_loadu_ps(xrow.add(jj * LANES));
-            }
-            for (r, wr) in wt.iter().enumerate() {
-                let v = _mm512_loadu_ps(vrow.add(r * LANES));
-                for jj in 0..JT {
-                    x[jj] = _mm512_fmadd_ps(v, wr[jj], x[jj]);
-                }
-            }
-            for (jj, xj) in x.iter().enumerate() {
-                _mm512_storeu_ps(xrow.add(jj * LANES), *xj);
-            }
-        }
-    }
-
-    /// Apply `H = I - tau v v^T` (panel reflector `r`, rows `row0..d`) to column `c` of `a`.
-    ///
-    /// # Safety
-    /// AVX-512F available; shapes as in the callers (`a`: `d x k x 16`, `vp`: `d x NB x 16`).
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn apply_reflector(
-        a: &mut [f32],
-        vp: &[f32],
-        tau: &[f32],
-        k: usize,
-        r: usize,
-        row0: usize,
-        d: usize,
-        c: usize,
-    ) {
-        assert!(
-            a.len() >= ((d - 1) * k + c + 1) * LANES
-                && vp.len() >= d * NB * LANES
-                && tau.len() >= LANES
-        );
-        let mut s0 = _mm512_setzero_ps();
-        let mut s1 = _mm512_setzero_ps();
-        let mut i = row0;
-        while i + 1 < d {
-            let v0 = _mm512_loadu_ps(vp.as_ptr().add((i * NB + r) * LANES));
-            let v1 = _mm512_loadu_ps(vp.as_ptr().add(((i + 1) * NB + r) * LANES));
-            s0 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(a.as_ptr().add((i * k + c) * LANES)), s0);
-            s1 =
-                _mm512_fmadd_ps(v1, _mm512_loadu_ps(a.as_ptr().add(((i + 1) * k + c) * LANES)), s1);
-            i += 2;
-        }
-        if i < d {
-            let v0 = _mm512_loadu_ps(vp.as_ptr().add((i * NB + r) * LANES));
-            s0 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(a.as_ptr().add((i * k + c) * LANES)), s0);
-        }
-        let s = _mm512_sub_ps(
-            _mm512_setzero_ps(),
-            _mm512_mul_ps(_mm512_add_ps(s0, s1), _mm512_loadu_ps(tau.as_ptr())),
-        );
-        for i in row0..d {
-            let v = _mm512_loadu_ps(vp.as_ptr().add((i * NB + r) * LANES));
-            let x = a.as_mut_ptr().add((i * k + c) * LANES);
-            _mm512_storeu_ps(x, _mm512_fmadd_ps(s, v, _mm512_loadu_ps(x)));
-        }
-    }
-}
+mod avx512_f32;
 
 /// Reinterpret a slice of `T` as `f32` when `T` is `f32`.
 #[inline(always)]
@@ -756,8 +617,7 @@ pub fn simd_interleaved_pays<T: Real>(d: usize) -> bool {
 fn use_avx512_f32<T: Real>() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-            && simd::level() == simd::Level::Avx512
+        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && level() == Level::Avx512
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
