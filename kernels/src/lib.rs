@@ -13,7 +13,7 @@
 //! | [`GEMM`] | `gemm_strided_batched_f32` | a plain tiled strided-batched GEMM, the fallback twin of `cublasSgemmStridedBatched` |
 //!
 //! Layouts and formulas are stated at the top of each source file (they are those of
-//! `le-engine/src/rnn/cell.rs` and `le-engine/src/qr.rs`).
+//! `le-engine/src/rnn/cells/` and `le-engine/src/linalg/qr/`).
 
 /// One CUDA C source file and the kernels it defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 // One time step of a whole population of recurrent networks: forward step and tangent step of
 // every cell kind, for all M networks x B driving sequences in one launch.
 //
-// The exact twin of crates/le-engine/src/rnn/cell.rs (the CPU batched backend); the formulas
+// The exact twin of crates/le-engine/src/rnn/cells/ (the CPU batched backend); the formulas
 // below are copied from there and from METHOD.md sections 2-3 (column vectors, s = logistic).
 //
 // Layouts (column-major blocks, one column per sequence or per tangent vector; network m's

@@ -4,7 +4,7 @@
 // block A (k <= D, leading dimension D, blocks contiguous: block mb starts at mb D k) is
 // factored A = Q R with diag(R) >= 0 and overwritten by the explicit Q. ln R_ii is added to
 // per-(m, b, i) double sums with Neumaier (compensated) summation, exactly like the CPU backend
-// (crates/le-engine/src/qr.rs and rnn/population.rs).
+// (crates/le-engine/src/linalg/qr/ and backend/cpu/population.rs).
 //
 // Algorithm (one thread block per (m, b) block; LAPACK dgeqr2 + dorg2r, unblocked):
 //   for c = 0 .. k-1:                       reflector H_c = I - tau_c v_c v_c^T, v_c[c] = 1
