@@ -151,7 +151,8 @@ mod tests {
             let found = global_entries_in_source(module.source);
             let mut found_sorted = found.clone();
             found_sorted.sort();
-            let mut listed: Vec<String> = module.entries.iter().map(|s| s.to_string()).collect();
+            let mut listed: Vec<String> =
+                module.entries.iter().map(std::string::ToString::to_string).collect();
             listed.sort();
             assert_eq!(found_sorted, listed, "module `{}`: sources vs registry", module.name);
             let mut dedup = found_sorted.clone();

@@ -197,7 +197,7 @@ fn emit_ptx(dir: &std::path::Path) -> Result<(), String> {
 }
 
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1)
 }
 
 struct Row {

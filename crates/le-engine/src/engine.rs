@@ -38,7 +38,7 @@ pub fn initial_basis<T: Real>(d: usize, k: usize, basis: InitialBasis, member: u
         }
         InitialBasis::Random { seed } => {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(member));
-            for v in q.iter_mut() {
+            for v in &mut q {
                 let g: f64 = StandardNormal.sample(&mut rng);
                 *v = T::from_f64(g);
             }
@@ -368,7 +368,7 @@ impl<T: Real, F: Flow<T>> Flow<T> for &F {
         (**self).dim()
     }
     fn vector_field(&self, x: &[T], dxdt: &mut [T]) {
-        (**self).vector_field(x, dxdt)
+        (**self).vector_field(x, dxdt);
     }
     fn jacobian(&self, x: &[T], jac: &mut [T]) -> bool {
         (**self).jacobian(x, jac)

@@ -30,6 +30,8 @@
 //! toolkit); without it the same names return a typed "built without CUDA" error.
 
 #![warn(missing_docs)]
+// A library returns values and errors; only the CLI prints (tests may).
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod backend;
 pub mod config;

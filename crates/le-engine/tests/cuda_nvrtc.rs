@@ -15,13 +15,12 @@ fn nvrtc_available() -> bool {
     // SAFETY: only tries to open the shared library.
     let present = unsafe { sys::is_culib_present() };
     if !present {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "libnvrtc cannot be loaded and CI is set: install the wheel \
-                 nvidia-cuda-nvrtc-cu12 and put its lib/ folder on LD_LIBRARY_PATH \
-                 (scripts/ci-cuda-check.sh does both)"
-            );
-        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "libnvrtc cannot be loaded and CI is set: install the wheel \
+             nvidia-cuda-nvrtc-cu12 and put its lib/ folder on LD_LIBRARY_PATH \
+             (scripts/ci-cuda-check.sh does both)"
+        );
         eprintln!(
             "SKIPPED: libnvrtc cannot be loaded (set LD_LIBRARY_PATH to a folder with \
              libnvrtc.so.12, e.g. the nvidia-cuda-nvrtc-cu12 wheel's lib/; or run \
@@ -36,7 +35,7 @@ fn compile(name: &str, source: &str, options: &[&str]) -> Result<(String, String
     let src = CString::new(source).expect("no NUL in sources");
     let cname = CString::new(format!("{name}.cu")).unwrap();
     let prog = result::create_program(&src, Some(&cname)).map_err(|e| format!("{e:?}"))?;
-    let opts: Vec<String> = options.iter().map(|s| s.to_string()).collect();
+    let opts: Vec<String> = options.iter().map(std::string::ToString::to_string).collect();
     // SAFETY: `prog` is a live program; options are valid C strings once converted by cudarc.
     let compiled = unsafe { result::compile_program(prog, &opts) };
     let log = unsafe { result::get_program_log(prog) }.map_err(|e| format!("{e:?}"))?;
@@ -65,7 +64,7 @@ fn every_kernel_compiles_without_warnings_and_matches_the_registry() {
     for module in aelle_kernels::ALL_MODULES {
         for arch in ["compute_70", "compute_90"] {
             let opts = ["--std=c++17".to_string(), format!("--gpu-architecture={arch}")];
-            let opts: Vec<&str> = opts.iter().map(|s| s.as_ref()).collect();
+            let opts: Vec<&str> = opts.iter().map(std::convert::AsRef::as_ref).collect();
             let (ptx, log) = compile(module.name, module.source, &opts)
                 .unwrap_or_else(|log| panic!("module `{}` ({arch}) failed:\n{log}", module.name));
             assert!(
@@ -84,14 +83,16 @@ fn every_kernel_compiles_without_warnings_and_matches_the_registry() {
                 })
                 .collect();
             in_ptx.sort();
-            let mut listed: Vec<String> = module.entries.iter().map(|s| s.to_string()).collect();
+            let mut listed: Vec<String> =
+                module.entries.iter().map(std::string::ToString::to_string).collect();
             listed.sort();
             assert_eq!(in_ptx, listed, "module `{}`: PTX entries vs registry", module.name);
         }
         // The text scan of the source agrees too.
         let mut scanned = aelle_kernels::global_entries_in_source(module.source);
         scanned.sort();
-        let mut listed: Vec<String> = module.entries.iter().map(|s| s.to_string()).collect();
+        let mut listed: Vec<String> =
+            module.entries.iter().map(std::string::ToString::to_string).collect();
         listed.sort();
         assert_eq!(scanned, listed, "module `{}`: source vs registry", module.name);
     }

@@ -191,7 +191,7 @@ fn slow_args(root: &Path) -> Vec<String> {
         "--run-dir",
     ]
     .iter()
-    .map(|x| x.to_string())
+    .map(std::string::ToString::to_string)
     .chain([s(root).to_string()])
     .collect()
 }

@@ -49,7 +49,7 @@ fn chromium_args(profile: &Path) -> Vec<String> {
         "--hide-scrollbars",
     ]
     .iter()
-    .map(|s| s.to_string())
+    .map(std::string::ToString::to_string)
     .chain([format!("--user-data-dir={}", profile.display())])
     .collect()
 }

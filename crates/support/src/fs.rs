@@ -41,7 +41,7 @@ impl From<WriteError> for std::io::Error {
 
 /// The temporary file [`write_atomic`] uses for `path`: `<name>.tmp` in the same folder.
 pub fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }

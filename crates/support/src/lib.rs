@@ -12,6 +12,10 @@
 //! * [`tolerance`]: the one float-comparison rule of the tests (`|got - want| <= abs + rel
 //!   |want|`, as `numpy.isclose`), with messages naming the quantity and the index.
 
+#![warn(missing_docs)]
+// A library returns values and errors; only the CLI prints (tests may).
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod fastmath;
 pub mod fs;
 pub mod simd;

@@ -83,6 +83,7 @@ pub fn level_name() -> &'static str {
 
 /// For tests of AVX-512-only kernels: whether they can run here; if not, says so on stderr
 /// (`SKIP <test>: ...`), so that a pass on another CPU is not mistaken for a check.
+#[allow(clippy::print_stderr)] // for tests: the skip must be visible in the test output
 pub fn avx512_or_skip(test: &str) -> bool {
     #[cfg(target_arch = "x86_64")]
     let ok = level() == Level::Avx512;

@@ -199,7 +199,7 @@ impl ComparisonCase {
             PopulationInputs::shared(&sets[0], self.batch, self.steps)
         } else {
             PopulationInputs::per_network(
-                sets.iter().map(|s| s.as_slice()).collect(),
+                sets.iter().map(std::vec::Vec::as_slice).collect(),
                 self.batch,
                 self.steps,
             )

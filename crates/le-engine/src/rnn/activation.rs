@@ -58,11 +58,11 @@ fn map_f32<F: Fn(f32) -> f32 + Copy>(x: &mut [f32], f: F) {
     {
         #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
         unsafe fn avx512<F: Fn(f32) -> f32>(x: &mut [f32], f: F) {
-            body(x, f)
+            body(x, f);
         }
         #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2<F: Fn(f32) -> f32>(x: &mut [f32], f: F) {
-            body(x, f)
+            body(x, f);
         }
         use aelle_support::simd::{Level, level};
         match level() {
@@ -73,7 +73,7 @@ fn map_f32<F: Fn(f32) -> f32 + Copy>(x: &mut [f32], f: F) {
             Level::Baseline => {}
         }
     }
-    body(x, f)
+    body(x, f);
 }
 
 #[cfg(test)]

@@ -152,7 +152,7 @@ fn gemm_rate<T: Real>(n: usize, par: gemm::Parallelism, min: Duration) -> f64 {
             false,
             false,
             par,
-        )
+        );
     });
     2.0 * (n as f64).powi(3) / t / 1e9
 }

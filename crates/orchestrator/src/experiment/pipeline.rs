@@ -50,7 +50,7 @@ pub fn worker_count(config: &ExperimentConfig) -> usize {
     if config.runtime.workers > 0 {
         config.runtime.workers
     } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1)
     }
 }
 

@@ -452,7 +452,7 @@ impl<'a, T: Real> NetworkRun<'a, T> {
                 .zip(self.t_factors.par_chunks_mut(t_len).zip(self.signs.par_chunks_mut(sign_len)))
                 .enumerate()
                 .for_each(|(b, ((((zb, sc), a), ws), (tb, sb)))| {
-                    step_sequence(b, zb, sc, a, ws, tb, sb)
+                    step_sequence(b, zb, sc, a, ws, tb, sb);
                 });
         } else {
             let ws = &mut self.workspaces[0];

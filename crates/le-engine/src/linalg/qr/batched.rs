@@ -110,7 +110,7 @@ unsafe fn batched_avx512<T: Real>(
     l: &mut [f64],
     ws: &mut BatchedQrWorkspace<T>,
 ) {
-    batched_impl::<T, true>(b, n, l, ws)
+    batched_impl::<T, true>(b, n, l, ws);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -121,7 +121,7 @@ unsafe fn batched_avx2<T: Real>(
     l: &mut [f64],
     ws: &mut BatchedQrWorkspace<T>,
 ) {
-    batched_impl::<T, true>(b, n, l, ws)
+    batched_impl::<T, true>(b, n, l, ws);
 }
 
 #[inline(always)]

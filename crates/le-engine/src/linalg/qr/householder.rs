@@ -79,22 +79,22 @@ mod kernels {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub unsafe fn factor_avx512<T: Real>(a: &mut [T], l: &mut [f64], ws: &mut QrWorkspace<T>) {
-        factor_impl::<T, true>(a, l, ws)
+        factor_impl::<T, true>(a, l, ws);
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn factor_avx2<T: Real>(a: &mut [T], l: &mut [f64], ws: &mut QrWorkspace<T>) {
-        factor_impl::<T, true>(a, l, ws)
+        factor_impl::<T, true>(a, l, ws);
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub unsafe fn form_q_avx512<T: Real>(a: &mut [T], ws: &mut QrWorkspace<T>) {
-        form_q_impl::<T, true>(a, ws)
+        form_q_impl::<T, true>(a, ws);
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn form_q_avx2<T: Real>(a: &mut [T], ws: &mut QrWorkspace<T>) {
-        form_q_impl::<T, true>(a, ws)
+        form_q_impl::<T, true>(a, ws);
     }
 }
 
@@ -246,7 +246,7 @@ fn ln_all(x: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: only called on the tiled path, which requires AVX-512 (`tiled_updates`).
     unsafe {
-        super::tiles_update::ln_in_place(x)
+        super::tiles_update::ln_in_place(x);
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -182,9 +182,9 @@ pub(crate) unsafe fn y_from_v<T: Zmm>(
     transpose: bool,
 ) {
     if transpose {
-        y_from_v_impl::<T, true>(m, nb.min(NB), v, ldv, y, ldy, t, ldt)
+        y_from_v_impl::<T, true>(m, nb.min(NB), v, ldv, y, ldy, t, ldt);
     } else {
-        y_from_v_impl::<T, false>(m, nb.min(NB), v, ldv, y, ldy, t, ldt)
+        y_from_v_impl::<T, false>(m, nb.min(NB), v, ldv, y, ldy, t, ldt);
     }
 }
 

@@ -42,9 +42,9 @@ impl Zmm for f64 {
     #[inline(always)]
     unsafe fn store(p: *mut f64, v: __m512d, n: usize) {
         if n >= 8 {
-            _mm512_storeu_pd(p, v)
+            _mm512_storeu_pd(p, v);
         } else {
-            _mm512_mask_storeu_pd(p, ((1u32 << n) - 1) as u8, v)
+            _mm512_mask_storeu_pd(p, ((1u32 << n) - 1) as u8, v);
         }
     }
     #[inline(always)]
@@ -115,9 +115,9 @@ impl Zmm for f32 {
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m512, n: usize) {
         if n >= 16 {
-            _mm512_storeu_ps(p, v)
+            _mm512_storeu_ps(p, v);
         } else {
-            _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as u16, v)
+            _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as u16, v);
         }
     }
     #[inline(always)]

@@ -58,7 +58,7 @@ unsafe fn gemm_strided<T: Real>(
             false,
             false,
             gemm::Parallelism::None,
-        )
+        );
     }
 }
 
@@ -254,7 +254,7 @@ fn gemm_update<T: Real, const FMA: bool>(
             1,
             d,
             T::one(),
-        )
+        );
     };
     // W = op(T) W, in place, column by column
     for c in 0..n2 {

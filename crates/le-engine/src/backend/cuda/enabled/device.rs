@@ -34,7 +34,7 @@ pub(crate) fn guarded<T, E: From<CudaError>>(
             let msg = payload
                 .downcast_ref::<String>()
                 .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .or_else(|| payload.downcast_ref::<&str>().map(std::string::ToString::to_string))
                 .unwrap_or_else(|| "unknown panic".into());
             Err(CudaError::Driver(format!("{what} panicked: {msg}")).into())
         }
@@ -98,7 +98,7 @@ fn compile(module: &'static aelle_kernels::Module) -> Result<cudarc::nvrtc::Ptx,
         return Err(nvrtc_missing());
     }
     let opts = CompileOptions {
-        options: NVRTC_OPTIONS.iter().map(|s| s.to_string()).collect(),
+        options: NVRTC_OPTIONS.iter().map(std::string::ToString::to_string).collect(),
         name: Some(format!("{}.cu", module.name)),
         ..Default::default()
     };
@@ -146,7 +146,7 @@ static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<DeviceState>>>> = OnceLock::ne
 /// The cached state of device `ordinal`, created on first use.
 pub(crate) fn device_state(ordinal: usize) -> Result<Arc<DeviceState>, CudaError> {
     let cache = DEVICES.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let mut map = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(d) = map.get(&ordinal) {
         return Ok(d.clone());
     }
@@ -204,7 +204,8 @@ impl DeviceState {
 
     /// The kernel `entry` (compiling and loading its module on first use).
     pub fn function(&self, entry: &'static str) -> Result<CudaFunction, CudaError> {
-        let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut functions =
+            self.functions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(f) = functions.get(entry) {
             return Ok(f.clone());
         }
@@ -212,7 +213,8 @@ impl DeviceState {
             .ok_or_else(|| CudaError::Unsupported(format!("no kernel named `{entry}`")))?;
         let slot = aelle_kernels::module_index(module_def).expect("registered module");
         let module = {
-            let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            let mut modules =
+                self.modules.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match &modules[slot] {
                 Some(m) => m.clone(),
                 None => {

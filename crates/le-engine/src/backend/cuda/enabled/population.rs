@@ -58,7 +58,7 @@ pub(crate) fn population_spectra(
             ((free / per) as usize).max(1)
         }
     };
-    let _run = dev.run_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let _run = dev.run_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut spectra: Vec<Vec<Spectrum>> = Vec::with_capacity(nets.len());
     let mut start = 0;
     while start < nets.len() {
@@ -216,13 +216,13 @@ impl<'a> Run<'a> {
                     result?;
                 }
                 Op::SwapState { layer } => {
-                    self.bufs.swap(Buf::Old(layer).slot(), Buf::New(layer).slot())
+                    self.bufs.swap(Buf::Old(layer).slot(), Buf::New(layer).slot());
                 }
                 Op::Forward { layer, step } => self.forward(layer, step)?,
                 Op::Tangent { layer, identity, p_in } => self.tangent(layer, identity, p_in)?,
                 Op::SwapQZ => self.bufs.swap(Buf::Q.slot(), Buf::Z.slot()),
                 Op::Qr { step, accumulate, in_phase } => {
-                    self.orthonormalize(&qr, step, accumulate, in_phase)?
+                    self.orthonormalize(&qr, step, accumulate, in_phase)?;
                 }
                 Op::Trace => {
                     let ts = self.sums.try_clone().map_err(driver_error)?;

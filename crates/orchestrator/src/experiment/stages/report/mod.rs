@@ -75,9 +75,9 @@ pub struct ClassifierOut {
 impl PointOut {
     /// `(label, fraction if the point is a fraction)`.
     pub fn label(&self) -> (String, Option<f64>) {
-        if let Some(f) = self.point.get("fraction").and_then(|v| v.as_f64()) {
+        if let Some(f) = self.point.get("fraction").and_then(serde_json::Value::as_f64) {
             (format!("{:.0} %", f * 100.0), Some(f))
-        } else if let Some(e) = self.point.get("epoch").and_then(|v| v.as_u64()) {
+        } else if let Some(e) = self.point.get("epoch").and_then(serde_json::Value::as_u64) {
             (format!("epoch {e}"), None)
         } else {
             (self.point.to_string(), None)
