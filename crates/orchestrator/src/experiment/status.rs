@@ -66,6 +66,24 @@ pub fn trained_network(run: &RunFolder, config: &ExperimentConfig, id: &str) -> 
     Ok(m)
 }
 
+/// The spectrum record of `id` at `epoch`, which `stage` needs: a missing one is bad input
+/// that says to run `spectra` first.
+pub fn spectrum_record(
+    run: &RunFolder,
+    id: &str,
+    epoch: u32,
+    stage: &str,
+) -> Result<SpectrumRecord> {
+    let path = run.spectrum(id, epoch);
+    if !path.exists() {
+        return Err(crate::error::usage(format!(
+            "{}: spectrum missing; run `spectra` (every shard) and `merge` before `{stage}`",
+            path.display()
+        )));
+    }
+    read_json(&path)
+}
+
 /// Whether `spectra/<id>/epoch-<e>.json` exists and parses.
 pub fn spectrum_is_complete(run: &RunFolder, id: &str, epoch: u32) -> bool {
     let p = run.spectrum(id, epoch);

@@ -10,10 +10,9 @@ use anyhow::{Context, Result};
 
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::plan::networks;
-use crate::experiment::records::SpectrumRecord;
 use crate::experiment::run_folder::RunFolder;
-use crate::experiment::status::trained_network;
-use crate::fs::{read_json, write_json};
+use crate::experiment::status::{spectrum_record, trained_network};
+use crate::fs::write_json;
 
 /// Builds the AeLLE input table from the run folder. Missing spectra or metrics are errors
 /// naming the file (run `spectra` / `merge` first).
@@ -24,15 +23,7 @@ pub fn collect_rows(run: &RunFolder, config: &ExperimentConfig) -> Result<Vec<ae
         let metrics = trained_network(run, config, &net.id)?;
         let final_loss = metrics.final_test_loss();
         for &e in &epochs {
-            let path = run.spectrum(&net.id, e);
-            if !path.exists() {
-                return Err(crate::error::UsageError(format!(
-                    "{}: spectrum missing; run `spectra` (every shard) and `merge` before `aelle`",
-                    path.display()
-                ))
-                .into());
-            }
-            let rec: SpectrumRecord = read_json(&path)?;
+            let rec = spectrum_record(run, &net.id, e, "aelle")?;
             let current = metrics.at(e as usize).and_then(|m| m.test_loss).unwrap_or(f64::NAN);
             rows.push(aelle::SpectrumRow {
                 network_id: net.id.clone(),

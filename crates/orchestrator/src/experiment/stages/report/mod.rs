@@ -22,7 +22,7 @@ use crate::experiment::config::ExperimentConfig;
 use crate::experiment::plan::{NetworkPlan, networks};
 use crate::experiment::records::{SpectrumRecord, Timing};
 use crate::experiment::run_folder::RunFolder;
-use crate::experiment::status::trained_network;
+use crate::experiment::status::{spectrum_record, trained_network};
 use crate::fs::{read_json, write_atomic};
 use plots::{BandSeries, Dot, Figure, Panel, PanelContent, arch_color, viridis};
 use rnn_models::NetMetrics;
@@ -159,8 +159,7 @@ impl ReportData {
         for net in networks(config) {
             let m = trained_network(run, config, &net.id)?;
             for e in config.spectrum_epochs() {
-                let path = run.spectrum(&net.id, e);
-                spectra.push(read_json::<SpectrumRecord>(&path)?);
+                spectra.push(spectrum_record(run, &net.id, e, "report")?);
             }
             nets.push((net, m));
         }
