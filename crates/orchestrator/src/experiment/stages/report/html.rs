@@ -235,6 +235,13 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
         h,
         "<h2>Final test accuracy per cell</h2><table id=\"accuracy\"><tr><th>cell</th><th>networks</th><th>mean ± std</th><th>best</th><th>worst</th><th>diverged</th></tr>"
     );
+    html_accuracy_rows(&mut h, data);
+    html_early_prediction(&mut h, data);
+    html_figures_and_appendix(&mut h, data, figures, config_toml);
+    h
+}
+
+fn html_accuracy_rows(h: &mut String, data: &ReportData) {
     for a in data.arch_accuracies() {
         let _ = writeln!(
             h,
@@ -249,6 +256,11 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
         );
     }
     let _ = writeln!(h, "</table>");
+}
+
+/// The early-prediction tables: AeLLE against the loss-based classifier next to the published
+/// numbers, the other read-outs of the latent, and the AeLLE row counts.
+fn html_early_prediction(h: &mut String, data: &ReportData) {
     let splits = split_counts(data);
     let _ = writeln!(
         h,
@@ -334,6 +346,15 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
             .join(", "),
         data.aelle.tsne_perplexity.map(|p| format!("{p:.1}")).unwrap_or_else(|| "not run".into())
     );
+}
+
+/// The figures, the stage timings, the configuration and the image-load marker.
+fn html_figures_and_appendix(
+    h: &mut String,
+    data: &ReportData,
+    figures: &[RenderedFigure],
+    config_toml: &str,
+) {
     let _ = writeln!(h, "<h2>Figures</h2>");
     for f in figures {
         let _ = writeln!(
@@ -359,7 +380,6 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
         "<script>window.addEventListener('load',function(){{var i=document.images,n=0;for(var k=0;k<i.length;k++){{if(i[k].complete&&i[k].naturalWidth>0)n++;}}document.body.setAttribute('data-images-loaded',n+'/'+i.length);document.getElementById('status').textContent=n+' of '+i.length+' figures loaded.';}});</script>"
     );
     let _ = writeln!(h, "</body></html>");
-    h
 }
 
 #[cfg(test)]
