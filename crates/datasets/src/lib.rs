@@ -34,6 +34,7 @@ pub mod hub;
 pub mod idx;
 pub mod mnist;
 pub mod sequential_image;
+pub mod subset;
 pub mod synthetic;
 pub mod task;
 
@@ -48,6 +49,7 @@ pub use mnist::{
     ImageSplit, MNIST_10K_CLASS_COUNTS, MnistFamily, mnist_10k, mnist_10k_split, stratified_split,
 };
 pub use sequential_image::{PixelNormalization, PixelOrder, SequentialImageTask};
+pub use subset::Subset;
 pub use synthetic::{
     AddingProblemConfig, AddingProblemTask, CopyMemoryConfig, CopyMemoryTask, SumOfSinesConfig,
     SumOfSinesTask,

@@ -216,6 +216,37 @@ pub trait Task {
     }
 }
 
+/// A borrowed task is a task (so a [`crate::Subset`] can view a task it does not own).
+impl<T: Task + ?Sized> Task for &T {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn num_train(&self) -> usize {
+        (**self).num_train()
+    }
+    fn num_test(&self) -> usize {
+        (**self).num_test()
+    }
+    fn seq_len(&self) -> usize {
+        (**self).seq_len()
+    }
+    fn input_size(&self) -> usize {
+        (**self).input_size()
+    }
+    fn output_kind(&self) -> OutputKind {
+        (**self).output_kind()
+    }
+    fn batch(&self, split: Split, indices: &[usize]) -> Result<Batch> {
+        (**self).batch(split, indices)
+    }
+    fn num_classes(&self) -> Option<usize> {
+        (**self).num_classes()
+    }
+    fn driving_sequences(&self, n: usize, seed: u64) -> Result<DrivingSequences> {
+        (**self).driving_sequences(n, seed)
+    }
+}
+
 /// Indices `0..n` shuffled by `ChaCha8Rng::seed_from_u64(seed)` on stream `stream`.
 pub fn shuffled_indices(n: usize, seed: u64, stream: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

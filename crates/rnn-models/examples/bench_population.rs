@@ -22,40 +22,10 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use datasets::{Batch, OutputKind, PixelOrder, SequentialImageTask, Split, Task};
+use datasets::{PixelOrder, SequentialImageTask, Subset};
 use rnn_models::{
     InitScheme, NetSpec, PopulationTrainer, TrainBackend, TrainConfig, cell_kind_from_name,
 };
-
-/// The first `train` training examples of a task.
-struct Truncated<'a> {
-    inner: &'a dyn Task,
-    train: usize,
-}
-
-impl Task for Truncated<'_> {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn num_train(&self) -> usize {
-        self.train.min(self.inner.num_train())
-    }
-    fn num_test(&self) -> usize {
-        self.inner.num_test()
-    }
-    fn seq_len(&self) -> usize {
-        self.inner.seq_len()
-    }
-    fn input_size(&self) -> usize {
-        self.inner.input_size()
-    }
-    fn output_kind(&self) -> OutputKind {
-        self.inner.output_kind()
-    }
-    fn batch(&self, split: Split, indices: &[usize]) -> datasets::Result<Batch> {
-        self.inner.batch(split, indices)
-    }
-}
 
 fn parse_sizes(arg: Option<&String>, default: &str) -> Result<Vec<usize>, std::num::ParseIntError> {
     let text = arg.map_or(default, String::as_str);
@@ -73,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fused_sizes = parse_sizes(args.get(4), "1,4,16")?;
     let full = SequentialImageTask::mnist_10k(PixelOrder::RowWise)?;
     let batch = 128;
-    let task = Truncated { inner: &full, train: steps * batch };
+    let task = Subset::first(&full, steps * batch, 0);
     let threads = rayon::current_num_threads();
     let sgemm = (0..3).map(|_| sgemm_rate(512, threads)).fold(0.0f64, f64::max);
     let (t_len, i_len, n_hid) = (28.0, 28.0, 64.0);
@@ -116,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Err(e) => return Err(e.into()),
             };
         // warm-up step outside the timer (allocator, thread pool)
-        let warm = Truncated { inner: &full, train: batch };
+        let warm = Subset::first(&full, batch, 0);
         let mut warm_trainer =
             PopulationTrainer::new(&warm, &specs, &config, DType::F32, &Device::Cpu)?;
         warm_trainer.train_epoch(1)?;

@@ -26,8 +26,8 @@ use super::shard::Shard;
 use super::stages::spectra::{compute_network_spectra, driving_sequences};
 use super::stages::sweep::train_unit;
 use super::status::{spectrum_is_complete, trained_network};
-use super::task::{SubsetTask, build_task};
-use datasets::SequentialImageTask;
+use super::task::build_task;
+use datasets::{SequentialImageTask, Subset};
 
 /// How a stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +188,7 @@ fn work_left(
 struct Dispatcher {
     run: Arc<RunFolder>,
     config: Arc<ExperimentConfig>,
-    task: Arc<SubsetTask<SequentialImageTask>>,
+    task: Arc<Subset<SequentialImageTask>>,
     spectrum_epochs: Arc<Vec<u32>>,
     driving: Option<Arc<datasets::DrivingSequences>>,
     units: Vec<TrainingUnit>,
