@@ -11,7 +11,7 @@
 //! ```
 //! Timing covers the training steps only (batch assembly included, evaluation excluded).
 //!
-//! The same run also measures the all-thread SGEMM rate (the `gemm` crate, n = 512, best of
+//! The same run also measures the all-thread SGEMM rate (`le_engine::linalg::timing::gemm_rate`, n = 512, best of
 //! three) and reports each row's GEMM work as GFLOP/s and as a share of it: per network-sample
 //! `T * 2 G N (I + N)` flops forward (input and recurrent products of the `G N` gate rows) and
 //! `T * 2 G N (I + 2 N)` backward (weight gradients and the recurrent input gradient), so
@@ -45,7 +45,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch = 128;
     let task = Subset::first(&full, steps * batch, 0);
     let threads = rayon::current_num_threads();
-    let sgemm = (0..3).map(|_| sgemm_rate(512, threads)).fold(0.0f64, f64::max);
+    let sgemm = le_engine::linalg::timing::gemm_rate::<f32>(
+        512,
+        gemm::Parallelism::Rayon(threads),
+        std::time::Duration::from_millis(200),
+    );
     let (t_len, i_len, n_hid) = (28.0, 28.0, 64.0);
     let flops_per_sample = t_len * 2.0 * arch.gates() as f64 * n_hid * (2.0 * i_len + 3.0 * n_hid);
     println!(
@@ -119,44 +123,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
-}
-
-/// All-thread SGEMM rate of the `gemm` crate on `n x n` matrices (GFLOP/s), timed over at
-/// least 200 ms.
-fn sgemm_rate(n: usize, threads: usize) -> f64 {
-    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
-    let b: Vec<f32> = (0..n * n).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3 - 0.5).collect();
-    let mut c = vec![0.0f32; n * n];
-    let mut calls = 0usize;
-    let t0 = Instant::now();
-    while calls < 3 || t0.elapsed().as_secs_f64() < 0.2 {
-        // SAFETY: all three matrices are n x n column-major with the strides given.
-        unsafe {
-            gemm::gemm(
-                n,
-                n,
-                n,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-                false,
-                a.as_ptr(),
-                n as isize,
-                1,
-                b.as_ptr(),
-                n as isize,
-                1,
-                0.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(threads),
-            )
-        };
-        calls += 1;
-    }
-    2.0 * (n as f64).powi(3) * calls as f64 / t0.elapsed().as_secs_f64() / 1e9
 }
 
 fn env_or(name: &str) -> String {

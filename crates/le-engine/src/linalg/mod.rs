@@ -9,6 +9,8 @@
 //! * `aligned.rs`: [`AlignedBuf`], a zeroed buffer starting on a 64-byte boundary.
 //! * `primitives.rs`: the run-time-dispatched level-1 kernels (`dot`, `axpy`, `fmadd`) the QR
 //!   is built from.
+//! * [`timing`]: the same-run GEMM rate every speed claim is set against, and the benchmarks'
+//!   timing rule.
 //! * [`qr`]: the Householder QR of one block, its factored-`Q` form, the batched QR of 16
 //!   blocks and the AVX-512 register-tiled kernels.
 
@@ -16,6 +18,7 @@ mod aligned;
 mod dense;
 pub(crate) mod primitives;
 pub mod qr;
+pub mod timing;
 
 pub use aligned::AlignedBuf;
 pub use dense::{jacobian_times, log_abs_det};

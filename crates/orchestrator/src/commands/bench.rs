@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use le_engine::linalg::qr::{QrWorkspace, householder_factor, orthonormalize_in_place, qr_flops};
+use le_engine::linalg::timing::{gemm_rate, random_normal, time_per_call};
 use le_engine::{Real, SpectrumConfig, jacobian_sequence_spectrum};
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
@@ -100,63 +100,6 @@ pub struct BenchReport {
     pub rnn: Vec<RnnBenchRow>,
 }
 
-/// Best-of-three mean time per call of `f`, each repetition running at least `min`.
-fn time_per_call(min: Duration, mut f: impl FnMut()) -> f64 {
-    f(); // warm caches and lazy initialisation
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let start = Instant::now();
-        let mut n = 0u64;
-        while start.elapsed() < min {
-            f();
-            n += 1;
-        }
-        best = best.min(start.elapsed().as_secs_f64() / n as f64);
-    }
-    best
-}
-
-fn random<T: Real>(n: usize, seed: u64) -> Vec<T> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let g: f64 = StandardNormal.sample(&mut rng);
-            T::from_f64(g)
-        })
-        .collect()
-}
-
-fn gemm_rate<T: Real>(n: usize, par: gemm::Parallelism, min: Duration) -> f64 {
-    let a = random::<T>(n * n, 1);
-    let b = random::<T>(n * n, 2);
-    let mut c = vec![T::zero(); n * n];
-    let t = time_per_call(min, || unsafe {
-        // SAFETY: all three matrices are n x n column-major with the strides given.
-        gemm::gemm(
-            n,
-            n,
-            n,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-            false,
-            a.as_ptr(),
-            n as isize,
-            1,
-            b.as_ptr(),
-            n as isize,
-            1,
-            T::zero(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
-    });
-    2.0 * (n as f64).powi(3) / t / 1e9
-}
-
 /// Textbook unblocked Householder QR (no panels, no SIMD dispatch), column-major, returning
 /// `ln |R_ii|`: the baseline the blocked kernel is compared with.
 pub fn textbook_householder_factor(a: &mut [f64], d: usize, k: usize, logs: &mut [f64]) {
@@ -195,7 +138,7 @@ fn panel_sweep_rows<T: Real>(
     gemm1: f64,
     rows: &mut Vec<BenchRow>,
 ) {
-    let input = random::<T>(d * d, 3 + d as u64);
+    let input = random_normal::<T>(d * d, 3 + d as u64);
     let mut a = le_engine::linalg::AlignedBuf::<T>::zeroed(d * d);
     let mut logs = vec![0.0; d];
     let f = qr_flops(d, d);
@@ -217,7 +160,7 @@ fn panel_sweep_rows<T: Real>(
 }
 
 fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow>) {
-    let input = random::<T>(d * d, 3 + d as u64);
+    let input = random_normal::<T>(d * d, 3 + d as u64);
     // 64-byte-aligned block, as the RNN population path allocates them
     let mut a = le_engine::linalg::AlignedBuf::<T>::zeroed(d * d);
     let mut logs = vec![0.0; d];
@@ -244,7 +187,7 @@ fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow
     // 16 blocks at once, SIMD across blocks (the RNN population path): time per block
     {
         use le_engine::linalg::qr::batched::{BatchedQrWorkspace, LANES, orthonormalize_blocks};
-        let many = random::<T>(LANES * d * d, 9 + d as u64);
+        let many = random_normal::<T>(LANES * d * d, 9 + d as u64);
         let mut blocks = many.clone();
         let mut logs16 = vec![0.0; LANES * d];
         let mut bws = BatchedQrWorkspace::<T>::new(d, d);
@@ -263,7 +206,7 @@ fn qr_rows<T: Real>(d: usize, min: Duration, gemm1: f64, rows: &mut Vec<BenchRow
     }
     // one spectrum step: Z = J Q (2 D^3) + QR with Q formed, over a 16-step sequence
     let steps = 16;
-    let jac = random::<T>(steps * d * d, 5 + d as u64);
+    let jac = random_normal::<T>(steps * d * d, 5 + d as u64);
     let cfg = SpectrumConfig {
         log_det: false,
         precision: if T::NAME == "f32" {
@@ -306,7 +249,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         anyhow::ensure!((1..=4096).contains(&d), "--sizes: each size must be in 1..=4096, got {d}");
         tracing::info!(d, "benchmarking QR and spectrum step");
         // textbook baseline, f64
-        let input = random::<f64>(d * d, 3 + d as u64);
+        let input = random_normal::<f64>(d * d, 3 + d as u64);
         let mut a = input.clone();
         let mut logs = vec![0.0; d];
         let t = time_per_call(min, || {
@@ -470,7 +413,7 @@ fn rnn_population_row(
     let (m, b, t, w, input) = (args.rnn_networks, 16usize, 100usize, 20usize, 28usize);
     let nets: Vec<_> =
         (0..m).map(|i| random_network(kind, hidden, input, 1000 + i as u64)).collect();
-    let inputs = random::<f32>(b * (t + w) * input, 77);
+    let inputs = random_normal::<f32>(b * (t + w) * input, 77);
     let mut cfg = RnnSpectrumConfig::default();
     cfg.spectrum.warmup = w;
     let start = Instant::now();
