@@ -126,8 +126,7 @@ fn main() {
     );
     let mut failures = 0;
     for (i, case) in comparison_cases().into_iter().enumerate() {
-        let nets = case.networks(100 * i as u64);
-        let sets = case.input_sets(100 * i as u64 + 50);
+        let (nets, sets) = case.seeded_population(i);
         let inputs = case.population_inputs(&sets);
         let cpu = match CpuBackend.population_spectra(&nets, &inputs, &case.cfg) {
             Ok(r) => r,

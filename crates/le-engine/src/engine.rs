@@ -441,6 +441,19 @@ impl BatchSpectra {
         let stats = SpectrumStats::of(&members);
         Self { members, stats }
     }
+
+    /// The spectra `member(item, b)` of every item `b`, computed in parallel (rayon).
+    fn of_members<I: Sync>(
+        items: &[I],
+        member: impl Fn(&I, u64) -> Result<Spectrum> + Sync + Send,
+    ) -> Result<Self> {
+        let members = items
+            .par_iter()
+            .enumerate()
+            .map(|(b, item)| member(item, b as u64))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self::collect(members))
+    }
 }
 
 /// Spectra of `map` from each initial state in `x0s`, computed in parallel (rayon). With a
@@ -450,12 +463,7 @@ pub fn map_spectra_batch<T: Real, M: DiscreteMap<T> + ?Sized>(
     x0s: &[Vec<T>],
     cfg: &SpectrumConfig,
 ) -> Result<BatchSpectra> {
-    let members = x0s
-        .par_iter()
-        .enumerate()
-        .map(|(b, x0)| map_spectrum_member(map, x0, cfg, b as u64))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(BatchSpectra::collect(members))
+    BatchSpectra::of_members(x0s, |x0, b| map_spectrum_member(map, x0, cfg, b))
 }
 
 /// Spectra of `flow` from each initial state in `x0s` (RK4 step `dt`), in parallel.
@@ -465,12 +473,7 @@ pub fn flow_spectra_batch<T: Real, F: Flow<T>>(
     dt: f64,
     cfg: &SpectrumConfig,
 ) -> Result<BatchSpectra> {
-    let members = x0s
-        .par_iter()
-        .enumerate()
-        .map(|(b, x0)| flow_spectrum_member(flow, x0, dt, cfg, b as u64))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(BatchSpectra::collect(members))
+    BatchSpectra::of_members(x0s, |x0, b| flow_spectrum_member(flow, x0, dt, cfg, b))
 }
 
 /// Spectra of several Jacobian sequences (each `[T_b, D, D]`), in parallel.
@@ -480,10 +483,5 @@ pub fn jacobian_sequences_batch<T: Real>(
     dt: f64,
     cfg: &SpectrumConfig,
 ) -> Result<BatchSpectra> {
-    let members = sequences
-        .par_iter()
-        .enumerate()
-        .map(|(b, seq)| jacobian_sequence_member(seq, d, dt, cfg, b as u64))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(BatchSpectra::collect(members))
+    BatchSpectra::of_members(sequences, |seq, b| jacobian_sequence_member(seq, d, dt, cfg, b))
 }

@@ -173,15 +173,13 @@ impl<T: Real, F: Flow<T>> DiscreteMap<T> for Rk4<F> {
             next[i] = x[i] + sixth * kx[i];
             xs[i] = x[i] + half * kx[i];
         }
-        self.flow.vector_field(xs, kx);
-        for i in 0..d {
-            next[i] += sixth * two * kx[i];
-            xs[i] = x[i] + half * kx[i];
-        }
-        self.flow.vector_field(xs, kx);
-        for i in 0..d {
-            next[i] += sixth * two * kx[i];
-            xs[i] = x[i] + h * kx[i];
+        // stages 2 and 3, each followed by the next stage's point x + c k
+        for c in [half, h] {
+            self.flow.vector_field(xs, kx);
+            for i in 0..d {
+                next[i] += sixth * two * kx[i];
+                xs[i] = x[i] + c * kx[i];
+            }
         }
         self.flow.vector_field(xs, kx);
         for i in 0..d {
@@ -221,25 +219,17 @@ impl<T: Real, F: Flow<T>> DiscreteMap<T> for Rk4<F> {
         for i in 0..d {
             xs[i] = x[i] + half * kx[i];
         }
-        // stage 2
-        self.flow.tangent(xs, qs, k, kq, jac);
-        self.flow.vector_field(xs, kx);
-        for i in 0..dk {
-            z[i] += sixth * two * kq[i];
-            qs[i] = q[i] + half * kq[i];
-        }
-        for i in 0..d {
-            xs[i] = x[i] + half * kx[i];
-        }
-        // stage 3
-        self.flow.tangent(xs, qs, k, kq, jac);
-        self.flow.vector_field(xs, kx);
-        for i in 0..dk {
-            z[i] += sixth * two * kq[i];
-            qs[i] = q[i] + h * kq[i];
-        }
-        for i in 0..d {
-            xs[i] = x[i] + h * kx[i];
+        // stages 2 and 3, each followed by the next stage's point (x + c k, Q + c K)
+        for c in [half, h] {
+            self.flow.tangent(xs, qs, k, kq, jac);
+            self.flow.vector_field(xs, kx);
+            for i in 0..dk {
+                z[i] += sixth * two * kq[i];
+                qs[i] = q[i] + c * kq[i];
+            }
+            for i in 0..d {
+                xs[i] = x[i] + c * kx[i];
+            }
         }
         // stage 4
         self.flow.tangent(xs, qs, k, kq, jac);
@@ -271,16 +261,5 @@ impl<T: Real, F: Flow<T>> DiscreteMap<T> for Rk4<F> {
         }
         ok
     }
-
-    fn tangent_transpose(
-        &self,
-        t: usize,
-        x: &[T],
-        q: &[T],
-        k: usize,
-        z: &mut [T],
-        ws: &mut MapWorkspace<T>,
-    ) -> bool {
-        product_via_jacobian(self, t, x, q, k, z, ws, true)
-    }
+    // `tangent_transpose`: the trait's default (through the RK4 step's Jacobian above).
 }

@@ -80,8 +80,7 @@ fn cuda_population_matches_cpu_backend() {
     }
     let gpu = CudaBackend::new(0).expect("CUDA backend");
     for (i, case) in comparison_cases().into_iter().enumerate() {
-        let nets = case.networks(100 * i as u64);
-        let sets = case.input_sets(100 * i as u64 + 50);
+        let (nets, sets) = case.seeded_population(i);
         let inputs = case.population_inputs(&sets);
         let cpu = CpuBackend.population_spectra(&nets, &inputs, &case.cfg).unwrap();
         let cuda = gpu.population_spectra(&nets, &inputs, &case.cfg).unwrap();
@@ -95,8 +94,7 @@ fn cuda_population_matches_cpu_backend() {
 fn comparison_cases_run_and_stay_finite_on_the_cpu() {
     use le_engine::backend::sample::comparison_cases;
     for (i, case) in comparison_cases().into_iter().enumerate() {
-        let nets = case.networks(100 * i as u64);
-        let sets = case.input_sets(100 * i as u64 + 50);
+        let (nets, sets) = case.seeded_population(i);
         let inputs = case.population_inputs(&sets);
         let out = CpuBackend
             .population_spectra(&nets, &inputs, &case.cfg)

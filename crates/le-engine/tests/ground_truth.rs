@@ -1,6 +1,8 @@
 //! Every case of METHOD.md section 7: spectra the engine must reproduce, from closed forms,
 //! published values and an independent eigenvalue solver (numpy/LAPACK, see the fixture).
 
+mod common;
+
 use aelle_support::tolerance::{Tol, assert_close};
 use le_engine::systems::{CatMap, Henon, LinearMap, Logistic, Lorenz63, TanhRnn};
 use le_engine::{
@@ -88,15 +90,7 @@ fn lorenz63_with_rk4_tangent_dynamics() {
 
 #[test]
 fn random_tanh_network_matches_eigenvalues_of_g_w() {
-    #[derive(serde::Deserialize)]
-    struct Fixture {
-        n: usize,
-        g: f64,
-        w_row_major: Vec<f64>,
-        log_abs_eig_sorted: Vec<f64>,
-    }
-    let text = include_str!("fixtures/tanh_rnn_eigs.json");
-    let f: Fixture = serde_json::from_str(text).unwrap();
+    let f = common::tanh_rnn_eigs();
     let net = TanhRnn::with_weights(f.n, f.g, &f.w_row_major);
     let x0: Vec<f64> = net.random_state(1).iter().map(|v| 0.1 * v).collect();
     let s = map_spectrum(&net, &x0, &cfg(500, 20_000)).unwrap();

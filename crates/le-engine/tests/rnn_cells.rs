@@ -2,6 +2,8 @@
 //! PyTorch, the sum rule, the random tanh network, and the batched path against the
 //! one-sequence-at-a-time twin.
 
+mod common;
+
 use le_engine::rnn::{
     CellConstants, CellKind, InputSet, Layer, LoadOptions, LstmState, Network, RnnSpectrumConfig,
     SequenceMap, WarmupMode, network_spectra, population_spectra,
@@ -292,14 +294,7 @@ fn sum_of_exponents_equals_mean_log_det_of_explicit_jacobians() {
 
 #[test]
 fn random_tanh_network_matches_eigenvalues_of_g_w() {
-    #[derive(serde::Deserialize)]
-    struct Fixture {
-        n: usize,
-        g: f64,
-        w_row_major: Vec<f64>,
-        log_abs_eig_sorted: Vec<f64>,
-    }
-    let f: Fixture = serde_json::from_str(include_str!("fixtures/tanh_rnn_eigs.json")).unwrap();
+    let f = common::tanh_rnn_eigs();
     let n = f.n;
     let layer = Layer {
         input: 1,
@@ -326,7 +321,7 @@ fn f32_default_tracks_f64() {
         let inputs = gaussian(42, batch * steps * input);
         let s64 =
             network_spectra(&net, &inputs, batch, steps, &cfg(None, 10, Precision::F64)).unwrap();
-        let net32 = to_f32(&net);
+        let net32 = net.to_precision::<f32>();
         let in32: Vec<f32> = inputs.iter().map(|&v| v as f32).collect();
         let s32 = network_spectra(
             &net32,
@@ -345,22 +340,6 @@ fn f32_default_tracks_f64() {
             }
         }
     }
-}
-
-fn to_f32(net: &Network<f64>) -> Network<f32> {
-    let c = |v: &Vec<f64>| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let layers = net
-        .layers
-        .iter()
-        .map(|l| Layer {
-            input: l.input,
-            w_in: c(&l.w_in),
-            b_in: c(&l.b_in),
-            w_rec: c(&l.w_rec),
-            b_rec: c(&l.b_rec),
-        })
-        .collect();
-    Network::from_layers(net.kind, net.hidden, net.input, net.bias, net.constants, layers).unwrap()
 }
 
 #[test]
@@ -455,7 +434,7 @@ fn f32_population_with_interleaved_qr_matches_per_network_calls() {
     // batched QR where it pays (f32, AVX-512); B = 19 leaves a partial group of lanes.
     let (batch, steps, input) = (19, 30, 3);
     let nets: Vec<Network<f32>> = (0..4)
-        .map(|s| to_f32(&random_net(CellKind::Lstm, 5, input, 1, true, 1.0, 200 + s)))
+        .map(|s| random_net(CellKind::Lstm, 5, input, 1, true, 1.0, 200 + s).to_precision::<f32>())
         .collect();
     let inputs: Vec<f32> = gaussian(9, batch * steps * input).iter().map(|&v| v as f32).collect();
     let c = RnnSpectrumConfig {

@@ -193,6 +193,12 @@ impl ComparisonCase {
             .collect()
     }
 
+    /// The networks and input sets of case `i` of [`comparison_cases`], as every comparison
+    /// (tests, `gpu_check`) seeds them: networks from `100 i`, inputs from `100 i + 50`.
+    pub fn seeded_population(&self, i: usize) -> (Vec<Network<f32>>, Vec<Vec<f32>>) {
+        (self.networks(100 * i as u64), self.input_sets(100 * i as u64 + 50))
+    }
+
     /// `sets` (from [`ComparisonCase::input_sets`]) as backend inputs.
     pub fn population_inputs<'a>(&self, sets: &'a [Vec<f32>]) -> PopulationInputs<'a> {
         if sets.len() == 1 {

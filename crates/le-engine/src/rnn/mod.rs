@@ -225,6 +225,31 @@ impl<T: Real> Network<T> {
         Ok(Self { kind, hidden, input, bias, constants, layers })
     }
 
+    /// The same network in another precision (every weight and bias converted through `f64`:
+    /// exact widening, or rounding to nearest).
+    pub fn to_precision<U: Real>(&self) -> Network<U> {
+        let cast = |v: &[T]| v.iter().map(|&x| U::from_f64(x.as_f64())).collect::<Vec<U>>();
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| Layer {
+                input: l.input,
+                w_in: cast(&l.w_in),
+                b_in: cast(&l.b_in),
+                w_rec: cast(&l.w_rec),
+                b_rec: cast(&l.b_rec),
+            })
+            .collect();
+        Network {
+            kind: self.kind,
+            hidden: self.hidden,
+            input: self.input,
+            bias: self.bias,
+            constants: self.constants,
+            layers,
+        }
+    }
+
     /// `M = W - W^T - gamma I` (row-major `N x N`) of an ASRNN layer.
     pub fn asrnn_recurrent(w: &[T], n: usize, gamma: f64) -> Vec<T> {
         let mut m = vec![T::zero(); n * n];

@@ -4,6 +4,8 @@
 
 mod population;
 
+#[cfg(feature = "cuda")]
+pub(crate) use population::{check_population, check_run};
 pub use population::{network_spectra, population_spectra};
 
 use super::{BackendError, Device, PopulationInputs, SpectrumBackend};

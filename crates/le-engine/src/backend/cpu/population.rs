@@ -32,23 +32,50 @@ pub fn population_spectra<T: Real>(
     inputs: &InputSet<'_, T>,
     cfg: &RnnSpectrumConfig,
 ) -> Result<PopulationSpectra> {
-    if nets.is_empty() {
+    check_population(nets, inputs.set_count())?;
+    let threads = rayon::current_num_threads();
+    let run = |(m, net): (usize, &Network<T>), threading| {
+        network_spectra_with(net, inputs.for_network(m), inputs.batch, inputs.steps, cfg, threading)
+    };
+    let spectra: Vec<Vec<Spectrum>> = if nets.len() >= threads {
+        let threading =
+            Threading { par: gemm::Parallelism::None, parallel_qr: false, factored_q: true };
+        nets.par_iter().enumerate().map(|m_net| run(m_net, threading)).collect::<Result<_>>()?
+    } else {
+        let threading = Threading {
+            par: gemm::Parallelism::Rayon(threads),
+            parallel_qr: true,
+            factored_q: true,
+        };
+        nets.iter().enumerate().map(|m_net| run(m_net, threading)).collect::<Result<_>>()?
+    };
+    let stats = spectra.iter().map(|s| SpectrumStats::of(s)).collect();
+    Ok(PopulationSpectra { spectra, stats })
+}
+
+/// The checks of a population as a whole (the CUDA plan makes the same ones): not empty,
+/// `set_count` is 1 or one input set per network, every network of the first one's kind and
+/// sizes. Returns the first network.
+pub(crate) fn check_population<T: Real>(
+    nets: &[Network<T>],
+    set_count: usize,
+) -> Result<&Network<T>> {
+    let Some(first) = nets.first() else {
         return Err(LeError::InvalidConfig {
             field: "networks",
             message: "the population is empty".into(),
         });
-    }
-    if inputs.set_count() != 1 && inputs.set_count() != nets.len() {
+    };
+    if set_count != 1 && set_count != nets.len() {
         return Err(LeError::InvalidConfig {
             field: "inputs",
             message: format!(
                 "{} input sets for {} networks (expected 1 or one per network)",
-                inputs.set_count(),
+                set_count,
                 nets.len()
             ),
         });
     }
-    let first = &nets[0];
     for (m, net) in nets.iter().enumerate() {
         if net.kind != first.kind
             || net.hidden != first.hidden
@@ -71,46 +98,7 @@ pub fn population_spectra<T: Real>(
             });
         }
     }
-    let threads = rayon::current_num_threads();
-    let spectra: Vec<Vec<Spectrum>> = if nets.len() >= threads {
-        nets.par_iter()
-            .enumerate()
-            .map(|(m, net)| {
-                network_spectra_with(
-                    net,
-                    inputs.for_network(m),
-                    inputs.batch,
-                    inputs.steps,
-                    cfg,
-                    Threading {
-                        par: gemm::Parallelism::None,
-                        parallel_qr: false,
-                        factored_q: true,
-                    },
-                )
-            })
-            .collect::<Result<_>>()?
-    } else {
-        nets.iter()
-            .enumerate()
-            .map(|(m, net)| {
-                network_spectra_with(
-                    net,
-                    inputs.for_network(m),
-                    inputs.batch,
-                    inputs.steps,
-                    cfg,
-                    Threading {
-                        par: gemm::Parallelism::Rayon(threads),
-                        parallel_qr: true,
-                        factored_q: true,
-                    },
-                )
-            })
-            .collect::<Result<_>>()?
-    };
-    let stats = spectra.iter().map(|s| SpectrumStats::of(s)).collect();
-    Ok(PopulationSpectra { spectra, stats })
+    Ok(first)
 }
 
 /// Spectra of one network for each of the `batch` sequences of `inputs` (`[B, T, I]`),
@@ -255,10 +243,11 @@ struct NetworkRun<'a, T: Real> {
     rec_cm: Vec<T>,
 }
 
-/// Validate one network's run and return `(d, k)`.
-fn check_run<T: Real>(
+/// Validate one network's run on each of `input_sets` and return `(d, k)` (the CUDA plan
+/// validates its whole population's inputs with it).
+pub(crate) fn check_run<'i, T: Real + 'i>(
     net: &Network<T>,
-    inputs: &[T],
+    input_sets: impl IntoIterator<Item = &'i [T]>,
     batch: usize,
     steps: usize,
     cfg: &RnnSpectrumConfig,
@@ -266,7 +255,9 @@ fn check_run<T: Real>(
     let sc = &cfg.spectrum;
     sc.validate()?;
     crate::engine::check_precision::<T>(sc)?;
-    check_inputs(inputs, batch, steps, net.input, "inputs")?;
+    for inputs in input_sets {
+        check_inputs(inputs, batch, steps, net.input, "inputs")?;
+    }
     let d = net.tangent_dim(cfg.lstm_state);
     let k = sc.resolve_k(d)?;
     let warmup = sc.warmup;
@@ -293,7 +284,7 @@ impl<'a, T: Real> NetworkRun<'a, T> {
         threading: Threading,
     ) -> Result<Self> {
         let Threading { par, parallel_qr, factored_q } = threading;
-        let (d, k) = check_run(net, inputs, batch, steps, cfg)?;
+        let (d, k) = check_run(net, [inputs], batch, steps, cfg)?;
         let sc = &cfg.spectrum;
         let lstm = cfg.lstm_state;
         let warmup = sc.warmup;

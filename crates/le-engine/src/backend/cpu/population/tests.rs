@@ -112,19 +112,7 @@ fn factored_q_path_is_as_accurate_as_explicit_path_f32() {
         for n in [3, 8, 21, 40, 64] {
             let net32 = net::<f32>(kind, n, INPUT, 7 + n as u64);
             let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
-            let layers = net32
-                .layers
-                .iter()
-                .map(|l| Layer {
-                    input: l.input,
-                    w_in: widen(&l.w_in),
-                    b_in: widen(&l.b_in),
-                    w_rec: widen(&l.w_rec),
-                    b_rec: widen(&l.b_rec),
-                })
-                .collect();
-            let consts = CellConstants { eps: 0.0, gamma: 0.0, dt: 0.0 };
-            let net64 = Network::from_layers(kind, n, INPUT, true, consts, layers).unwrap();
+            let net64 = net32.to_precision::<f64>();
             let in32 = rand_vec::<f32>(BATCH * STEPS * INPUT, 1.0, 99);
             let in64 = widen(&in32);
             let mut cfg = RnnSpectrumConfig { lstm_state: lstm, ..Default::default() };

@@ -364,8 +364,7 @@ mod tests {
     #[test]
     fn device_program_on_the_host_matches_the_cpu_backend() {
         for (i, case) in comparison_cases().into_iter().enumerate() {
-            let nets = case.networks(100 * i as u64);
-            let sets = case.input_sets(100 * i as u64 + 50);
+            let (nets, sets) = case.seeded_population(i);
             let inputs = case.population_inputs(&sets);
             let cpu = CpuBackend.population_spectra(&nets, &inputs, &case.cfg).unwrap();
             let plan = Plan::new(&nets, &inputs, &case.cfg).unwrap();

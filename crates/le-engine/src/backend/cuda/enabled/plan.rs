@@ -4,10 +4,9 @@
 //! mirrors the CPU population loop line for line where the CPU backend makes the same
 //! decisions, and takes the QR steps from the same [`QrSchedule`].
 
+use crate::backend::cpu::{check_population, check_run};
 use crate::backend::{BackendError, PopulationInputs};
 use crate::config::{InitialBasis, LogBase, Orientation};
-use crate::engine::check_precision;
-use crate::error::LeError;
 use crate::rnn::{CellKind, LstmState, Network, RnnSpectrumConfig, WarmupMode};
 use crate::schedule::{QrSchedule, StepPhase};
 use crate::spectrum::{Spectrum, Status, TracePoint};
@@ -65,10 +64,6 @@ pub(crate) struct StepAction {
     pub trace: bool,
 }
 
-fn invalid(field: &'static str, message: String) -> BackendError {
-    BackendError::Engine(LeError::InvalidConfig { field, message })
-}
-
 impl Plan {
     /// Validate `nets`, `inputs` and `cfg` exactly as the CPU backend does and derive the sizes.
     pub fn new(
@@ -76,58 +71,13 @@ impl Plan {
         inputs: &PopulationInputs<'_>,
         cfg: &RnnSpectrumConfig,
     ) -> Result<Self, BackendError> {
-        let Some(first) = nets.first() else {
-            return Err(invalid("networks", "the population is empty".into()));
-        };
-        if inputs.set_count() != 1 && inputs.set_count() != nets.len() {
-            return Err(invalid(
-                "inputs",
-                format!(
-                    "{} input sets for {} networks (expected 1 or one per network)",
-                    inputs.set_count(),
-                    nets.len()
-                ),
-            ));
-        }
-        for (m, net) in nets.iter().enumerate() {
-            if net.kind != first.kind
-                || net.hidden != first.hidden
-                || net.input != first.input
-                || net.layers.len() != first.layers.len()
-            {
-                return Err(invalid(
-                    "networks",
-                    format!(
-                        "network {m} is a {} with N = {}, I = {}, {} layers; network 0 is a {} with N = {}, I = {}, {} layers",
-                        net.kind.name(),
-                        net.hidden,
-                        net.input,
-                        net.layers.len(),
-                        first.kind.name(),
-                        first.hidden,
-                        first.input,
-                        first.layers.len()
-                    ),
-                ));
-            }
-        }
-        let sc = &cfg.spectrum;
-        sc.validate()?;
-        check_precision::<f32>(sc)?;
+        let first = check_population(nets, inputs.set_count())?;
         let (batch, steps) = (inputs.batch, inputs.steps);
-        for s in 0..inputs.set_count() {
-            check_inputs(inputs.for_network(s), batch, steps, first.input)?;
-        }
+        let sets = (0..inputs.set_count()).map(|s| inputs.for_network(s));
+        let (d, k) = check_run(first, sets, batch, steps, cfg)?;
+        let sc = &cfg.spectrum;
         let lstm = cfg.lstm_state;
-        let d = first.tangent_dim(lstm);
-        let k = sc.resolve_k(d)?;
         let warmup = sc.warmup;
-        if warmup >= steps {
-            return Err(invalid(
-                "warmup",
-                format!("warm-up of {warmup} steps leaves none of the T = {steps} input steps"),
-            ));
-        }
         let (first_accumulated, replay) = match cfg.warmup_mode {
             WarmupMode::Tangent => (warmup, 0),
             WarmupMode::ReplayInputs => (0, warmup),
@@ -310,43 +260,6 @@ pub(crate) fn decode_status(code: i32, step: i32, index: i32) -> Status {
         3 => Status::Diverged { step, reason: format!("non-finite tangent vector {index}") },
         other => Status::Diverged { step, reason: format!("unknown device status code {other}") },
     }
-}
-
-/// The CPU backend's input check (`[batch, steps, input]`, finite).
-fn check_inputs(
-    inputs: &[f32],
-    batch: usize,
-    steps: usize,
-    input: usize,
-) -> Result<(), BackendError> {
-    if batch == 0 || steps == 0 {
-        return Err(invalid(
-            "inputs",
-            format!("need at least one sequence and one step (got B = {batch}, T = {steps})"),
-        ));
-    }
-    if inputs.len() != batch * steps * input {
-        return Err(invalid(
-            "inputs",
-            format!(
-                "expected [B, T, I] = [{batch}, {steps}, {input}] = {} values, got {}",
-                batch * steps * input,
-                inputs.len()
-            ),
-        ));
-    }
-    if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
-        return Err(invalid(
-            "inputs",
-            format!(
-                "non-finite value at [{}, {}, {}]",
-                i / (steps * input),
-                (i / input) % steps,
-                i % input
-            ),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
