@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{DatasetError, Result};
-use crate::task::{Batch, OutputKind, Split, Targets, Task, check_indices};
+use crate::task::{Batch, OutputKind, Split, Task, check_indices, one_hot_batch};
 
 /// Sequence length of the published char-RNN setting.
 pub const CHAR_LM_SEQ_LEN: usize = 100;
@@ -291,23 +291,9 @@ impl Task for CharLmTask {
         check_indices(&|| self.name(), split, indices, self.windows(split))?;
         let (t, v) = (self.seq_len, self.vocab.len());
         let span = self.span(split);
-        let mut inputs = vec![0.0f32; indices.len() * t * v];
-        let mut targets = Vec::with_capacity(indices.len() * t);
-        for (b, &k) in indices.iter().enumerate() {
+        Ok(one_hot_batch(indices, (t, v), self.output_kind(), |k| {
             let window = &span[k * t..k * t + t + 1];
-            for (step, &id) in window[..t].iter().enumerate() {
-                inputs[(b * t + step) * v + id as usize] = 1.0;
-            }
-            targets.extend_from_slice(&window[1..]);
-        }
-        Ok(Batch {
-            inputs,
-            targets: Targets::ClassPerStep(targets),
-            batch_size: indices.len(),
-            seq_len: t,
-            input_size: v,
-            output_kind: self.output_kind(),
-            example_indices: indices.to_vec(),
-        })
+            (&window[..t], &window[1..])
+        }))
     }
 }

@@ -192,14 +192,12 @@ impl Task for SequentialImageTask {
             }
             labels.push(u32::from(set.labels[i]));
         }
-        Ok(Batch {
+        Ok(Batch::of_examples(
+            indices,
             inputs,
-            targets: Targets::ClassPerSequence(labels),
-            batch_size: indices.len(),
-            seq_len: self.seq_len(),
-            input_size: self.input_size(),
-            output_kind: self.output_kind(),
-            example_indices: indices.to_vec(),
-        })
+            Targets::ClassPerSequence(labels),
+            (self.seq_len(), self.input_size()),
+            self.output_kind(),
+        ))
     }
 }

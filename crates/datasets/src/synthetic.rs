@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{DatasetError, Result};
-use crate::task::{Batch, OutputKind, Split, Targets, Task, check_indices};
+use crate::task::{Batch, OutputKind, Split, Targets, Task, check_indices, one_hot_batch};
 
 const TEST_STREAM_OFFSET: u64 = 1 << 63;
 
@@ -171,15 +171,13 @@ impl Task for SumOfSinesTask {
             inputs.extend_from_slice(&x[..t]);
             targets.extend_from_slice(&x[1..]);
         }
-        Ok(Batch {
+        Ok(Batch::of_examples(
+            indices,
             inputs,
-            targets: Targets::ValuePerStep(targets),
-            batch_size: indices.len(),
-            seq_len: t,
-            input_size: 1,
-            output_kind: self.output_kind(),
-            example_indices: indices.to_vec(),
-        })
+            Targets::ValuePerStep(targets),
+            (t, 1),
+            self.output_kind(),
+        ))
     }
 }
 
@@ -271,15 +269,13 @@ impl Task for AddingProblemTask {
             seq[j * 2 + 1] = 1.0;
             targets.push(seq[i * 2] + seq[j * 2]);
         }
-        Ok(Batch {
+        Ok(Batch::of_examples(
+            indices,
             inputs,
-            targets: Targets::ValuePerSequence(targets),
-            batch_size: indices.len(),
-            seq_len: t,
-            input_size: 2,
-            output_kind: self.output_kind(),
-            example_indices: indices.to_vec(),
-        })
+            Targets::ValuePerSequence(targets),
+            (t, 2),
+            self.output_kind(),
+        ))
     }
 }
 
@@ -392,23 +388,6 @@ impl Task for CopyMemoryTask {
     fn batch(&self, split: Split, indices: &[usize]) -> Result<Batch> {
         check_indices(&|| self.name(), split, indices, self.num_examples(split))?;
         let (t, v) = (self.seq_len(), self.input_size());
-        let mut inputs = vec![0.0f32; indices.len() * t * v];
-        let mut targets = Vec::with_capacity(indices.len() * t);
-        for (b, &k) in indices.iter().enumerate() {
-            let (symbols, target) = self.symbols(split, k);
-            for (step, &s) in symbols.iter().enumerate() {
-                inputs[(b * t + step) * v + s as usize] = 1.0;
-            }
-            targets.extend_from_slice(&target);
-        }
-        Ok(Batch {
-            inputs,
-            targets: Targets::ClassPerStep(targets),
-            batch_size: indices.len(),
-            seq_len: t,
-            input_size: v,
-            output_kind: self.output_kind(),
-            example_indices: indices.to_vec(),
-        })
+        Ok(one_hot_batch(indices, (t, v), self.output_kind(), |k| self.symbols(split, k)))
     }
 }

@@ -83,6 +83,26 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The batch of the examples `indices` of a split, in that order: `inputs` `[B, T, I]`
+    /// (`B = indices.len()`, `(T, I) = (seq_len, input_size)`) and their `targets`.
+    pub(crate) fn of_examples(
+        indices: &[usize],
+        inputs: Vec<f32>,
+        targets: Targets,
+        (seq_len, input_size): (usize, usize),
+        output_kind: OutputKind,
+    ) -> Self {
+        Batch {
+            inputs,
+            targets,
+            batch_size: indices.len(),
+            seq_len,
+            input_size,
+            output_kind,
+            example_indices: indices.to_vec(),
+        }
+    }
+
     /// Shape of the inputs, `[B, T, I]`.
     pub fn input_shape(&self) -> [usize; 3] {
         [self.batch_size, self.seq_len, self.input_size]
@@ -122,6 +142,26 @@ impl Batch {
         };
         Ok((inputs, targets))
     }
+}
+
+/// The one-hot, class-per-step batch of the examples `indices`: `example(k)` gives example
+/// `k`'s `T` input ids (one-hot over `v` features, zeros elsewhere) and its `T` target classes.
+pub(crate) fn one_hot_batch<X: AsRef<[u32]>, Y: AsRef<[u32]>>(
+    indices: &[usize],
+    (t, v): (usize, usize),
+    output_kind: OutputKind,
+    mut example: impl FnMut(usize) -> (X, Y),
+) -> Batch {
+    let mut inputs = vec![0.0f32; indices.len() * t * v];
+    let mut targets = Vec::with_capacity(indices.len() * t);
+    for (b, &k) in indices.iter().enumerate() {
+        let (ids, target) = example(k);
+        for (step, &id) in ids.as_ref().iter().enumerate() {
+            inputs[(b * t + step) * v + id as usize] = 1.0;
+        }
+        targets.extend_from_slice(target.as_ref());
+    }
+    Batch::of_examples(indices, inputs, Targets::ClassPerStep(targets), (t, v), output_kind)
 }
 
 /// A sequence task: a train and a test split of fixed-length sequences.
