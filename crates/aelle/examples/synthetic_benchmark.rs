@@ -9,21 +9,32 @@
 //! final losses across networks (the chance-level control; `--permutation-seed=N`, default 99
 //! as in the integration test).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use aelle::metrics::spearman;
 use aelle::synthetic::{SyntheticConfig, two_factor_population};
-use aelle::tsne::TsneConfig;
-use aelle::{
-    AelleConfig, AlphaStage, AutoencoderConfig, EmbeddingConfig, FeatureConfig, Split, SplitConfig,
-    run_aelle,
-};
+use aelle::{AelleConfig, Split, run_aelle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 fn fmt(v: Option<f64>) -> String {
     v.map_or("  -  ".into(), |v| format!("{v:.3}"))
+}
+
+/// One row of the results table: precision, recall, F1, AUROC and Spearman, then `tail`.
+fn print_row(point: &str, method: &str, [p, r, f1, auroc, rho]: [Option<f64>; 5], tail: &str) {
+    println!(
+        "{point:<12} | {method:<20} | {} | {}  | {} | {} | {}{tail}",
+        fmt(p),
+        fmt(r),
+        fmt(f1),
+        fmt(auroc),
+        fmt(rho)
+    );
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,29 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = if defaults {
         AelleConfig { seed: 7, ..AelleConfig::default() }
     } else {
-        AelleConfig {
-            seed: 7,
-            features: FeatureConfig { length: 64, ..FeatureConfig::default() },
-            split: SplitConfig {
-                validation_fraction: 0.2,
-                test_fraction: 0.3,
-                stratify_by_group: true,
-            },
-            autoencoder: AutoencoderConfig {
-                alpha_stages: vec![
-                    AlphaStage { alpha: 5.0, epochs: 10 },
-                    AlphaStage { alpha: 10.0, epochs: 10 },
-                    AlphaStage { alpha: 20.0, epochs: 20 },
-                ],
-                patience: Some(8),
-                ..AutoencoderConfig::default()
-            },
-            embedding: EmbeddingConfig {
-                tsne: TsneConfig { iterations: 300, ..TsneConfig::default() },
-                tsne_max_points: 300,
-            },
-            ..AelleConfig::default()
-        }
+        common::test_config()
     };
     let mut config = config;
     if let Some(f) = test_fraction {
@@ -111,30 +100,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("PCA explained variance ratio (first 3): {:?}", &r.pca_explained_variance_ratio[..3]);
     println!("point        | classifier           | prec  | recall | F1    | AUROC | Spearman");
     for p in &r.evaluations {
+        let point = format!("{:?}", p.point);
         for c in &p.classifiers {
-            println!(
-                "{:<12} | {:<20} | {} | {}  | {} | {} | {}",
-                format!("{:?}", p.point),
-                format!("{:?}", c.classifier),
-                fmt(c.precision),
-                fmt(c.recall),
-                fmt(c.f1),
-                fmt(c.auroc),
-                fmt(c.spearman_with_final_loss)
-            );
+            let metrics = [c.precision, c.recall, c.f1, c.auroc, c.spearman_with_final_loss];
+            print_row(&point, &format!("{:?}", c.classifier), metrics, "");
         }
         for b in &p.baselines {
-            println!(
-                "{:<12} | {:<20} | {} | {}  | {} | {} | {} (R^2 {})",
-                format!("{:?}", p.point),
-                format!("{:?}", b.baseline),
-                fmt(b.precision),
-                fmt(b.recall),
-                fmt(b.f1),
-                fmt(b.auroc),
-                fmt(b.spearman_with_final_loss),
-                fmt(b.r_squared)
-            );
+            let metrics = [b.precision, b.recall, b.f1, b.auroc, b.spearman_with_final_loss];
+            let r_squared = format!(" (R^2 {})", fmt(b.r_squared));
+            print_row(&point, &format!("{:?}", b.baseline), metrics, &r_squared);
         }
     }
     Ok(())

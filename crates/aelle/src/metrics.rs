@@ -31,13 +31,7 @@ pub struct ConfusionCounts {
 impl ConfusionCounts {
     /// Tallies `predicted[i]` against `actual[i]`. Errors if the lengths differ.
     pub fn from_predictions(predicted: &[bool], actual: &[bool]) -> Result<Self> {
-        if predicted.len() != actual.len() {
-            return Err(AelleError::ShapeMismatch {
-                context: "confusion counts: predictions vs labels",
-                expected: actual.len(),
-                got: predicted.len(),
-            });
-        }
+        check_len("confusion counts: predictions vs labels", actual.len(), predicted.len())?;
         let mut c = Self::default();
         for (&p, &a) in predicted.iter().zip(actual) {
             match (p, a) {
@@ -91,6 +85,14 @@ fn ratio(num: usize, den: usize) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
 
+/// `Ok` when the length `got` is the `expected` one, else a [`AelleError::ShapeMismatch`].
+fn check_len(context: &'static str, expected: usize, got: usize) -> Result<()> {
+    if got != expected {
+        return Err(AelleError::ShapeMismatch { context, expected, got });
+    }
+    Ok(())
+}
+
 fn check_finite(values: &[f64], context: &'static str) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(AelleError::NonFinite { context, index, value: values[index] }),
@@ -123,13 +125,7 @@ pub fn average_ranks(values: &[f64]) -> Result<Vec<f64>> {
 
 /// Pearson correlation of `x` and `y`; `None` for fewer than 2 points or zero variance.
 pub fn pearson(x: &[f64], y: &[f64]) -> Result<Option<f64>> {
-    if x.len() != y.len() {
-        return Err(AelleError::ShapeMismatch {
-            context: "pearson: x vs y length",
-            expected: x.len(),
-            got: y.len(),
-        });
-    }
+    check_len("pearson: x vs y length", x.len(), y.len())?;
     check_finite(x, "pearson x")?;
     check_finite(y, "pearson y")?;
     let n = x.len();
@@ -152,13 +148,7 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Result<Option<f64>> {
 
 /// Spearman's rank correlation (Pearson on average ranks, so ties are handled exactly).
 pub fn spearman(x: &[f64], y: &[f64]) -> Result<Option<f64>> {
-    if x.len() != y.len() {
-        return Err(AelleError::ShapeMismatch {
-            context: "spearman: x vs y length",
-            expected: x.len(),
-            got: y.len(),
-        });
-    }
+    check_len("spearman: x vs y length", x.len(), y.len())?;
     pearson(&average_ranks(x)?, &average_ranks(y)?)
 }
 
@@ -167,13 +157,7 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Result<Option<f64>> {
 /// `AUROC = (R+ - n+ (n+ + 1) / 2) / (n+ n-)` with `R+` the rank sum of the positives.
 /// `None` if either class is empty.
 pub fn auroc(scores: &[f64], labels: &[bool]) -> Result<Option<f64>> {
-    if scores.len() != labels.len() {
-        return Err(AelleError::ShapeMismatch {
-            context: "auroc: scores vs labels length",
-            expected: labels.len(),
-            got: scores.len(),
-        });
-    }
+    check_len("auroc: scores vs labels length", labels.len(), scores.len())?;
     let ranks = average_ranks(scores)?;
     let n_pos = labels.iter().filter(|&&l| l).count();
     let n_neg = labels.len() - n_pos;

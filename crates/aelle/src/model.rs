@@ -839,15 +839,22 @@ mod tests {
         assert_ne!(m1.encode(&vx).unwrap(), m3.encode(&vx).unwrap());
     }
 
-    #[test]
-    fn best_weights_are_a_deep_copy_not_the_final_ones() {
-        // Few training rows with unrelated targets: the predictor overfits, so the validation
-        // objective bottoms out early and the final weights are not the best ones.
+    /// 16 training and 32 validation rows (L = 16) with random targets unrelated to the
+    /// inputs: `(x, y, vx, vy)`, on which the predictor overfits.
+    fn overfitting_data() -> (Matrix, Vec<f64>, Matrix, Vec<f64>) {
         let (x, _) = toy_data(16, 16, 3);
         let (vx, _) = toy_data(32, 16, 4);
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let y: Vec<f64> = (0..16).map(|_| rng.random_range(0.0..1.0)).collect();
         let vy: Vec<f64> = (0..32).map(|_| rng.random_range(0.0..1.0)).collect();
+        (x, y, vx, vy)
+    }
+
+    #[test]
+    fn best_weights_are_a_deep_copy_not_the_final_ones() {
+        // Few training rows with unrelated targets: the predictor overfits, so the validation
+        // objective bottoms out early and the final weights are not the best ones.
+        let (x, y, vx, vy) = overfitting_data();
         // No patience: every epoch runs, then the best snapshot is restored.
         let cfg = AutoencoderConfig {
             patience: None,
@@ -895,11 +902,7 @@ mod tests {
     #[test]
     fn patience_stops_only_in_the_last_stage() {
         // Same overfitting setup as above: the objective stalls early.
-        let (x, _) = toy_data(16, 16, 3);
-        let (vx, _) = toy_data(32, 16, 4);
-        let mut rng = ChaCha8Rng::seed_from_u64(8);
-        let y: Vec<f64> = (0..16).map(|_| rng.random_range(0.0..1.0)).collect();
-        let vy: Vec<f64> = (0..32).map(|_| rng.random_range(0.0..1.0)).collect();
+        let (x, y, vx, vy) = overfitting_data();
         let cfg = AutoencoderConfig {
             patience: Some(5),
             learning_rate: 0.01,
