@@ -15,6 +15,9 @@
 //! Layouts and formulas are stated at the top of each source file (they are those of
 //! `le-engine/src/rnn/cells/` and `le-engine/src/linalg/qr/`).
 
+// A library returns values and errors; only the CLI prints (tests may).
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
+
 /// One CUDA C source file and the kernels it defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Module {

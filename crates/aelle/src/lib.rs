@@ -41,6 +41,8 @@
 //! models here are small enough that the CPU is the right device).
 
 #![warn(missing_docs)]
+// A library returns values and errors; only the CLI prints (tests may).
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod classify;
 pub mod error;

@@ -217,7 +217,7 @@ fn conditional_row(d2: &[f64], i: usize, target_entropy: f64) -> Vec<f64> {
         }
         // H = ln(sum) + beta * E[d]; sum >= 1 because the nearest neighbour has weight 1.
         let entropy = sum.ln() + beta * weighted / sum;
-        for v in row.iter_mut() {
+        for v in &mut row {
             *v /= sum;
         }
         let diff = entropy - target_entropy;

@@ -89,7 +89,8 @@ impl CharVocabulary {
 
     /// The JSON form read by [`CharVocabulary::from_json`].
     pub fn to_json(&self) -> String {
-        let entries: Vec<String> = self.chars.iter().map(|c| c.to_string()).collect();
+        let entries: Vec<String> =
+            self.chars.iter().map(std::string::ToString::to_string).collect();
         serde_json::to_string(&entries).unwrap_or_default()
     }
 

@@ -290,7 +290,7 @@ mod enabled {
             Err(payload) => {
                 let reason = payload
                     .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
+                    .map(std::string::ToString::to_string)
                     .or_else(|| payload.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".to_string());
                 Err(DatasetError::Parquet {

@@ -27,6 +27,9 @@
 //! Libraries never print: errors are typed ([`DatasetError`], [`IdxError`], [`HubError`]) and
 //! name the file and what was expected.
 
+// A library returns values and errors; only the CLI prints (tests may).
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod char_lm;
 pub mod driving;
 pub mod error;

@@ -25,6 +25,9 @@
 //! Features: `cuda` (candle's CUDA backend; off by default, never needed by the tests).
 //! Libraries never print; progress goes to `tracing`.
 
+// A library returns values and errors; only the CLI prints (tests may).
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
+
 #[macro_use]
 mod dispatch;
 

@@ -90,7 +90,7 @@ fn forward_layer(
     match d.cell {
         FusedCell::Lstm => lstm::forward_sequence(lb, zeros, w_hh, (b, t, n), par),
         FusedCell::Gru => {
-            gru::forward_sequence(lb, zeros, w_hh, biases.map(|(_, b_hh)| b_hh), (b, t, n), par)
+            gru::forward_sequence(lb, zeros, w_hh, biases.map(|(_, b_hh)| b_hh), (b, t, n), par);
         }
     }
 }
