@@ -7,14 +7,12 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{F32_ABS, F32_REL, TinyTask, assert_close};
+use common::{F32_ABS, F32_REL, TinyTask, assert_close, one_network};
 use datasets::OutputKind;
 use le_engine::rnn::CellKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rnn_models::{
-    NetSpec, PopulationModel, TrainConfig, read_checkpoint, run_sweep, shape_for_task,
-};
+use rnn_models::{NetSpec, TrainConfig, read_checkpoint, run_sweep, shape_for_task};
 
 const B: usize = 3;
 const T: usize = 6;
@@ -49,14 +47,7 @@ fn candle_and_le_engine_agree_on_every_cell_kind() {
         // candle side
         let shape = shape_for_task(&task, spec);
         let values = read_checkpoint(&path, &shape).unwrap().values;
-        let model = PopulationModel::from_values(
-            shape,
-            std::slice::from_ref(spec),
-            vec![values],
-            DType::F32,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let model = one_network(shape, spec, values, DType::F32);
         let x = Tensor::from_vec(inputs.clone(), (1, B, T, I), &Device::Cpu).unwrap();
         let hidden = model.forward_hidden(&model.detached_params(), &x).unwrap();
         let ours: Vec<f64> = Tensor::stack(&hidden, 2)

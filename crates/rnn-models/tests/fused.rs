@@ -197,23 +197,11 @@ fn fused_equals_candle(specs: &[NetSpec], cfg: TrainConfig) {
 
 fn fused_equals_candle_on(task: &TinyTask, specs: &[NetSpec], cfg: TrainConfig) {
     let n_train = task.train.len() as f64;
-    let dev = Device::Cpu;
-    let mut a = PopulationTrainer::new(
-        task,
-        specs,
-        &TrainConfig { backend: TrainBackend::Candle, ..cfg.clone() },
-        DType::F32,
-        &dev,
-    )
-    .unwrap();
-    let mut b = PopulationTrainer::new(
-        task,
-        specs,
-        &TrainConfig { backend: TrainBackend::Fused, ..cfg.clone() },
-        DType::F32,
-        &dev,
-    )
-    .unwrap();
+    let trainer = |backend| {
+        let cfg = TrainConfig { backend, ..cfg.clone() };
+        PopulationTrainer::new(task, specs, &cfg, DType::F32, &Device::Cpu).unwrap()
+    };
+    let (mut a, mut b) = (trainer(TrainBackend::Candle), trainer(TrainBackend::Fused));
     assert!(!a.uses_fused() && b.uses_fused());
     for e in 1..=2 {
         let ra = a.train_epoch(e).unwrap();

@@ -3,12 +3,15 @@
 //! Rule: `|g_autograd - g_fd| <= 1e-7 + 1e-6 |g_fd|` with step `h = 1e-6` (the central
 //! difference error is O(h^2) ~ 1e-12 times third derivatives, rounding ~ 1e-16 / h ~ 1e-10).
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
+use common::one_network;
 use le_engine::rnn::CellKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rnn_models::init::init_network_values;
-use rnn_models::{ConstantOverrides, Head, ModelShape, NetSpec, PopulationModel};
+use rnn_models::{ConstantOverrides, Head, ModelShape, NetSpec};
 
 const B: usize = 2;
 const T: usize = 4;
@@ -22,14 +25,7 @@ fn loss_of(
     x: &Tensor,
     y: &Tensor,
 ) -> f64 {
-    let model = PopulationModel::from_values(
-        shape,
-        std::slice::from_ref(spec),
-        vec![values],
-        DType::F64,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = one_network(shape, spec, values, DType::F64);
     let out = model.forward(&model.detached_params(), x, None).unwrap();
     model.loss(&out, y).unwrap().0.to_vec1::<f64>().unwrap()[0]
 }
@@ -59,14 +55,7 @@ fn gradcheck(arch: CellKind, layers: usize, bias: bool, head: Head) {
         let v: Vec<f64> = (0..rows * o).map(|_| rng.random::<f64>()).collect();
         Tensor::from_vec(v, (1, rows, o), &dev).unwrap()
     };
-    let model = PopulationModel::from_values(
-        shape,
-        std::slice::from_ref(&spec),
-        vec![values.clone()],
-        DType::F64,
-        &dev,
-    )
-    .unwrap();
+    let model = one_network(shape, &spec, values.clone(), DType::F64);
     let out = model.forward(&model.tracked_params(), &x, None).unwrap();
     let (loss, _) = model.loss(&out, &y).unwrap();
     let grads = loss.sum_all().unwrap().backward().unwrap();

@@ -51,21 +51,21 @@ fn timeless(mut m: NetMetrics) -> NetMetrics {
     m
 }
 
+/// The sorted names of the checkpoint files in `dir`.
+fn checkpoint_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
+    names.sort();
+    names
+}
+
 fn assert_same_files(a: &Path, b: &Path, ids: &[&str]) {
     for id in ids {
         let (da, db) = (a.join("nets").join(id), b.join("nets").join(id));
-        let mut names: Vec<String> = std::fs::read_dir(&da)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".safetensors"))
-            .collect();
-        names.sort();
-        let mut names_b: Vec<String> = std::fs::read_dir(&db)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".safetensors"))
-            .collect();
-        names_b.sort();
+        let (names, names_b) = (checkpoint_names(&da), checkpoint_names(&db));
         assert_eq!(names, names_b, "{id}: file sets differ");
         for n in &names {
             assert!(

@@ -10,12 +10,11 @@ mod common;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use common::{F64_ABS, F64_REL, assert_close};
+use common::{F64_ABS, F64_REL, assert_close, one_network};
 use le_engine::rnn::CellKind;
 use rnn_models::checkpoint::read_tensors;
 use rnn_models::{
-    ConstantOverrides, Head, ModelShape, NetSpec, OptimizerKind, PopulationAdam, PopulationModel,
-    TrainConfig,
+    ConstantOverrides, Head, ModelShape, NetSpec, OptimizerKind, PopulationAdam, TrainConfig,
 };
 
 const B: usize = 4;
@@ -60,14 +59,7 @@ fn check(name: &str, arch: CellKind, layers: usize, per_step: bool) {
     let k = specs.len();
     let v = |i: usize| loaded.values[i].clone();
     let dev = Device::Cpu;
-    let model = PopulationModel::from_values(
-        shape,
-        &[spec.clone()],
-        vec![loaded.values[..k].to_vec()],
-        DType::F64,
-        &dev,
-    )
-    .unwrap();
+    let model = one_network(shape, &spec, loaded.values[..k].to_vec(), DType::F64);
     let x = Tensor::from_vec(v(5 * k), (1, B, T, I), &dev).unwrap();
     let targets: Vec<u32> = v(5 * k + 1).iter().map(|&c| c as u32).collect();
     let y = Tensor::from_vec(targets, (1, rows), &dev).unwrap();
@@ -123,18 +115,10 @@ fn check_weight_decay(
     let specs = shape.param_specs();
     let k = specs.len();
     let v = |i: usize| values[i].clone();
-    let dev = Device::Cpu;
     for (offset, optimizer, steps) in
         [(3 * k, OptimizerKind::Adam, 1), (4 * k, OptimizerKind::AdamW, 2)]
     {
-        let fresh = PopulationModel::from_values(
-            shape,
-            std::slice::from_ref(spec),
-            vec![values[..k].to_vec()],
-            DType::F64,
-            &dev,
-        )
-        .unwrap();
+        let fresh = one_network(shape, spec, values[..k].to_vec(), DType::F64);
         let config = TrainConfig {
             grad_clip: Some(0.001),
             weight_decay: 0.1,

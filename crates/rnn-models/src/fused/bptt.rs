@@ -57,6 +57,35 @@ fn load_time_major(xs: &mut [f32], x: &[f32], (b, t): (usize, usize), i0: usize)
     }
 }
 
+/// Layer `l`'s hidden size `n`, gate rows `g` and parameter offsets.
+fn layer_shape(d: &FusedDims, l: usize) -> (usize, usize, LayerOffsets) {
+    (d.hidden, d.gates() * d.hidden, d.layer(l))
+}
+
+/// The input of layer `below.len()` over all `tb = T B` rows: the time-major inputs for
+/// the first layer, else the outputs `h` of the layer below.
+fn layer_input<'a>(
+    d: &FusedDims,
+    xs: &'a [f32],
+    below: &'a [LayerBuffers],
+    tb: usize,
+) -> &'a [f32] {
+    match below.last() {
+        None => &xs[..tb * d.input],
+        Some(lb) => &lb.h[..tb * d.hidden],
+    }
+}
+
+/// The `(W_ih, W_hh)` slices of a layer (`g` gate rows, hidden size `n`).
+fn layer_weights<'p>(
+    params: &'p [f32],
+    off: &LayerOffsets,
+    g: usize,
+    n: usize,
+) -> (&'p [f32], &'p [f32]) {
+    (&params[off.w_ih..off.w_ih + g * off.input], &params[off.w_hh..off.w_hh + g * n])
+}
+
 /// The `(bias_ih, bias_hh)` slices of a layer, if the cells have biases.
 fn layer_biases<'p>(
     params: &'p [f32],
@@ -76,15 +105,12 @@ fn forward_layer(
     (b, t): (usize, usize),
     par: Parallelism,
 ) {
-    let (n, i0) = (d.hidden, d.input);
-    let g = d.gates() * n;
-    let off = d.layer(l);
+    let (n, g, off) = layer_shape(d, l);
     let zeros = &ws.zeros[..b * n];
     let (below, rest) = ws.layers.split_at_mut(l);
     let lb = &mut rest[0];
-    let input: &[f32] = if l == 0 { &ws.x[..t * b * i0] } else { &below[l - 1].h[..t * b * n] };
-    let w_ih = &params[off.w_ih..off.w_ih + g * off.input];
-    let w_hh = &params[off.w_hh..off.w_hh + g * n];
+    let input = layer_input(d, &ws.x, below, t * b);
+    let (w_ih, w_hh) = layer_weights(params, &off, g, n);
     let biases = layer_biases(params, &off, g);
     input_projection(d.cell, &mut lb.gates[..t * b * g], input, w_ih, biases, g, par);
     match d.cell {
@@ -235,23 +261,20 @@ fn backward_layer(
     (b, t): (usize, usize),
     par: Parallelism,
 ) {
-    let (n, i0) = (d.hidden, d.input);
-    let g = d.gates() * n;
-    let off = d.layer(l);
+    let (n, g, off) = layer_shape(d, l);
     let top = l + 1 == d.layers;
     let Workspace { x: xs, layers, d_out, d_in, dh, dc, zeros, grad: gr, .. } = ws;
     let (zeros, dh, dc) = (&zeros[..b * n], &mut dh[..b * n], &mut dc[..b * n]);
     let (below, rest) = layers.split_at_mut(l);
     let lb = &mut rest[0];
-    let w_hh = &params[off.w_hh..off.w_hh + g * n];
-    let w_ih = &params[off.w_ih..off.w_ih + g * off.input];
+    let (w_ih, w_hh) = layer_weights(params, &off, g, n);
     dc.fill(0.0);
     let ext = (!top).then(|| &d_out[..t * b * n]);
     match d.cell {
         FusedCell::Lstm => lstm::backward_sequence(lb, zeros, w_hh, ext, dh, dc, (b, t, n), par),
         FusedCell::Gru => gru::backward_sequence(lb, zeros, w_hh, ext, dh, dc, (b, t, n), par),
     }
-    let input: &[f32] = if l == 0 { &xs[..t * b * i0] } else { &below[l - 1].h[..t * b * n] };
+    let input = layer_input(d, xs, below, t * b);
     weight_gradients(d.cell, lb, input, &off, gr, (b, t, n, g), par);
     if l > 0 {
         let gates = &lb.gates[..t * b * g];

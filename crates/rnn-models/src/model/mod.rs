@@ -189,23 +189,20 @@ impl PopulationModel {
 
     /// Network `m`'s values as `f64`, per parameter in canonical order.
     pub fn network_values(&self, m: usize) -> Result<NetworkValues> {
-        self.check_index(m)?;
-        self.params
-            .iter()
-            .map(|v| {
-                Ok(v.as_tensor().get(m)?.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
-            })
-            .collect()
+        self.network_values_as::<f64>(m)
     }
 
     /// Network `m`'s values as `f32` (what checkpoints store).
     pub fn network_values_f32(&self, m: usize) -> Result<Vec<Vec<f32>>> {
+        self.network_values_as::<f32>(m)
+    }
+
+    /// Network `m`'s values converted to `T`, per parameter in canonical order.
+    fn network_values_as<T: candle_core::WithDType>(&self, m: usize) -> Result<Vec<Vec<T>>> {
         self.check_index(m)?;
         self.params
             .iter()
-            .map(|v| {
-                Ok(v.as_tensor().get(m)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
-            })
+            .map(|v| Ok(v.as_tensor().get(m)?.flatten_all()?.to_dtype(T::DTYPE)?.to_vec1::<T>()?))
             .collect()
     }
 

@@ -3,9 +3,7 @@
 use candle_core::{DType, Tensor};
 use datasets::{Batch, BatchIter, Split, Targets};
 
-use super::{
-    Divergence, EpochTally, EvalResult, PopulationTrainer, TrainEpochResult, next_batches,
-};
+use super::{Divergence, EpochTally, EvalResult, PopulationTrainer, TrainEpochResult};
 use crate::error::{ModelError, Result};
 
 impl PopulationTrainer<'_> {
@@ -75,16 +73,10 @@ impl PopulationTrainer<'_> {
     pub(super) fn train_epoch_candle(&mut self, epoch: usize) -> Result<Vec<TrainEpochResult>> {
         let m = self.model.num_networks();
         let mut iters = self.epoch_iters(epoch)?;
-        let lrs: Vec<f64> = self.model.specs().iter().map(|s| s.lr).collect();
+        let lrs = self.learning_rates();
         let mut tally = EpochTally::new(m);
         let mut batch_index = 0usize;
-        loop {
-            if !self.active.iter().any(|&a| a) {
-                break;
-            }
-            let Some(batches) = next_batches(&mut iters)? else {
-                break;
-            };
+        while let Some(batches) = self.next_live_batches(&mut iters)? {
             let b = batches[0].batch_size;
             let (x, y, rows) = self.stack(batches)?;
             let mask = self.dropout_mask(epoch, batch_index, rows)?;
@@ -155,13 +147,7 @@ impl PopulationTrainer<'_> {
             }
             seen += b;
         }
-        if seen == 0 {
-            return Err(ModelError::UnsupportedTask(format!(
-                "split {} of {} is empty",
-                split.name(),
-                self.task.name()
-            )));
-        }
+        self.check_evaluated(split, seen)?;
         let classification = self.model.shape().head.is_classification();
         Ok((0..m)
             .map(|k| {

@@ -9,9 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use datasets::{Batch, BatchIter, Split, Targets};
 use le_engine::rnn::CellKind;
 
-use super::{
-    Divergence, EpochTally, EvalResult, PopulationTrainer, TrainEpochResult, next_batches,
-};
+use super::{Divergence, EpochTally, EvalResult, PopulationTrainer, TrainEpochResult};
 use crate::error::{ModelError, Result};
 use crate::fused::{BatchLoss, FusedCell, FusedDims, Workspace, step_parts};
 use crate::model::{Head, PopulationModel};
@@ -233,18 +231,12 @@ impl PopulationTrainer<'_> {
         };
         let m = self.model.num_networks();
         let mut iters = self.epoch_iters(epoch)?;
-        let lrs: Vec<f64> = self.model.specs().iter().map(|s| s.lr).collect();
+        let lrs = self.learning_rates();
         let settings = AdamSettings::of(&self.config);
         let sizes = dims.param_sizes();
         let mut tally = EpochTally::new(m);
         let mut batch_index = 0usize;
-        loop {
-            if !self.active.iter().any(|&a| a) {
-                break;
-            }
-            let Some(batches) = next_batches(&mut iters)? else {
-                break;
-            };
+        while let Some(batches) = self.next_live_batches(&mut iters)? {
             let (b, t, i) = (batches[0].batch_size, batches[0].seq_len, batches[0].input_size);
             let mut classes = Vec::with_capacity(m);
             for batch in &batches {
@@ -427,13 +419,7 @@ impl PopulationTrainer<'_> {
             }
             seen += b;
         }
-        if seen == 0 {
-            return Err(ModelError::UnsupportedTask(format!(
-                "split {} of {} is empty",
-                split.name(),
-                self.task.name()
-            )));
-        }
+        self.check_evaluated(split, seen)?;
         Ok((0..m)
             .map(|k| {
                 if self.active[k] {

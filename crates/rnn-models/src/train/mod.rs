@@ -104,18 +104,6 @@ impl EpochTally {
     }
 }
 
-/// The next minibatch of every network, or `None` once any network's epoch is over.
-pub(super) fn next_batches(iters: &mut [BatchIter<'_>]) -> Result<Option<Vec<Batch>>> {
-    let mut batches = Vec::with_capacity(iters.len());
-    for it in iters {
-        match it.next() {
-            Some(b) => batches.push(b?),
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(batches))
-}
-
 /// Trains a [`PopulationModel`] on a [`Task`].
 pub struct PopulationTrainer<'t> {
     task: &'t dyn Task,
@@ -246,6 +234,42 @@ impl<'t> PopulationTrainer<'t> {
         } else {
             self.train_epoch_candle(epoch)
         }
+    }
+
+    /// An evaluation pass that saw no rows (`seen == 0`) is an error: the split is empty.
+    pub(super) fn check_evaluated(&self, split: Split, seen: usize) -> Result<()> {
+        if seen == 0 {
+            return Err(ModelError::UnsupportedTask(format!(
+                "split {} of {} is empty",
+                split.name(),
+                self.task.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every network's learning rate, in population order.
+    pub(super) fn learning_rates(&self) -> Vec<f64> {
+        self.model.specs().iter().map(|s| s.lr).collect()
+    }
+
+    /// The next minibatch of every network (one step of the epoch loop), or `None` once no
+    /// network is active or any network's epoch is over.
+    pub(super) fn next_live_batches(
+        &self,
+        iters: &mut [BatchIter<'_>],
+    ) -> Result<Option<Vec<Batch>>> {
+        if !self.active.iter().any(|&a| a) {
+            return Ok(None);
+        }
+        let mut batches = Vec::with_capacity(iters.len());
+        for it in iters {
+            match it.next() {
+                Some(b) => batches.push(b?),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(batches))
     }
 
     /// Every network's minibatch iterator for training epoch `epoch` (its own data order).

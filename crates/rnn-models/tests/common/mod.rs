@@ -2,10 +2,11 @@
 #![allow(dead_code)]
 
 use aelle_support::tolerance::{self, Tol};
+use candle_core::{DType, Device};
 use datasets::{Batch, OutputKind, Split, Targets, Task};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rnn_models::TrainConfig;
+use rnn_models::{ModelShape, NetSpec, PopulationModel, TrainConfig};
 
 /// Tolerance rule for f32 results: `|a - b| <= ABS + REL * |b|`.
 pub const F32_ABS: f64 = 2e-5;
@@ -15,6 +16,23 @@ pub const F32_REL: f64 = 2e-4;
 pub const F64_ABS: f64 = 1e-10;
 /// See [`F64_ABS`].
 pub const F64_REL: f64 = 1e-9;
+
+/// A population of the one network `spec` with parameter values `values`, on the CPU.
+pub fn one_network(
+    shape: ModelShape,
+    spec: &NetSpec,
+    values: Vec<Vec<f64>>,
+    dtype: DType,
+) -> PopulationModel {
+    PopulationModel::from_values(
+        shape,
+        std::slice::from_ref(spec),
+        vec![values],
+        dtype,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
 
 /// `a` close to `b` entry by entry: `|a - b| <= abs + rel |b|` (the workspace's rule,
 /// [`aelle_support::tolerance`]; finite vs non-finite never close).
