@@ -211,10 +211,12 @@ fn no_temporary_files(root: &Path) {
     walk(root, &mut files);
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
-        // Our writes: `.name.tmp-PID`; rnn-models: `name.tmp`. A SIGKILL may leave one
-        // temporary behind, but never a partial file under a final name (checked by
-        // the comparison with the uninterrupted run).
+        // Every write goes through `aelle_support::fs::write_atomic` (`<name>.tmp`, then a
+        // rename). A SIGKILL may leave one such temporary behind, but never a partial file
+        // under a final name (checked by the comparison with the uninterrupted run), and no
+        // temporary of another naming scheme.
         assert!(!name.ends_with(".partial"), "{}", f.display());
+        assert!(!name.contains(".tmp-"), "{}: not the one atomic-write rule", f.display());
     }
 }
 

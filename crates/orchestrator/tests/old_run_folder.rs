@@ -68,5 +68,5 @@ fn a_run_folder_of_the_previous_release_resumes_to_a_fresh_runs_result() {
     let fresh = dir.path().join("fresh");
     stage("run", &fresh, &[]);
     assert_same_results(&fresh, &old, &[0, 1, 2]);
-    assert_eq!(NETS.len(), 12);
+    assert!(NETS.iter().all(|id| old.join("nets").join(id).join("metrics.json").is_file()));
 }
