@@ -135,14 +135,15 @@ fn work_left(
         networks_to_train: 0,
         spectra_to_compute: 0,
     };
-    let mut pending_spectra_nets: Vec<NetworkPlan> = Vec::new();
+    // Trained networks whose spectra may be missing, with whether their training diverged.
+    let mut pending_spectra_nets: Vec<(NetworkPlan, bool)> = Vec::new();
     for unit in units {
         let mut unit_done = true;
         for net in &unit.networks {
             match trained_network(run, config, &net.id) {
-                Ok(_) => {
+                Ok(m) => {
                     if select.spectra {
-                        pending_spectra_nets.push(net.clone());
+                        pending_spectra_nets.push((net.clone(), m.diverged()));
                     }
                 }
                 Err(why) => {
@@ -173,10 +174,8 @@ fn work_left(
     if select.spectra {
         left.spectra_to_compute = units.iter().flat_map(|u| &u.networks).map(spectra_left).sum();
     }
-    for net in pending_spectra_nets {
+    for (net, diverged) in pending_spectra_nets {
         if spectra_left(&net) > 0 {
-            let diverged =
-                trained_network(run, config, &net.id).map(|m| m.diverged()).unwrap_or(false);
             left.spectra.push_back((net, diverged));
         }
     }
