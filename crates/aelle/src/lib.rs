@@ -17,7 +17,12 @@
 //! - [`pca`], [`tsne`]: exact centred PCA (Jacobi SVD) and exact t-SNE of the latent;
 //! - [`classify`], [`metrics`]: logistic / ridge fitters, thresholds chosen on validation,
 //!   precision / recall / F1 / AUROC / Spearman with explicit undefined values;
-//! - [`pipeline`]: [`run_aelle`] ties it together and returns an [`AelleReport`];
+//! - [`pipeline`]: [`run_aelle`] ties it together on one train / validation / test split
+//!   (the embedding plots and the single-split table) and returns an [`AelleReport`];
+//! - [`crossval`]: the headline numbers: repeated stratified K-fold over networks, each fold a
+//!   [`PretrainedAelle`] fitted on the other folds, with the hyperparameter-only and
+//!   shuffled-label controls and within-cell results; [`bootstrap`] gives the intervals;
+//! - [`transfer`]: a [`PretrainedAelle`] fitted on one population applied to another;
 //! - [`synthetic`]: a two-factor population with known truth, for tests and benchmarks.
 //!
 //! Everything is deterministic given the seed in [`AelleConfig`] and runs on the CPU.
@@ -44,7 +49,9 @@
 // A library returns values and errors; only the CLI prints (tests may).
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod bootstrap;
 pub mod classify;
+pub mod crossval;
 pub mod error;
 pub mod features;
 pub mod matrix;
@@ -55,8 +62,10 @@ pub mod pipeline;
 pub mod split;
 pub mod synthetic;
 pub mod table;
+pub mod transfer;
 pub mod tsne;
 
+pub use crossval::{CrossValidationConfig, CrossValidationReport, PretrainedAelle, cross_validate};
 pub use error::{AelleError, Result};
 pub use features::{FeatureConfig, ResamplingMethod};
 pub use matrix::Matrix;
@@ -67,3 +76,4 @@ pub use pipeline::{
 };
 pub use split::{Split, SplitConfig};
 pub use table::SpectrumRow;
+pub use transfer::{TransferReport, transfer};

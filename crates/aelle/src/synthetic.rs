@@ -12,7 +12,10 @@
 //! nuisance direction. Final loss `exp(-1 + 0.4 f1 + 0.05 e)`, `e ~ N(0, 1)` per network;
 //! current loss `final + (2.3 - final) exp(-4 p) (1 + 0.05 eta)`, `eta ~ N(0, 1)` per row,
 //! so the current loss says nothing about the final one at `p = 0` and more as `p` grows.
-//! Groups differ in spectrum length (resampling is exercised) and by a small offset.
+//! Groups differ in spectrum length (resampling is exercised) and by a small offset. Each
+//! network also has one hyperparameter `knob = 0.6 f1 + 0.8 u`, `u ~ N(0, 1)` (drawn from a
+//! second generator, seed + 1), so a hyperparameter-only baseline sees part of the truth
+//! (correlation 0.6 with `f1`) and the spectrum all of it.
 
 use std::collections::BTreeMap;
 
@@ -85,6 +88,7 @@ pub fn two_factor_population(config: &SyntheticConfig) -> Result<SyntheticPopula
     }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let gauss = |rng: &mut ChaCha8Rng| -> f64 { rng.sample(StandardNormal) };
+    let mut knob_rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1));
     let mut rows = Vec::new();
     let mut performance_factor = BTreeMap::new();
     let mut nuisance_factor = BTreeMap::new();
@@ -94,6 +98,8 @@ pub fn two_factor_population(config: &SyntheticConfig) -> Result<SyntheticPopula
         let id = format!("net-{n:05}");
         let (f1, f2) = (gauss(&mut rng), gauss(&mut rng));
         let final_loss = (-1.0 + 0.4 * f1 + 0.05 * gauss(&mut rng)).exp();
+        let knob = 0.6 * f1 + 0.8 * gauss(&mut knob_rng);
+        let hyperparameters = BTreeMap::from([("knob".to_string(), knob)]);
         performance_factor.insert(id.clone(), f1);
         nuisance_factor.insert(id.clone(), f2);
         for (epoch, &p) in config.fractions.iter().enumerate() {
@@ -118,6 +124,7 @@ pub fn two_factor_population(config: &SyntheticConfig) -> Result<SyntheticPopula
                 current_loss,
                 final_loss,
                 group: group.clone(),
+                hyperparameters: hyperparameters.clone(),
             });
         }
     }

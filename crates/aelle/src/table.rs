@@ -29,6 +29,12 @@ pub struct SpectrumRow {
     pub final_loss: f64,
     /// Group label such as the architecture (`"lstm"`, `"gru"`, ...), used for stratification.
     pub group: String,
+    /// Numeric hyperparameters of the network known before training (e.g. the init scale `p`),
+    /// by name; the same names on every row and the same values on every row of a network.
+    /// Used only by the hyperparameter-only baseline of [`crate::crossval`]. Empty when
+    /// absent (tables written before the field existed read as empty).
+    #[serde(default)]
+    pub hyperparameters: BTreeMap<String, f64>,
 }
 
 /// Why a row was left out.
@@ -60,7 +66,7 @@ pub struct ExcludedRow {
 /// non-empty network id and spectrum, `training_fraction` in `[0, 1]`, one group and one final
 /// loss per network, and no repeated `(network, epoch)`.
 pub fn validate_rows(rows: &[SpectrumRow]) -> Result<()> {
-    let mut per_network: BTreeMap<&str, (&str, f64)> = BTreeMap::new();
+    let mut per_network: BTreeMap<&str, (&str, f64, &BTreeMap<String, f64>)> = BTreeMap::new();
     let mut seen: BTreeSet<(&str, u32)> = BTreeSet::new();
     for (i, r) in rows.iter().enumerate() {
         let invalid = |expected: &'static str, got: String| AelleError::InvalidRow {
@@ -87,11 +93,32 @@ pub fn validate_rows(rows: &[SpectrumRow]) -> Result<()> {
                 format!("a second row for epoch {}", r.epoch),
             ));
         }
+        if let Some((name, value)) = r.hyperparameters.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(invalid("finite hyperparameters", format!("{name} = {value}")));
+        }
+        if let Some(first) = rows.first()
+            && !first.hyperparameters.keys().eq(r.hyperparameters.keys())
+        {
+            return Err(invalid(
+                "the hyperparameter names of row 0 on every row",
+                format!(
+                    "{:?} (row 0: {:?})",
+                    r.hyperparameters.keys().collect::<Vec<_>>(),
+                    first.hyperparameters.keys().collect::<Vec<_>>()
+                ),
+            ));
+        }
         match per_network.get(r.network_id.as_str()) {
             None => {
-                per_network.insert(&r.network_id, (&r.group, r.final_loss));
+                per_network.insert(&r.network_id, (&r.group, r.final_loss, &r.hyperparameters));
             }
-            Some(&(group, final_loss)) => {
+            Some(&(group, final_loss, hyperparameters)) => {
+                if hyperparameters != &r.hyperparameters {
+                    return Err(invalid(
+                        "the same hyperparameters on every row of a network",
+                        format!("{:?} after {hyperparameters:?}", r.hyperparameters),
+                    ));
+                }
                 if group != r.group {
                     return Err(invalid(
                         "one group per network",
@@ -152,6 +179,7 @@ mod tests {
             current_loss: 1.0,
             final_loss,
             group: "rnn".into(),
+            hyperparameters: BTreeMap::new(),
         }
     }
 

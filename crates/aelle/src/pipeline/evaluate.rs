@@ -42,32 +42,10 @@ fn classifier_metrics(
 impl EvaluationContext<'_> {
     /// Kept-row index per network at `point`, grouped by split.
     fn rows_at(&self, point: EvaluationPoint) -> BTreeMap<Split, Vec<usize>> {
-        let mut best: BTreeMap<&str, (f64, f64, usize)> = BTreeMap::new();
-        for (k, &i) in self.kept.iter().enumerate() {
-            let r = &self.rows[i];
-            let distance = match point {
-                EvaluationPoint::Fraction(f) => {
-                    let d = (r.training_fraction - f).abs();
-                    if d > self.config.fraction_tolerance + 1e-12 {
-                        continue;
-                    }
-                    d
-                }
-                EvaluationPoint::Epoch(e) => {
-                    if r.epoch != e {
-                        continue;
-                    }
-                    0.0
-                }
-            };
-            let candidate = (distance, r.training_fraction, k);
-            let entry = best.entry(&r.network_id).or_insert(candidate);
-            if (candidate.0, candidate.1) < (entry.0, entry.1) {
-                *entry = candidate;
-            }
-        }
+        let nearest =
+            nearest_rows(0..self.kept.len(), |k| &self.rows[self.kept[k]], point, self.config);
         let mut by_split: BTreeMap<Split, Vec<usize>> = BTreeMap::new();
-        for (_, (_, _, k)) in best {
+        for k in nearest.into_values() {
             by_split.entry(self.split_of_kept[k]).or_default().push(k);
         }
         by_split

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::classify::{
     ChosenThreshold, LogisticRegression, RidgeRegression, ThresholdCriterion, choose_threshold,
 };
+use crate::crossval::CrossValidationConfig;
 use crate::error::{AelleError, Result};
 use crate::features::{FeatureConfig, Standardizer};
 use crate::matrix::Matrix;
@@ -119,6 +120,8 @@ pub struct AelleConfig {
     pub embedding: EmbeddingConfig,
     /// Classifiers and metrics.
     pub evaluation: EvaluationConfig,
+    /// Cross-validation, bootstrap intervals and controls ([`crate::crossval`]).
+    pub cross_validation: CrossValidationConfig,
 }
 
 impl AelleConfig {
@@ -127,6 +130,7 @@ impl AelleConfig {
         self.features.validate()?;
         self.split.validate()?;
         self.autoencoder.validate()?;
+        self.cross_validation.validate()?;
         let e = &self.evaluation;
         if !(e.fraction_tolerance >= 0.0 && e.fraction_tolerance.is_finite()) {
             return Err(AelleError::InvalidConfig {
@@ -164,8 +168,44 @@ impl AelleConfig {
     }
 }
 
+/// The row of each network nearest `point`: among the candidates `c` (row `row_of(c)`), per network id the one whose `training_fraction` is nearest a `Fraction` point
+/// (within `config.fraction_tolerance`; ties go to the earlier checkpoint, which uses less
+/// information) or whose epoch equals an `Epoch` point. Returns network id -> candidate.
+pub(crate) fn nearest_rows<'r, C: Copy>(
+    candidates: impl IntoIterator<Item = C>,
+    row_of: impl Fn(C) -> &'r SpectrumRow,
+    point: EvaluationPoint,
+    config: &EvaluationConfig,
+) -> BTreeMap<&'r str, C> {
+    let mut best: BTreeMap<&str, (f64, f64, C)> = BTreeMap::new();
+    for c in candidates {
+        let r = row_of(c);
+        let distance = match point {
+            EvaluationPoint::Fraction(f) => {
+                let d = (r.training_fraction - f).abs();
+                if d > config.fraction_tolerance + 1e-12 {
+                    continue;
+                }
+                d
+            }
+            EvaluationPoint::Epoch(e) => {
+                if r.epoch != e {
+                    continue;
+                }
+                0.0
+            }
+        };
+        let candidate = (distance, r.training_fraction, c);
+        let entry = best.entry(&r.network_id).or_insert(candidate);
+        if (candidate.0, candidate.1) < (entry.0, entry.1) {
+            *entry = candidate;
+        }
+    }
+    best.into_iter().map(|(id, (_, _, c))| (id, c)).collect()
+}
+
 /// Independent seed streams derived from the master seed.
-fn derive_seed(seed: u64, stream: u64) -> u64 {
+pub(crate) fn derive_seed(seed: u64, stream: u64) -> u64 {
     // SplitMix64 finaliser of (seed, stream).
     let mut z = seed.wrapping_add(stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -211,9 +251,52 @@ pub enum ClassifierKind {
     AelleLogistic,
     /// The autoencoder's own predictor head: predicted final loss below the label median.
     AellePredictorHead,
-    /// Current loss at or below the median current loss of the test networks at this point
-    /// (the published loss-based baseline; uses no labels).
+    /// Current loss at or below the median current loss of the reference networks at this
+    /// point (the test networks in the single split; the training networks in
+    /// cross-validation): the published loss-based baseline, which uses no labels.
     LossBased,
+    /// Control: logistic regression on the hyperparameters alone (cell one-hot, and per cell
+    /// each hyperparameter and its square), no spectrum (cross-validation only).
+    Hyperparameters,
+    /// Logistic regression on the latent and the hyperparameter design together: whether the
+    /// spectrum adds to what the user already knows (cross-validation only).
+    AelleWithHyperparameters,
+    /// Control: the AeLLE logistic scores measured against randomly permuted labels (a fresh
+    /// permutation per repeat and per bootstrap resample), i.e. the metrics of a classifier
+    /// that knows nothing, at this population size; its interval is the permutation null's
+    /// (cross-validation and transfer only).
+    ShuffledLabels,
+}
+
+impl ClassifierKind {
+    /// Every classifier, in report order.
+    pub const ALL: [ClassifierKind; 7] = [
+        ClassifierKind::AellePc1,
+        ClassifierKind::AelleLogistic,
+        ClassifierKind::AellePredictorHead,
+        ClassifierKind::AelleWithHyperparameters,
+        ClassifierKind::Hyperparameters,
+        ClassifierKind::LossBased,
+        ClassifierKind::ShuffledLabels,
+    ];
+
+    /// The report's name of the classifier.
+    pub fn label(self) -> &'static str {
+        match self {
+            ClassifierKind::AellePc1 => "AeLLE PC1",
+            ClassifierKind::AelleLogistic => "AeLLE logistic",
+            ClassifierKind::AellePredictorHead => "AeLLE predictor head",
+            ClassifierKind::LossBased => "loss-based",
+            ClassifierKind::Hyperparameters => "hyperparameters only",
+            ClassifierKind::AelleWithHyperparameters => "AeLLE + hyperparameters",
+            ClassifierKind::ShuffledLabels => "shuffled-label control",
+        }
+    }
+
+    /// Position in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|&k| k == self).unwrap_or(0)
+    }
 }
 
 /// Test-set metrics of one classifier at one evaluation point. `None` = undefined (see

@@ -33,6 +33,7 @@ pub fn collect_rows(run: &RunFolder, config: &ExperimentConfig) -> Result<Vec<ae
                 current_loss: current,
                 final_loss,
                 group: net.arch.name().to_string(),
+                hyperparameters: [("p".to_string(), net.p)].into(),
             });
         }
     }
