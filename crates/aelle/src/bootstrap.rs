@@ -10,7 +10,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `B` stratified resamples of network indices.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ impl Resamples {
 }
 
 /// A point estimate with its bootstrap percentile interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     /// The estimate on the full sample.
     pub value: f64,

@@ -5,7 +5,7 @@
 //! and within-cell below the cell's median). Spectra of a different length (another hidden
 //! size) go through the model's feature resampling.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::crossval::summary::{PointScores, summarize_point};
 use crate::crossval::{
@@ -17,7 +17,7 @@ use crate::pipeline::{ClassifierKind, EvaluationConfig, nearest_rows};
 use crate::table::{SpectrumRow, exclude_non_finite, validate_rows};
 
 /// The transfer output (`transfer/<name>.json` of population B's run folder).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferReport {
     /// Networks the model was fitted on (population A).
     pub model_fitted_networks: usize,

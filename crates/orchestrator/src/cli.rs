@@ -44,6 +44,10 @@ pub enum Command {
     Aelle(StageArgs),
     /// Write report/index.html, summary.md and the figures (PNG and SVG).
     Report(StageArgs),
+    /// Apply the pre-trained AeLLE of one run (fitted on all its networks) to another run's
+    /// population with no refitting; the target's report shows it next to its own
+    /// cross-validation.
+    Transfer(TransferArgs),
     /// Check the spectrum engine on the reference systems of METHOD.md section 7.
     #[command(name = "check-engine", alias = "reference-systems")]
     CheckEngine(RunArgs),
@@ -51,6 +55,25 @@ pub enum Command {
     Spectrum(Box<SpectrumArgs>),
     /// Benchmarks: Householder QR and spectrum steps against this machine's GEMM rate.
     Bench(BenchArgs),
+}
+
+/// Arguments of `transfer`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  \
+    orchestrator run --name seed-a --seed 1\n  \
+    orchestrator run --name seed-b --seed 2\n  \
+    orchestrator transfer --model runs/seed-a --run-dir runs/seed-b")]
+pub struct TransferArgs {
+    /// The source: a run folder whose `aelle` stage is done (its
+    /// aelle/pretrained/model.safetensors) or such a model file.
+    #[arg(long, value_name = "RUN_A")]
+    pub model: PathBuf,
+    /// The target run folder (trained and with spectra).
+    #[arg(long, value_name = "RUN_B")]
+    pub run_dir: PathBuf,
+    /// File the result under this name (default: the source run's name).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// Arguments of `check-engine` (the reference-system check).

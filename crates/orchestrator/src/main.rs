@@ -47,6 +47,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merge(a) => stage(Stage::Merge(a)),
         Command::Aelle(a) => stage(Stage::Aelle(a)),
         Command::Report(a) => stage(Stage::Report(a)),
+        Command::Transfer(args) => {
+            let out = experiment::stages::transfer::run(
+                &args.model,
+                &args.run_dir,
+                args.name.as_deref(),
+            )?;
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckEngine(args) => {
             commands::check_engine::run(&args).map(|()| ExitCode::SUCCESS)
         }

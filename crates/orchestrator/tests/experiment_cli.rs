@@ -46,9 +46,15 @@ fn tiny_run_writes_the_run_folder_and_a_report_with_its_tables() {
         .unwrap();
         assert_eq!(m["epochs"].as_array().unwrap().len(), 3);
     }
-    for f in
-        ["aelle/metrics.json", "aelle/model.safetensors", "aelle/model.json", "aelle/rows.json"]
-    {
+    for f in [
+        "aelle/metrics.json",
+        "aelle/model.safetensors",
+        "aelle/model.json",
+        "aelle/rows.json",
+        "aelle/crossval.json",
+        "aelle/pretrained/model.safetensors",
+        "aelle/pretrained/model.readout.json",
+    ] {
         assert!(root.join(f).is_file(), "{f}");
     }
     let figures = ["accuracy", "spectra", "lambda-max-vs-p", "latent-pca", "latent-tsne"];
@@ -84,9 +90,10 @@ fn tiny_run_writes_the_run_folder_and_a_report_with_its_tables() {
             "accuracy row of {arch}:\n{md}"
         );
     }
-    assert!(md.contains("AeLLE vs loss-based classifier"));
+    assert!(md.contains("## Single split: AeLLE vs loss-based classifier"));
+    let single = &md[md.find("## Single split").unwrap()..];
     for point in ["epoch 0", "epoch 1", "epoch 2"] {
-        let row = md
+        let row = single
             .lines()
             .find(|l| l.starts_with(&format!("| {point} |")))
             .unwrap_or_else(|| panic!("{point}:\n{md}"));
@@ -112,6 +119,84 @@ fn tiny_run_writes_the_run_folder_and_a_report_with_its_tables() {
     // The stages alone, on the existing folder, use its config.toml.
     run_ok(&["merge", "--run-dir", s(&root)]);
     run_ok(&["report", "--run-dir", s(&root)]);
+}
+
+/// The `value [low, high]` cells of a Markdown table row (after the first `skip` cells).
+fn intervals_in(row: &str, skip: usize) -> Vec<(f64, f64, f64)> {
+    row.split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .skip(skip)
+        .map(|c| {
+            let nums: Vec<f64> = c
+                .split(|ch: char| ch == '[' || ch == ']' || ch == ',' || ch.is_whitespace())
+                .filter_map(|t| t.parse().ok())
+                .collect();
+            assert_eq!(nums.len(), 3, "cell {c:?} of {row}");
+            (nums[0], nums[1], nums[2])
+        })
+        .collect()
+}
+
+#[test]
+fn the_report_shows_cross_validated_intervals_and_a_transfer_next_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    run_ok(&["run", "--preset", "tiny", "--run-dir", s(&a)]);
+    run_ok(&["run", "--preset", "tiny", "--seed", "5", "--name", "b", "--run-dir", s(&b)]);
+
+    let cv: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("aelle/crossval.json")).unwrap()).unwrap();
+    assert_eq!(cv["networks"].as_array().unwrap().len(), 12);
+    assert_eq!(cv["folds"].as_array().unwrap().len(), 5 * 3, "5 folds x 3 repeats");
+    let md = std::fs::read_to_string(a.join("report/summary.md")).unwrap();
+    let section = &md[md.find("## Early prediction, cross-validated").expect("CV section")..];
+    let auroc = &section[section.find("### AUROC").unwrap()..];
+    for point in ["epoch 0", "epoch 1", "epoch 2"] {
+        let row = auroc.lines().find(|l| l.starts_with(&format!("| {point} |"))).unwrap();
+        // point, networks, high, then six `value [low, high]` AUROCs.
+        let cells = intervals_in(row, 3);
+        assert_eq!(cells.len(), 6, "{row}");
+        for (v, lo, hi) in cells {
+            assert!((0.0..=1.0).contains(&v) && lo <= v + 1e-9 && v <= hi + 1e-9, "{row}");
+        }
+    }
+    assert!(section.contains("### Paired AUROC differences"));
+    assert!(section.contains("### Within cells"));
+    assert!(section.contains("shuffled-label control"));
+    assert!(section.contains("hyperparameters only"));
+    let html = std::fs::read_to_string(a.join("report/index.html")).unwrap();
+    for id in ["cv-auroc", "cv-precision-recall", "cv-comparisons", "cv-within-cell"] {
+        assert!(html.contains(&format!("<table id=\"{id}\">")), "{id}");
+    }
+    assert!(html.contains("<ul id=\"conclusions\">"));
+
+    // Transfer a's pre-trained model to b: a file in b and a table in b's report.
+    let out = run_ok(&["transfer", "--model", s(&a), "--run-dir", s(&b)]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("transfer/tiny.json"));
+    let t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("transfer/tiny.json")).unwrap()).unwrap();
+    assert_eq!(t["model_fitted_networks"], 12);
+    let md = std::fs::read_to_string(b.join("report/summary.md")).unwrap();
+    let section = &md[md.find("## Transfer: the pre-trained AeLLE of `tiny`").expect("transfer")..];
+    for point in ["epoch 0", "epoch 1", "epoch 2"] {
+        let row = section.lines().find(|l| l.starts_with(&format!("| {point} |"))).unwrap();
+        assert_eq!(intervals_in(row, 1).len(), 5, "in-population CV and 4 transfer columns: {row}");
+    }
+    assert!(
+        std::fs::read_to_string(b.join("report/index.html"))
+            .unwrap()
+            .contains("<table id=\"transfer\">")
+    );
+
+    // Bad sources are one-line usage errors.
+    let (code, err) =
+        run_err(&["transfer", "--model", s(&dir.path().join("nope")), "--run-dir", s(&b)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no pre-trained AeLLE model"), "{err}");
+    let (code, err) = run_err(&["transfer", "--model", s(&a), "--run-dir", s(dir.path())]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a run folder"), "{err}");
 }
 
 #[test]

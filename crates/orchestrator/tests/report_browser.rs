@@ -91,7 +91,7 @@ fn report_renders_in_headless_chromium_with_every_figure_loaded() {
     let shot = dir.path().join("shot.png");
     let out = Command::new(&chromium)
         .args(chromium_args(&dir.path().join("profile-shot")))
-        .args(["--window-size=1280,2400", &format!("--screenshot={}", shot.display()), &url])
+        .args(["--window-size=1280,9000", &format!("--screenshot={}", shot.display()), &url])
         .output()
         .unwrap();
     assert!(
@@ -103,7 +103,7 @@ fn report_renders_in_headless_chromium_with_every_figure_loaded() {
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (1280, 2400));
+    assert_eq!((info.width, info.height), (1280, 9000));
     let channels = info.color_type.samples();
     let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
     let non_white = pixels.iter().filter(|p| p[..3].iter().any(|&c| c < 235)).count();

@@ -131,7 +131,7 @@ pub fn stratified_folds(
 }
 
 /// One fold of one repeat: its held-out networks and the cuts its fit chose.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoldRecord {
     /// Repeat index.
     pub repeat: usize,
@@ -148,7 +148,7 @@ pub struct FoldRecord {
 
 /// Out-of-fold scores of one classifier at one point in one repeat, one per network of
 /// [`CrossValidationReport::networks`] (`None` = not scored).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutOfFoldScores {
     /// Repeat.
     pub repeat: usize,
@@ -161,7 +161,7 @@ pub struct OutOfFoldScores {
 }
 
 /// A group's size and how many of its networks are high performing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupSummary {
     /// Group label.
     pub group: String,
@@ -174,7 +174,7 @@ pub struct GroupSummary {
 }
 
 /// The cross-validation output (`aelle/crossval.json`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrossValidationReport {
     /// The settings.
     pub config: CrossValidationConfig,
@@ -284,10 +284,10 @@ pub fn cross_validate(rows: &[SpectrumRow], config: &AelleConfig) -> Result<Cros
     let cv = &config.cross_validation;
     let (kept, _excluded) = exclude_non_finite(rows);
     let nets = Networks::of(rows, &kept)?;
-    if nets.ids.len() < cv.folds * 3 {
+    if nets.ids.len() < cv.folds * 2 {
         return Err(AelleError::TooFew {
-            what: "networks for cross-validation (3 per fold)",
-            expected: cv.folds * 3,
+            what: "networks for cross-validation (2 per fold)",
+            expected: cv.folds * 2,
             got: nets.ids.len(),
         });
     }

@@ -158,6 +158,20 @@ pub struct NetworkScores {
 }
 
 impl PretrainedAelle {
+    /// Fits on a whole population table (validated; rows with non-finite values excluded as in
+    /// [`crate::run_aelle`]): the pre-trained model that [`crate::transfer`] applies to other
+    /// populations. Deterministic given `config.seed`.
+    pub fn fit_population(rows: &[SpectrumRow], config: &AelleConfig) -> Result<Self> {
+        config.validate()?;
+        crate::table::validate_rows(rows)?;
+        let (kept, _) = crate::table::exclude_non_finite(rows);
+        let kept_rows: Vec<&SpectrumRow> = kept.iter().map(|&i| &rows[i]).collect();
+        let mut groups: Vec<String> = kept_rows.iter().map(|r| r.group.clone()).collect();
+        groups.sort();
+        groups.dedup();
+        Self::fit(&kept_rows, &groups, config, derive_seed(config.seed, 4000))
+    }
+
     /// Fits on `rows` (all checkpoints of the fitting networks; finite, validated), with the
     /// evaluation points, features and autoencoder of `config`. `groups` and the
     /// hyperparameter names fix the design (pass the whole population's groups so that every

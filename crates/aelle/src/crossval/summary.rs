@@ -16,7 +16,7 @@
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::CrossValidationConfig;
 use crate::bootstrap::{Interval, Resamples, percentile_interval};
@@ -24,7 +24,7 @@ use crate::metrics::{ConfusionCounts, auroc, spearman};
 use crate::pipeline::{ClassifierKind, EvaluationPoint};
 
 /// A metric: mean over repeats, its bootstrap interval and the spread over repeats.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// Mean over repeats of the full-sample value.
     pub value: f64,
@@ -64,7 +64,7 @@ impl Estimate {
 }
 
 /// Every metric of one classifier at one point (out of fold, all networks).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierEstimate {
     /// The classifier.
     pub classifier: ClassifierKind,
@@ -81,7 +81,7 @@ pub struct ClassifierEstimate {
 }
 
 /// A paired AUROC difference `better - than`, on the same resamples.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     /// The classifier expected to be better.
     pub better: ClassifierKind,
@@ -94,7 +94,7 @@ pub struct Comparison {
 }
 
 /// AUROC of one classifier against the within-cell label.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellAuroc {
     /// The classifier.
     pub classifier: ClassifierKind,
@@ -103,7 +103,7 @@ pub struct CellAuroc {
 }
 
 /// Within-cell results of one cell.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
     /// The cell (group).
     pub group: String,
@@ -114,7 +114,7 @@ pub struct CellResult {
 }
 
 /// Within-cell results at one point.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WithinCell {
     /// Pooled within-cell AUROC (pairs within a cell only) per classifier.
     pub pooled: Vec<CellAuroc>,
@@ -125,7 +125,7 @@ pub struct WithinCell {
 }
 
 /// Everything reported at one evaluation point.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointSummary {
     /// The point.
     pub point: EvaluationPoint,

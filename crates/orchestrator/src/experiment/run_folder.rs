@@ -106,6 +106,15 @@ impl RunFolder {
     pub fn aelle_dir(&self) -> PathBuf {
         self.root.join("aelle")
     }
+    /// The pre-trained AeLLE fitted on the whole population (`aelle/pretrained/model.safetensors`,
+    /// with `model.json` and `model.readout.json`).
+    pub fn pretrained_model(&self) -> PathBuf {
+        self.aelle_dir().join("pretrained").join("model.safetensors")
+    }
+    /// `transfer/<source>.json`: a pre-trained AeLLE of another run applied to this one.
+    pub fn transfer_dir(&self) -> PathBuf {
+        self.root.join("transfer")
+    }
     pub fn report_dir(&self) -> PathBuf {
         self.root.join("report")
     }

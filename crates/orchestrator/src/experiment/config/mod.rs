@@ -276,6 +276,15 @@ impl ExperimentConfig {
             expected: "a valid [aelle] section".into(),
             got: e.to_string(),
         })?;
+        let total = self.population.architectures.len() * self.population.networks_per_architecture;
+        let folds = self.aelle.cross_validation.folds;
+        if total < 2 * folds {
+            return Err(range_error(
+                "aelle.cross_validation.folds",
+                &format!("at most {} (2 networks per fold; the population has {total})", total / 2),
+                folds,
+            ));
+        }
         Ok(())
     }
 

@@ -3,8 +3,18 @@
 //! [`aelle::run_aelle`]: features, autoencoder, PCA / t-SNE of the latent, and the early
 //! classifiers evaluated on held-out test networks.
 //!
-//! Writes `aelle/rows.json` (the input table), `aelle/metrics.json` (the report),
-//! `aelle/model.safetensors` + `aelle/model.json`. Skipped when `aelle/metrics.json` exists.
+//! Three analyses of one table:
+//! - [`aelle::cross_validate`]: the headline numbers, out of fold with intervals and controls
+//!   (`aelle/crossval.json`);
+//! - [`aelle::PretrainedAelle::fit_population`]: the model fitted on every network, for
+//!   `orchestrator transfer` (`aelle/pretrained/model.safetensors`, `model.json`,
+//!   `model.readout.json`);
+//! - [`aelle::run_aelle`]: one train / validation / test split, whose latent the report's
+//!   embedding figures show (`aelle/model.safetensors` + `model.json`, `aelle/metrics.json`).
+//!
+//! Writes `aelle/rows.json` (the input table) first and `aelle/metrics.json` last; each output
+//! that exists is kept, so a rerun computes only what is missing (a folder made before the
+//! cross-validation existed gains it).
 
 use anyhow::{Context, Result};
 
@@ -40,28 +50,58 @@ pub fn collect_rows(run: &RunFolder, config: &ExperimentConfig) -> Result<Vec<ae
     Ok(rows)
 }
 
-/// Runs the stage (skipped when its output exists). Returns whether it computed anything.
+/// Runs the stage (skipped when all its outputs exist). Returns whether it computed anything.
 pub fn run_stage(run: &RunFolder, config: &ExperimentConfig) -> Result<bool> {
     let metrics_path = run.aelle_dir().join("metrics.json");
-    if metrics_path.exists() {
+    let crossval_path = run.aelle_dir().join("crossval.json");
+    let pretrained_path = run.pretrained_model();
+    let readout_path = aelle::PretrainedAelle::readout_path(&pretrained_path);
+    if metrics_path.exists() && crossval_path.exists() && readout_path.exists() {
         tracing::info!(path = %metrics_path.display(), "aelle: already done, skipping");
         return Ok(false);
     }
     let rows = collect_rows(run, config)?;
-    tracing::info!(rows = rows.len(), "aelle: training the autoencoder");
-    let result = aelle::run_aelle(&rows, &config.aelle).context("AeLLE analysis")?;
-    tracing::info!(
-        used = result.report.rows_used,
-        excluded = result.report.excluded.len(),
-        "aelle: done"
-    );
     write_json(&run.aelle_dir().join("rows.json"), &rows)?;
-    let model_path = run.aelle_dir().join("model.safetensors");
-    result
-        .model
-        .save(&model_path)
-        .with_context(|| format!("{}: cannot save the AeLLE model", model_path.display()))?;
-    // Last: its presence marks the stage complete.
-    write_json(&metrics_path, &result.report)?;
+    if !crossval_path.exists() {
+        let cv = &config.aelle.cross_validation;
+        tracing::info!(
+            rows = rows.len(),
+            folds = cv.folds,
+            repeats = cv.repeats,
+            "aelle: cross-validating ({} autoencoder fits)",
+            cv.folds * cv.repeats
+        );
+        let report =
+            aelle::cross_validate(&rows, &config.aelle).context("AeLLE cross-validation")?;
+        // One line per point (the comparisons are in the report).
+        for line in report.conclusions.iter().filter(|l| l.contains("(cross-validated")) {
+            tracing::info!("{line}");
+        }
+        write_json(&crossval_path, &report)?;
+    }
+    if !readout_path.exists() {
+        tracing::info!("aelle: fitting the pre-trained model on every network");
+        let model = aelle::PretrainedAelle::fit_population(&rows, &config.aelle)
+            .context("AeLLE pre-trained model")?;
+        model.save(&pretrained_path).with_context(|| {
+            format!("{}: cannot save the pre-trained AeLLE model", pretrained_path.display())
+        })?;
+    }
+    if !metrics_path.exists() {
+        tracing::info!(rows = rows.len(), "aelle: single split for the embedding figures");
+        let result = aelle::run_aelle(&rows, &config.aelle).context("AeLLE analysis")?;
+        tracing::info!(
+            used = result.report.rows_used,
+            excluded = result.report.excluded.len(),
+            "aelle: done"
+        );
+        let model_path = run.aelle_dir().join("model.safetensors");
+        result
+            .model
+            .save(&model_path)
+            .with_context(|| format!("{}: cannot save the AeLLE model", model_path.display()))?;
+        // Last: its presence marks the stage complete.
+        write_json(&metrics_path, &result.report)?;
+    }
     Ok(true)
 }

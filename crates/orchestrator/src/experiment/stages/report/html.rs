@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{PUBLISHED, PointOut, Published, RenderedFigure, ReportData, split_counts};
+use super::{PUBLISHED, PointOut, Published, RenderedFigure, ReportData, crossval, split_counts};
 
 /// Standard base64 (RFC 4648, with padding) for data URIs.
 pub fn base64(bytes: &[u8]) -> String {
@@ -78,6 +78,53 @@ fn fmt_pub(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into())
 }
 
+/// The Markdown twin of [`html_crossval`].
+fn markdown_crossval(s: &mut String, data: &ReportData) {
+    let Some(cv) = &data.crossval else {
+        let _ = writeln!(
+            s,
+            "\n## Early prediction, cross-validated\n\nNot computed for this run folder (no `aelle/crossval.json`): rerun `orchestrator aelle`.\n"
+        );
+        return;
+    };
+    let _ =
+        writeln!(s, "\n## Early prediction, cross-validated\n\n{}\n", crossval::method_note(cv));
+    let _ =
+        writeln!(s, "### AUROC\n\n{}", crossval::auroc_table(&cv.points, "cv-auroc").markdown());
+    let _ = writeln!(
+        s,
+        "### Precision and recall (percent), next to the published numbers\n\n{}",
+        crossval::precision_recall_table(&cv.points).markdown()
+    );
+    let _ = writeln!(
+        s,
+        "### Paired AUROC differences\n\n{}",
+        crossval::comparison_table(&cv.points).markdown()
+    );
+    let _ = writeln!(
+        s,
+        "### Within cells (high = below the cell's median final loss)\n\n{}",
+        crossval::within_cell_table(&cv.points).markdown()
+    );
+    let _ = writeln!(s, "### What the numbers say\n");
+    for line in cv.conclusions.iter().chain(&crossval::narrow_cells(&data.arch_accuracies())) {
+        let _ = writeln!(s, "- {line}");
+    }
+    for (name, t) in &data.transfers {
+        let _ = writeln!(
+            s,
+            "\n## Transfer: the pre-trained AeLLE of `{name}`\n\nFitted on {} networks of that run, applied here to {} networks with no refitting.\n\n{}",
+            t.model_fitted_networks,
+            t.networks.len(),
+            crossval::transfer_table(Some(cv), t).markdown()
+        );
+        for line in &t.conclusions {
+            let _ = writeln!(s, "- {line}");
+        }
+    }
+    let _ = writeln!(s);
+}
+
 /// `summary.md`.
 pub fn summary_markdown(
     data: &ReportData,
@@ -115,10 +162,11 @@ pub fn summary_markdown(
             a.arch, a.networks, a.mean, a.std, a.best, a.worst, a.diverged
         );
     }
+    markdown_crossval(&mut s, data);
     let splits = split_counts(data);
     let _ = writeln!(
         s,
-        "\n## Early prediction: AeLLE vs loss-based classifier\n\n\"High performing\" = final test loss below the median ({:.4}). Every number is on held-out **test networks** ({} test / {} validation / {} train networks); precision, recall, F1 and AUROC in percent (AUROC as a fraction). Published: Vogt et al., sequential MNIST, 200 networks of N = 64 per cell.\n",
+        "\n## Single split: AeLLE vs loss-based classifier\n\nThe model behind the embedding figures, on one split (no intervals; quote the cross-validated numbers). \"High performing\" = final test loss below the median ({:.4}). Every number is on held-out **test networks** ({} test / {} validation / {} train networks); precision, recall, F1 and AUROC in percent (AUROC as a fraction). Published: Vogt et al., sequential MNIST, 200 networks of N = 64 per cell.\n",
         data.aelle.high_performance_threshold,
         splits.get("test").copied().unwrap_or(0),
         splits.get("validation").copied().unwrap_or(0),
@@ -236,6 +284,7 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
         "<h2>Final test accuracy per cell</h2><table id=\"accuracy\"><tr><th>cell</th><th>networks</th><th>mean ± std</th><th>best</th><th>worst</th><th>diverged</th></tr>"
     );
     html_accuracy_rows(&mut h, data);
+    html_crossval(&mut h, data);
     html_early_prediction(&mut h, data);
     html_figures_and_appendix(&mut h, data, figures, config_toml);
     h
@@ -258,13 +307,67 @@ fn html_accuracy_rows(h: &mut String, data: &ReportData) {
     let _ = writeln!(h, "</table>");
 }
 
+/// The cross-validated early prediction, its controls, the within-cell results and the
+/// transfers (the headline sections).
+fn html_crossval(h: &mut String, data: &ReportData) {
+    let Some(cv) = &data.crossval else {
+        let _ = writeln!(
+            h,
+            "<h2>Early prediction, cross-validated</h2><p class=note>Not computed for this run folder (no <code>aelle/crossval.json</code>): rerun <code>orchestrator aelle</code>.</p>"
+        );
+        return;
+    };
+    let _ = writeln!(
+        h,
+        "<h2>Early prediction, cross-validated</h2><p class=note>{}</p>",
+        esc(&crossval::method_note(cv))
+    );
+    let _ = writeln!(h, "<h3>AUROC</h3>{}", crossval::auroc_table(&cv.points, "cv-auroc").html());
+    let _ = writeln!(
+        h,
+        "<h3>Precision and recall (percent), next to the published numbers</h3><p class=note>Shaded: Vogt et al. (200 networks of N = 64 per cell; their PC1 threshold was tuned on the evaluated networks, ours on inner-validation networks of the training folds).</p>{}",
+        crossval::precision_recall_table(&cv.points).html()
+    );
+    let _ = writeln!(
+        h,
+        "<h3>Paired AUROC differences</h3>{}",
+        crossval::comparison_table(&cv.points).html()
+    );
+    let _ = writeln!(
+        h,
+        "<h3>Within cells</h3><p class=note>\"High\" = final test loss below the median of the network's own cell; pooled = concordance over (high, low) pairs of the same cell, so the architecture itself carries no information.</p>{}",
+        crossval::within_cell_table(&cv.points).html()
+    );
+    let narrow = crossval::narrow_cells(&data.arch_accuracies());
+    let _ = writeln!(h, "<h3>What the numbers say</h3><ul id=\"conclusions\">");
+    for line in cv.conclusions.iter().chain(&narrow) {
+        let _ = writeln!(h, "<li>{}</li>", esc(line));
+    }
+    let _ = writeln!(h, "</ul>");
+    for (name, t) in &data.transfers {
+        let _ = writeln!(
+            h,
+            "<h2>Transfer: the pre-trained AeLLE of <code>{}</code></h2><p class=note>Fitted on {} networks of that run and applied here to {} networks with no refitting; labels are this population's (median final loss {:.4}).</p>{}<ul>",
+            esc(name),
+            t.model_fitted_networks,
+            t.networks.len(),
+            t.label_threshold,
+            crossval::transfer_table(Some(cv), t).html()
+        );
+        for line in &t.conclusions {
+            let _ = writeln!(h, "<li>{}</li>", esc(line));
+        }
+        let _ = writeln!(h, "</ul>");
+    }
+}
+
 /// The early-prediction tables: AeLLE against the loss-based classifier next to the published
 /// numbers, the other read-outs of the latent, and the AeLLE row counts.
 fn html_early_prediction(h: &mut String, data: &ReportData) {
     let splits = split_counts(data);
     let _ = writeln!(
         h,
-        "<h2>Early prediction: AeLLE vs loss-based classifier</h2><p class=\"note\">\"High performing\" = final test loss below the median ({:.4}). Every number is computed on held-out <b>test networks</b> ({} test, {} validation, {} training networks); the AeLLE classifier is a threshold on PC1 of the latent fitted on training networks, its threshold chosen on validation networks. Percent, AUROC as a fraction. Shaded: the published numbers (Vogt et al.: 200 networks of N = 64 per cell; their threshold was tuned on the evaluated set).</p>",
+        "<h2>Single split: AeLLE vs loss-based classifier</h2><p class=\"note\">The model behind the embedding figures, on one train / validation / test split (no intervals; quote the cross-validated numbers above). \"High performing\" = final test loss below the median ({:.4}). Every number is computed on held-out <b>test networks</b> ({} test, {} validation, {} training networks); the AeLLE classifier is a threshold on PC1 of the latent fitted on training networks, its threshold chosen on validation networks. Percent, AUROC as a fraction. Shaded: the published numbers (Vogt et al.: 200 networks of N = 64 per cell; their threshold was tuned on the evaluated set).</p>",
         data.aelle.high_performance_threshold,
         splits.get("test").copied().unwrap_or(0),
         splits.get("validation").copied().unwrap_or(0),

@@ -8,6 +8,7 @@
 //! 0/10/20/50 % of training" next to the published numbers (METHOD.md section 6), the
 //! configuration and the stage timings.
 
+pub mod crossval;
 pub mod html;
 pub mod plots;
 
@@ -122,6 +123,10 @@ pub struct ReportData {
     pub nets: Vec<(NetworkPlan, NetMetrics)>,
     pub spectra: Vec<SpectrumRecord>,
     pub aelle: AelleMetricsFile,
+    /// `aelle/crossval.json`, when the stage has written it.
+    pub crossval: Option<aelle::CrossValidationReport>,
+    /// `transfer/<source>.json`: other runs' pre-trained models applied to this population.
+    pub transfers: Vec<(String, aelle::TransferReport)>,
     pub timings: Vec<Timing>,
 }
 
@@ -172,6 +177,19 @@ impl ReportData {
             .into());
         }
         let aelle: AelleMetricsFile = read_json(&aelle_path)?;
+        let crossval_path = run.aelle_dir().join("crossval.json");
+        let crossval = if crossval_path.exists() { Some(read_json(&crossval_path)?) } else { None };
+        let mut transfers = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(run.transfer_dir()) {
+            let mut paths: Vec<_> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for p in paths {
+                if p.extension().is_some_and(|x| x == "json") {
+                    let name = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+                    transfers.push((name.unwrap_or_default(), read_json(&p)?));
+                }
+            }
+        }
         let mut timings = Vec::new();
         if let Ok(dir) = std::fs::read_dir(run.timings_dir()) {
             let mut paths: Vec<_> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -184,7 +202,7 @@ impl ReportData {
                 }
             }
         }
-        Ok(Self { config: config.clone(), nets, spectra, aelle, timings })
+        Ok(Self { config: config.clone(), nets, spectra, aelle, crossval, transfers, timings })
     }
 
     fn archs(&self) -> Vec<String> {
