@@ -24,7 +24,7 @@ pub(crate) mod spectra;
 pub use crate::backend::cpu::{network_spectra, population_spectra};
 pub use load::LoadOptions;
 pub use sequence_map::SequenceMap;
-pub use spectra::{InputSet, PopulationSpectra, RnnSpectrumConfig, WarmupMode};
+pub use spectra::{InputSet, PopulationSpectra, REFERENCE_WARMUP, RnnSpectrumConfig, WarmupMode};
 
 use crate::error::{LeError, Result};
 use crate::scalar::Real;
