@@ -10,7 +10,7 @@ use le_engine::rnn::{
     CellConstants, CellKind, InputSet, Layer, LoadOptions, LstmState, Network, RnnSpectrumConfig,
     SequenceMap, WarmupMode, network_spectra, population_spectra,
 };
-use le_engine::{LogBase, Orientation, Precision, SpectrumConfig, map_spectrum};
+use le_engine::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig, map_spectrum};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -115,8 +115,9 @@ fn lstm_h_only_tangent_is_dh_dh_with_c_frozen() {
         let jac = net.jacobian_at(&x, &u, LstmState::HOnly).unwrap();
         let dt = net.tangent_dim(LstmState::HOnly);
         assert_eq!(dt, layers * n);
-        // perturb the h rows of each layer, keep every c; read the h rows of the result
-        let h_row = |t: usize| (t / n) * 2 * n + t % n;
+        // perturb the h entries (PyTorch order: [h_l0, h_l1, .., c_l0, c_l1, ..]), keep every
+        // c; read the h entries of the result
+        let h_row = |t: usize| t;
         let mut err = 0.0f64;
         for j in 0..dt {
             let (mut xp, mut xm) = (x.clone(), x.clone());
@@ -198,15 +199,32 @@ fn batched_path_equals_one_sequence_at_a_time() {
             let mut c = cfg(None, 10, Precision::F64);
             c.spectrum.orientation = orientation;
             c.spectrum.ons_interval = ons;
+            // The stacked LSTM's QRs see its rows in another order in the twin (PyTorch's state
+            // order) than in the batched path (the cells' per-layer layout): rounding differs at
+            // 1e-16, and unnormalised products (T_ons = 3) and J^T Q forget it more slowly than
+            // J Q with a QR every step, hence 1e-8 there (measured at most 3.3e-9). For J^T Q it
+            // also needs a random Q_0 (sequence b: seed 5 + b, the twin's member 0 with seed
+            // 5 + b): from the identity, the layer-0 subspace, invariant under J^T, meets the
+            // identity flag non-generically and rounding decides where the flag goes (0.1 apart);
+            // a random flag is generic.
+            let reordered = kind == CellKind::Lstm;
+            let random = reordered && orientation == Orientation::JtQ;
+            if random {
+                c.spectrum.initial_basis = InitialBasis::Random { seed: 5 };
+            }
             let batched = network_spectra(&net, &inputs, batch, steps, &c).unwrap();
             for (b, s) in batched.iter().enumerate() {
                 let seq = &inputs[b * steps * input..(b + 1) * steps * input];
                 let map = SequenceMap::new(&net, seq, steps).unwrap();
-                let gc = SpectrumConfig { steps: steps - 10, ..c.spectrum.clone() };
+                let mut gc = SpectrumConfig { steps: steps - 10, ..c.spectrum.clone() };
+                if random {
+                    gc.initial_basis = InitialBasis::Random { seed: 5 + b as u64 };
+                }
                 let twin = map_spectrum(&map, &vec![0.0; net.state_dim()], &gc).unwrap();
+                let tol = if reordered { 1e-8 } else { 1e-10 };
                 for (x, y) in s.exponents.iter().zip(&twin.exponents) {
                     assert!(
-                        (x - y).abs() < 1e-10,
+                        (x - y).abs() < tol,
                         "{kind:?} {orientation:?} ons {ons} seq {b}: {x} vs {y}"
                     );
                 }

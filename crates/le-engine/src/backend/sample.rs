@@ -218,6 +218,8 @@ impl ComparisonCase {
 /// its input term apart), `k < D` with `T_ons = 3` and a trace, the reference mode (`J^T Q`,
 /// log2, the published warm-up and schedule, also `k = 3` with warm-up >= T and `T_ons = 3`),
 /// per-network inputs, random `Q_0`, and a block taller than 128 rows (the global-memory QR).
+/// The 2-layer LSTM's `Q_0 = I` is PyTorch's, a permutation of the cells' layout
+/// (`Network::initial_tangent_basis`).
 pub fn comparison_cases() -> Vec<ComparisonCase> {
     let base = |kind: CellKind, name: &str| ComparisonCase {
         name: name.to_string(),

@@ -4,14 +4,15 @@
 //! and step for all sequences, one tangent GEMM `U [Q_1 .. Q_B]` per weight block and step
 //! (see `rnn/cells/`), then a Householder QR of each sequence's `Dt x k` block on the steps
 //! [`QrSchedule`] names (the standard rule, or the published code's, `WarmupMode`), each step
-//! at the input time the schedule names. Networks run in parallel over rayon's pool when there are at least as
+//! at the input time the schedule names. `Q_0` is [`Network::initial_tangent_basis`]: the
+//! identity (or seeded random) basis in PyTorch's state order. Networks run in parallel over rayon's pool when there are at least as
 //! many networks as threads; otherwise the networks run one after the other and each one's
 //! GEMMs and QRs use all threads.
 
 use rayon::prelude::*;
 
 use crate::config::{Orientation, SpectrumConfig};
-use crate::engine::{CompensatedSum, initial_basis};
+use crate::engine::CompensatedSum;
 use crate::error::{LeError, Result};
 use crate::linalg::AlignedBuf;
 use crate::linalg::qr::batched::{
@@ -294,8 +295,8 @@ impl<'a, T: Real> NetworkRun<'a, T> {
         let block = d * k;
         let mut q = AlignedBuf::<T>::zeroed(batch * block);
         for b in 0..batch {
-            q[b * block..(b + 1) * block].copy_from_slice(&initial_basis::<T>(
-                d,
+            q[b * block..(b + 1) * block].copy_from_slice(&net.initial_tangent_basis(
+                lstm,
                 k,
                 sc.initial_basis,
                 b as u64,

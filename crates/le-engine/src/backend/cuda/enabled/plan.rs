@@ -100,6 +100,11 @@ impl Plan {
         })
     }
 
+    /// The LSTM tangent state.
+    pub fn lstm_state(&self) -> LstmState {
+        if self.lstm_full { LstmState::Full } else { LstmState::HOnly }
+    }
+
     /// Rows of the gate pre-activations `G N`.
     pub fn gn(&self) -> usize {
         self.gates * self.n
