@@ -104,7 +104,7 @@ pub(crate) fn run<T: Real, S: TangentSource<T>>(
     let scale = cfg.log_base.from_nats();
     let warmup = cfg.warmup;
     let total = warmup + steps;
-    let schedule = QrSchedule { first_accumulated: warmup, total, ons_interval: cfg.ons_interval };
+    let schedule = QrSchedule::standard(warmup, total, cfg.ons_interval);
 
     let diverged = |s: usize, reason: String, accumulated: usize, trace: Vec<TracePoint>| {
         Spectrum::from_exponents(

@@ -4,11 +4,13 @@
 
 mod common;
 
+use aelle_support::tolerance::{Tol, assert_close};
+use le_engine::linalg::qr::{QrWorkspace, orthonormalize_in_place};
 use le_engine::rnn::{
     CellConstants, CellKind, InputSet, Layer, LoadOptions, LstmState, Network, RnnSpectrumConfig,
     SequenceMap, WarmupMode, network_spectra, population_spectra,
 };
-use le_engine::{LogBase, Orientation, Precision, SpectrumConfig, map_spectrum};
+use le_engine::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig, map_spectrum};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -113,8 +115,9 @@ fn lstm_h_only_tangent_is_dh_dh_with_c_frozen() {
         let jac = net.jacobian_at(&x, &u, LstmState::HOnly).unwrap();
         let dt = net.tangent_dim(LstmState::HOnly);
         assert_eq!(dt, layers * n);
-        // perturb the h rows of each layer, keep every c; read the h rows of the result
-        let h_row = |t: usize| (t / n) * 2 * n + t % n;
+        // perturb the h entries (PyTorch order: [h_l0, h_l1, .., c_l0, c_l1, ..]), keep every
+        // c; read the h entries of the result
+        let h_row = |t: usize| t;
         let mut err = 0.0f64;
         for j in 0..dt {
             let (mut xp, mut xm) = (x.clone(), x.clone());
@@ -196,15 +199,32 @@ fn batched_path_equals_one_sequence_at_a_time() {
             let mut c = cfg(None, 10, Precision::F64);
             c.spectrum.orientation = orientation;
             c.spectrum.ons_interval = ons;
+            // The stacked LSTM's QRs see its rows in another order in the twin (PyTorch's state
+            // order) than in the batched path (the cells' per-layer layout): rounding differs at
+            // 1e-16, and unnormalised products (T_ons = 3) and J^T Q forget it more slowly than
+            // J Q with a QR every step, hence 1e-8 there (measured at most 3.3e-9). For J^T Q it
+            // also needs a random Q_0 (sequence b: seed 5 + b, the twin's member 0 with seed
+            // 5 + b): from the identity, the layer-0 subspace, invariant under J^T, meets the
+            // identity flag non-generically and rounding decides where the flag goes (0.1 apart);
+            // a random flag is generic.
+            let reordered = kind == CellKind::Lstm;
+            let random = reordered && orientation == Orientation::JtQ;
+            if random {
+                c.spectrum.initial_basis = InitialBasis::Random { seed: 5 };
+            }
             let batched = network_spectra(&net, &inputs, batch, steps, &c).unwrap();
             for (b, s) in batched.iter().enumerate() {
                 let seq = &inputs[b * steps * input..(b + 1) * steps * input];
                 let map = SequenceMap::new(&net, seq, steps).unwrap();
-                let gc = SpectrumConfig { steps: steps - 10, ..c.spectrum.clone() };
+                let mut gc = SpectrumConfig { steps: steps - 10, ..c.spectrum.clone() };
+                if random {
+                    gc.initial_basis = InitialBasis::Random { seed: 5 + b as u64 };
+                }
                 let twin = map_spectrum(&map, &vec![0.0; net.state_dim()], &gc).unwrap();
+                let tol = if reordered { 1e-8 } else { 1e-10 };
                 for (x, y) in s.exponents.iter().zip(&twin.exponents) {
                     assert!(
-                        (x - y).abs() < 1e-10,
+                        (x - y).abs() < tol,
                         "{kind:?} {orientation:?} ons {ons} seq {b}: {x} vs {y}"
                     );
                 }
@@ -342,32 +362,75 @@ fn f32_default_tracks_f64() {
     }
 }
 
+/// The published warm-up and schedule, by hand from explicit Jacobians (f64): `Q <- J^T Q`
+/// unnormalised over the first `w` inputs, one QR, then all `T` inputs replayed from the
+/// warmed-up state with a QR at `t mod T_ons = 0`, `lambda = (1 / T) sum log2 R_ii`.
 #[test]
-fn reference_mode_replays_the_warmup_inputs() {
-    let (steps, input, warmup) = (50, 3, 8);
-    let net = random_net(CellKind::Gru, 6, input, 1, true, 1.0, 51);
-    let inputs = gaussian(52, steps * input);
-    let mut c = RnnSpectrumConfig::reference(None, warmup);
-    c.spectrum.precision = Precision::F64;
-    assert_eq!(c.warmup_mode, WarmupMode::ReplayInputs);
-    assert_eq!(c.spectrum.log_base, LogBase::Two);
-    let s = network_spectra(&net, &inputs, 1, steps, &c).unwrap();
-    assert_eq!(s[0].steps, steps);
-    // twin: advance the state over the first `warmup` inputs, then all T inputs with J^T Q
-    let mut x = vec![0.0; net.state_dim()];
-    for t in 0..warmup {
-        x = net.step_state(&x, &inputs[t * input..(t + 1) * input]).unwrap();
+fn reference_mode_is_the_published_schedule() {
+    let (steps, input, n) = (50, 3, 6);
+    for (kind, lstm, warmup, ons) in [
+        (CellKind::Gru, LstmState::Full, 8, 1),
+        (CellKind::Gru, LstmState::Full, 500, 3),
+        (CellKind::Lstm, LstmState::HOnly, 12, 4),
+    ] {
+        // small weights: the unnormalised warm-up product stays well conditioned (its
+        // condition number grows like 2^((lambda_1 - lambda_D) w))
+        let net = random_net(kind, n, input, 1, true, 0.4, 51);
+        let inputs = gaussian(52, steps * input);
+        let mut c = RnnSpectrumConfig::reference(None, Some(warmup));
+        c.spectrum.precision = Precision::F64;
+        c.spectrum.ons_interval = ons;
+        c.lstm_state = lstm;
+        assert_eq!(c.warmup_mode, WarmupMode::Reference);
+        assert_eq!(c.spectrum.log_base, LogBase::Two);
+        let s = network_spectra(&net, &inputs, 1, steps, &c).unwrap();
+        assert_eq!(s[0].steps, steps);
+        let d = net.tangent_dim(lstm);
+        assert_eq!(s[0].exponents.len(), d);
+        // twin: Q column-major d x d; J row-major, so (J^T Q)[i][c] = sum_r J[r][i] Q[r][c]
+        let jt_q = |jac: &[f64], q: &[f64]| {
+            let mut z = vec![0.0; d * d];
+            for col in 0..d {
+                for i in 0..d {
+                    z[col * d + i] = (0..d).map(|r| jac[r * d + i] * q[col * d + r]).sum();
+                }
+            }
+            z
+        };
+        let mut q: Vec<f64> =
+            (0..d * d).map(|i| if i % (d + 1) == 0 { 1.0 } else { 0.0 }).collect();
+        let mut x = vec![0.0; net.state_dim()];
+        let mut ws = QrWorkspace::new(d, d);
+        let mut logs = vec![0.0; d];
+        let w = warmup.min(steps);
+        for t in 0..w {
+            let u = &inputs[t * input..(t + 1) * input];
+            q = jt_q(&net.jacobian_at(&x, u, lstm).unwrap(), &q);
+            x = net.step_state(&x, u).unwrap();
+        }
+        if w > 0 {
+            orthonormalize_in_place(&mut q, &mut logs, &mut ws);
+        }
+        let mut sums = vec![0.0; d];
+        for t in 0..steps {
+            let u = &inputs[t * input..(t + 1) * input];
+            q = jt_q(&net.jacobian_at(&x, u, lstm).unwrap(), &q);
+            x = net.step_state(&x, u).unwrap();
+            if t % ons == 0 {
+                orthonormalize_in_place(&mut q, &mut logs, &mut ws);
+                for (acc, l) in sums.iter_mut().zip(&logs) {
+                    *acc += l / std::f64::consts::LN_2;
+                }
+            }
+        }
+        let want: Vec<f64> = sums.iter().map(|v| v / steps as f64).collect();
+        assert_close(
+            &format!("{kind:?} w={warmup} ons={ons}"),
+            &s[0].exponents_qr_order,
+            &want,
+            Tol::abs(1e-10),
+        );
     }
-    let map = SequenceMap::new(&net, &inputs, steps).unwrap();
-    let gc = SpectrumConfig { warmup: 0, steps, ..c.spectrum.clone() };
-    let twin = map_spectrum(&map, &x, &gc).unwrap();
-    for (a, b) in s[0].exponents.iter().zip(&twin.exponents) {
-        assert!((a - b).abs() < 1e-10, "{a} vs {b}");
-    }
-    // LSTM h-only gives N exponents
-    let lstm = random_net(CellKind::Lstm, 6, input, 1, true, 1.0, 53);
-    let s = network_spectra(&lstm, &inputs, 1, steps, &c).unwrap();
-    assert_eq!(s[0].exponents.len(), 6);
 }
 
 #[test]

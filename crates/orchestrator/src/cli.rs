@@ -159,8 +159,13 @@ pub struct SpectrumArgs {
     #[arg(long)]
     pub prefix: Option<String>,
 
-    /// Reproduce the published PyTorch code's conventions: J^T Q, log2, Q_0 = I, warm-up that
-    /// replays the inputs without re-orthonormalising, LSTM h-only.
+    /// Reproduce the published PyTorch code (calc_LEs_an): J^T Q, log2, Q_0 = I, LSTM h-only
+    /// (c frozen), a warm-up over the first min(--warmup, T) inputs (default 500, so in
+    /// practice all of them) without re-orthonormalising and closed by one QR, then all T
+    /// inputs replayed from the warmed-up state with a QR at t = 0, T_ons, 2 T_ons, .. (none
+    /// forced at the last step) and exponents (1/T) sum log2 R_ii. An overflow of the
+    /// unnormalised warm-up product is reported as diverged. CoRNN and ASRNN use our correct
+    /// Jacobians, not the published code's partial ones (documented bugs there).
     #[arg(long)]
     pub reference_mode: bool,
 
@@ -184,7 +189,9 @@ pub struct SpectrumArgs {
     #[arg(long)]
     pub steps: Option<usize>,
 
-    /// Warm-up steps (re-orthonormalised, not accumulated). Default 1000 for systems, 0 for files.
+    /// Warm-up steps (re-orthonormalised, not accumulated). Default 1000 for systems, 0 for
+    /// files and --weights, 500 with --weights --reference-mode (which warms up over
+    /// min(--warmup, T) inputs without re-orthonormalising, then replays all T).
     #[arg(long)]
     pub warmup: Option<usize>,
 
@@ -196,7 +203,8 @@ pub struct SpectrumArgs {
     #[arg(long)]
     pub k: Option<usize>,
 
-    /// Re-orthonormalisation interval T_ons (a QR is always done at the last step).
+    /// Re-orthonormalisation interval T_ons (a QR is always done at the last step, except in
+    /// --reference-mode: a QR at t mod T_ons = 0 only, as the published code does).
     #[arg(long, default_value_t = 1)]
     pub ons: usize,
 

@@ -325,7 +325,63 @@ fn weights_path_reports_mean_std_and_sequences() {
     assert_eq!(nets[0]["log_base"], "2");
     assert_eq!(nets[0]["orientation"], "JtQ");
     assert_eq!(nets[0]["steps"], 30, "reference mode replays the warm-up inputs");
+    assert_eq!(nets[0]["warmup"], 5);
     assert_eq!(nets[0]["exponents"], nets[1]["exponents"]);
+    // its default warm-up is the published 500, over min(500, T) = T inputs; --warmup >= T is
+    // accepted, and the result is the library's reference mode
+    let v = json(&orchestrator(&[
+        "spectrum",
+        "--weights",
+        &lstm,
+        "--inputs-random",
+        "3,28",
+        "--reference-mode",
+        "--json",
+    ]));
+    assert_eq!(v["warmup"], 28);
+    assert_eq!(v["steps"], 28);
+    let explicit = json(&orchestrator(&[
+        "spectrum",
+        "--weights",
+        &lstm,
+        "--inputs-random",
+        "3,28",
+        "--reference-mode",
+        "--warmup",
+        "28",
+        "--json",
+    ]));
+    assert_eq!(v["exponents"], explicit["exponents"]);
+    let net32 = le_engine::rnn::Network::<f32>::load(
+        std::path::Path::new(&lstm),
+        &le_engine::rnn::LoadOptions::default(),
+    )
+    .unwrap();
+    // the CLI's --inputs-random: N(0, 1) in f64 from ChaCha8 seeded with --seed (0)
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let inputs: Vec<f32> = (0..3 * 28 * net32.input)
+        .map(|_| {
+            let x: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng);
+            x as f32
+        })
+        .collect();
+    let lib = le_engine::rnn::network_spectra(
+        &net32,
+        &inputs,
+        3,
+        28,
+        &le_engine::rnn::RnnSpectrumConfig::reference(None, None),
+    )
+    .unwrap();
+    let mean = le_engine::SpectrumStats::of(&lib).mean;
+    let cli: Vec<f64> =
+        v["exponents"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    aelle_support::tolerance::assert_close(
+        "CLI --reference-mode = RnnSpectrumConfig::reference",
+        &cli,
+        &mean,
+        aelle_support::tolerance::Tol::abs(1e-12),
+    );
 
     // the table output
     let out = orchestrator(&[

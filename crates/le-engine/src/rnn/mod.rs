@@ -24,7 +24,7 @@ pub(crate) mod spectra;
 pub use crate::backend::cpu::{network_spectra, population_spectra};
 pub use load::LoadOptions;
 pub use sequence_map::SequenceMap;
-pub use spectra::{InputSet, PopulationSpectra, RnnSpectrumConfig, WarmupMode};
+pub use spectra::{InputSet, PopulationSpectra, REFERENCE_WARMUP, RnnSpectrumConfig, WarmupMode};
 
 use crate::error::{LeError, Result};
 use crate::scalar::Real;
@@ -287,40 +287,110 @@ impl<T: Real> Network<T> {
         self.kind.tangent_blocks(lstm) * self.hidden
     }
 
-    /// One forward step of a single sequence: the full state `x` (`D = L S`, layers
-    /// concatenated, `[h]`, `[h; c]` or `[y; z]` per layer) and the input `u` (`I`) give the next
-    /// state.
+    /// The permutation from PyTorch's state order to the per-layer layout the cells compute
+    /// in, for a state of `blocks` blocks of `N` per layer: `perm[p]` is the internal index of
+    /// coordinate `p`. PyTorch flattens the LSTM state `(h_n, c_n)` as
+    /// `[h_l0, h_l1, .., c_l0, c_l1, ..]`; the cells keep `[h_l0; c_l0; h_l1; c_l1; ..]`. `None`
+    /// where the two orders coincide: every state of one block per layer (RNN, GRU, ASRNN,
+    /// LSTM h-only), one-layer networks, and CoRNN, which has no PyTorch convention and whose
+    /// state order is `[y_l0; z_l0; y_l1; z_l1; ..]` in both.
+    fn pytorch_order(&self, blocks: usize) -> Option<Vec<usize>> {
+        let (n, l) = (self.hidden, self.layers.len());
+        if self.kind != CellKind::Lstm || blocks != 2 || l < 2 {
+            return None;
+        }
+        Some(
+            (0..2 * l * n)
+                .map(|p| {
+                    let (block, rest) = (p / (l * n), p % (l * n));
+                    (rest / n) * 2 * n + block * n + rest % n
+                })
+                .collect(),
+        )
+    }
+
+    /// [`Network::pytorch_order`] of the tangent state.
+    pub(crate) fn tangent_order(&self, lstm: LstmState) -> Option<Vec<usize>> {
+        self.pytorch_order(self.kind.tangent_blocks(lstm))
+    }
+
+    /// [`Network::pytorch_order`] of the forward state.
+    pub(crate) fn state_order(&self) -> Option<Vec<usize>> {
+        self.pytorch_order(self.kind.state_blocks())
+    }
+
+    /// The initial tangent basis `Q_0` of sequence `member` (`Dt x k`, column-major) in the
+    /// cells' layout: [`crate::engine::initial_basis`] (first `k` identity columns, or a
+    /// seeded random orthonormal basis) read in PyTorch's state order and permuted,
+    /// `Q_0^int = P Q_0` with `(P Q)[perm[p]] = Q[p]`. The exponents are those of the
+    /// dynamics in PyTorch's coordinates (an orthogonal change of coordinates changes no
+    /// singular value, and maps `Q_0` to `P Q_0`).
+    pub(crate) fn initial_tangent_basis(
+        &self,
+        lstm: LstmState,
+        k: usize,
+        basis: crate::config::InitialBasis,
+        member: u64,
+    ) -> Vec<T> {
+        let d = self.tangent_dim(lstm);
+        let q = crate::engine::initial_basis::<T>(d, k, basis, member);
+        match self.tangent_order(lstm) {
+            Some(perm) => to_internal(&perm, &q),
+            None => q,
+        }
+    }
+
+    /// One forward step of a single sequence: the full state `x` (`D` values) and the input
+    /// `u` (`I`) give the next state. The state is in PyTorch's order: `[h_l0, h_l1, ..]`
+    /// (RNN, GRU, ASRNN), `[h_l0, h_l1, .., c_l0, c_l1, ..]` (LSTM, `(h_n, c_n)` flattened),
+    /// `[y_l0; z_l0; y_l1; z_l1; ..]` (CoRNN, no PyTorch convention).
     pub fn step_state(&self, x: &[T], u: &[T]) -> Result<Vec<T>> {
         self.check_point(x, u)?;
+        let order = self.state_order();
+        let x = match &order {
+            Some(perm) => to_internal(perm, x),
+            None => x.to_vec(),
+        };
         let mut run = cells::BatchState::new(self, 1);
-        run.set_sequence_state(0, x);
+        run.set_sequence_state(0, &x);
         run.forward(self, u, 1, 0);
         let mut next = vec![T::zero(); self.state_dim()];
         run.sequence_state(0, &mut next);
-        Ok(next)
+        Ok(match &order {
+            Some(perm) => to_pytorch(perm, &next),
+            None => next,
+        })
     }
 
-    /// The explicit Jacobian of [`Network::step_state`] at `(x, u)` on the tangent state
-    /// (`Dt x Dt`, row-major, rows are outputs), built by applying the tangent map to the
-    /// identity. For LSTM h-only it is `dh'/dh` with `c` frozen (per layer block).
+    /// The explicit Jacobian `J[i][j] = d x'_i / d x_j` of [`Network::step_state`] at `(x, u)`
+    /// on the tangent state (`Dt x Dt`, row-major, rows are outputs), in PyTorch's state order
+    /// like `x` (built by applying the tangent map to the identity). For LSTM h-only it is
+    /// `dh'/dh` with `c` frozen on `[h_l0, h_l1, ..]`.
     pub fn jacobian_at(&self, x: &[T], u: &[T], lstm: LstmState) -> Result<Vec<T>> {
         self.check_point(x, u)?;
         let d = self.tangent_dim(lstm);
+        let x = match self.state_order() {
+            Some(perm) => to_internal(&perm, x),
+            None => x.to_vec(),
+        };
         let mut run = cells::BatchState::new(self, 1);
-        run.set_sequence_state(0, x);
+        run.set_sequence_state(0, &x);
         run.forward(self, u, 1, 0);
         let mut eye = vec![T::zero(); d * d];
         for i in 0..d {
             eye[i * d + i] = T::one();
         }
+        // column-major J_int: entry (i, j) at j d + i
         let mut jac = vec![T::zero(); d * d];
         run.tangent(self, lstm, &eye, &mut jac, d);
-        for i in 0..d {
-            for j in i + 1..d {
-                jac.swap(i * d + j, j * d + i);
+        let perm = self.tangent_order(lstm).unwrap_or_else(|| (0..d).collect());
+        let mut out = vec![T::zero(); d * d];
+        for (i, &pi) in perm.iter().enumerate() {
+            for (j, &pj) in perm.iter().enumerate() {
+                out[i * d + j] = jac[pj * d + pi];
             }
         }
-        Ok(jac)
+        Ok(out)
     }
 
     fn check_point(&self, x: &[T], u: &[T]) -> Result<()> {
@@ -356,4 +426,29 @@ impl<T: Real> Network<T> {
         }
         Ok(out)
     }
+}
+
+/// Column-major blocks of `perm.len()` rows from PyTorch's order to the cells' layout:
+/// row `p` of `v` becomes row `perm[p]`.
+pub(crate) fn to_internal<T: Real>(perm: &[usize], v: &[T]) -> Vec<T> {
+    let d = perm.len();
+    let mut out = vec![T::zero(); v.len()];
+    for (src, dst) in v.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        for (p, &i) in perm.iter().enumerate() {
+            dst[i] = src[p];
+        }
+    }
+    out
+}
+
+/// The inverse of [`to_internal`]: row `perm[p]` of `v` becomes row `p`.
+pub(crate) fn to_pytorch<T: Real>(perm: &[usize], v: &[T]) -> Vec<T> {
+    let d = perm.len();
+    let mut out = vec![T::zero(); v.len()];
+    for (src, dst) in v.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        for (p, &i) in perm.iter().enumerate() {
+            dst[p] = src[i];
+        }
+    }
+    out
 }

@@ -9,19 +9,27 @@ use super::LstmState;
 use crate::config::{InitialBasis, LogBase, Orientation, Precision, SpectrumConfig};
 use crate::error::{LeError, Result};
 use crate::scalar::Real;
+use crate::schedule::QrSchedule;
 use crate::spectrum::{Spectrum, SpectrumStats};
 
-/// How the warm-up treats the driving inputs.
+/// The warm-up and QR schedule of an RNN spectrum computation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WarmupMode {
-    /// The first `warmup` inputs of each sequence advance state and basis (re-orthonormalised,
-    /// not accumulated); exponents average over the remaining `T - warmup` steps. Default.
+    /// The first `w = warmup` inputs of each sequence advance state and basis
+    /// (re-orthonormalised every `T_ons` steps and at the warm-up's end, not accumulated); the
+    /// exponents average over the remaining `T - w` steps, with a QR every `T_ons` steps and
+    /// at the last one: `lambda_i = (1 / (T - w)) sum ln R_ii`. Needs `w < T`. Default.
     #[default]
     Tangent,
-    /// Reference behaviour: the first `warmup` inputs advance the state only (no tangent
-    /// dynamics), then all `T` inputs are replayed from `Q_0` and accumulated.
-    ReplayInputs,
+    /// The published code's `calc_LEs_an`: over the first `w = min(warmup, T)` inputs the state
+    /// advances and `Q <- J^T Q` (or `J Q`) with no re-orthonormalisation, then one QR
+    /// `Q <- q`; then all `T` inputs are replayed from the warmed-up state (not reset) with a
+    /// QR `J^T Q = q r`, `Q <- q S`, `R_t = S r` (`S = sign diag r`) at `t mod T_ons = 0` and
+    /// `R_t = I` on the other steps (no QR forced at the last step):
+    /// `lambda_i = (1 / T) sum_t log (R_t)_ii`. An overflow of the unnormalised warm-up product
+    /// is reported as a [`crate::Status::Diverged`] whose reason says so.
+    Reference,
 }
 
 /// Settings of an RNN spectrum computation.
@@ -35,7 +43,7 @@ pub struct RnnSpectrumConfig {
     pub spectrum: SpectrumConfig,
     /// LSTM full `(h, c)` (default) or h-only.
     pub lstm_state: LstmState,
-    /// Warm-up over the inputs with tangent dynamics (default) or replay (reference).
+    /// Standard warm-up and QR schedule (default) or the published code's.
     pub warmup_mode: WarmupMode,
 }
 
@@ -53,15 +61,20 @@ impl Default for RnnSpectrumConfig {
     }
 }
 
+/// The published code's default warm-up (`calc_LEs_an(..., warmup=500)`): in practice the
+/// whole sequence, since the warm-up covers `min(warmup, T)` inputs.
+pub const REFERENCE_WARMUP: usize = 500;
+
 impl RnnSpectrumConfig {
     /// The published PyTorch code's conventions: `J^T Q`, log2, `Q_0 = I`, QR every step,
-    /// warm-up that advances the state over the first `warmup` inputs and then replays all of
-    /// them, LSTM h-only; `f32`.
-    pub fn reference(k: Option<usize>, warmup: usize) -> Self {
+    /// [`WarmupMode::Reference`] over `min(warmup, T)` inputs (default [`REFERENCE_WARMUP`]),
+    /// LSTM h-only; `f32`. Our CoRNN and ASRNN Jacobians are the correct ones, not the
+    /// published code's partial ones.
+    pub fn reference(k: Option<usize>, warmup: Option<usize>) -> Self {
         Self {
             spectrum: SpectrumConfig {
                 k,
-                warmup,
+                warmup: warmup.unwrap_or(REFERENCE_WARMUP),
                 ons_interval: 1,
                 orientation: Orientation::JtQ,
                 log_base: LogBase::Two,
@@ -71,7 +84,17 @@ impl RnnSpectrumConfig {
                 ..SpectrumConfig::default()
             },
             lstm_state: LstmState::HOnly,
-            warmup_mode: WarmupMode::ReplayInputs,
+            warmup_mode: WarmupMode::Reference,
+        }
+    }
+
+    /// The QR schedule of a run over `steps` inputs: the one rule the CPU loop and the CUDA
+    /// plan follow.
+    pub(crate) fn qr_schedule(&self, steps: usize) -> QrSchedule {
+        let sc = &self.spectrum;
+        match self.warmup_mode {
+            WarmupMode::Tangent => QrSchedule::standard(sc.warmup, steps, sc.ons_interval),
+            WarmupMode::Reference => QrSchedule::reference(sc.warmup, steps, sc.ons_interval),
         }
     }
 }

@@ -3,14 +3,16 @@
 //! Per network, all `B` driving sequences advance together: one forward GEMM per weight block
 //! and step for all sequences, one tangent GEMM `U [Q_1 .. Q_B]` per weight block and step
 //! (see `rnn/cells/`), then a Householder QR of each sequence's `Dt x k` block on the steps
-//! [`QrSchedule`] names. Networks run in parallel over rayon's pool when there are at least as
+//! [`QrSchedule`] names (the standard rule, or the published code's, `WarmupMode`), each step
+//! at the input time the schedule names. `Q_0` is [`Network::initial_tangent_basis`]: the
+//! identity (or seeded random) basis in PyTorch's state order. Networks run in parallel over rayon's pool when there are at least as
 //! many networks as threads; otherwise the networks run one after the other and each one's
 //! GEMMs and QRs use all threads.
 
 use rayon::prelude::*;
 
 use crate::config::{Orientation, SpectrumConfig};
-use crate::engine::{CompensatedSum, initial_basis};
+use crate::engine::CompensatedSum;
 use crate::error::{LeError, Result};
 use crate::linalg::AlignedBuf;
 use crate::linalg::qr::batched::{
@@ -23,7 +25,7 @@ use crate::rnn::cells::{BatchState, CombinedStep, matmul};
 use crate::rnn::spectra::check_inputs;
 use crate::rnn::{InputSet, LstmState, Network, PopulationSpectra, RnnSpectrumConfig, WarmupMode};
 use crate::scalar::Real;
-use crate::schedule::{QrSchedule, StepPhase};
+use crate::schedule::{QrSchedule, StepPhase, nonfinite_reason};
 use crate::spectrum::{Spectrum, SpectrumStats, Status, TracePoint};
 
 /// Spectra of every network of `nets` (same cell kind and sizes) driven by `inputs`.
@@ -139,8 +141,9 @@ impl SequenceAccumulator {
     }
 
     /// Check and accumulate the `ln R_ii` (in `logs`) of this sequence's fresh QR of `qb` at
-    /// main-loop step `s`: a non-finite value marks the sequence diverged (and zeroes its
-    /// block); past the warm-up the logs are added and a trace point recorded when due.
+    /// loop step `s`: a non-finite value marks the sequence diverged (and zeroes its block;
+    /// at the QR closing the reference's unnormalised warm-up it is an overflow of the warm-up
+    /// product); past the warm-up the logs are added and a trace point recorded when due.
     fn record<T: Real>(
         &mut self,
         qb: &mut [T],
@@ -156,7 +159,7 @@ impl SequenceAccumulator {
             let reason = if self.logs[i] == f64::NEG_INFINITY {
                 format!("tangent vector {i} collapsed to zero (R_ii = 0)")
             } else {
-                format!("non-finite tangent vector {i}")
+                nonfinite_reason(&phase, i, T::NAME)
             };
             self.status = Status::Diverged { step: s, reason };
             qb.fill(T::zero());
@@ -211,7 +214,6 @@ struct NetworkRun<'a, T: Real> {
     /// `d * k`, one sequence's tangent block.
     block: usize,
     qr_schedule: QrSchedule,
-    accumulated_steps: usize,
     scale: f64,
     state: BatchState<T>,
     q: AlignedBuf<T>,
@@ -261,7 +263,8 @@ pub(crate) fn check_run<'i, T: Real + 'i>(
     let d = net.tangent_dim(cfg.lstm_state);
     let k = sc.resolve_k(d)?;
     let warmup = sc.warmup;
-    if warmup >= steps {
+    // the reference warm-up covers min(warmup, T) inputs and replays them all
+    if cfg.warmup_mode == WarmupMode::Tangent && warmup >= steps {
         return Err(LeError::InvalidConfig {
             field: "warmup",
             message: format!(
@@ -273,8 +276,7 @@ pub(crate) fn check_run<'i, T: Real + 'i>(
 }
 
 impl<'a, T: Real> NetworkRun<'a, T> {
-    /// Validate, advance the state over the replayed warm-up (reference mode) and set up
-    /// `Q_0`, the scratch and the path choices.
+    /// Validate and set up the schedule, `Q_0`, the scratch and the path choices.
     fn new(
         net: &'a Network<T>,
         inputs: &'a [T],
@@ -287,25 +289,14 @@ impl<'a, T: Real> NetworkRun<'a, T> {
         let (d, k) = check_run(net, [inputs], batch, steps, cfg)?;
         let sc = &cfg.spectrum;
         let lstm = cfg.lstm_state;
-        let warmup = sc.warmup;
-        let (first_accumulated, total) = match cfg.warmup_mode {
-            WarmupMode::Tangent => (warmup, steps),
-            WarmupMode::ReplayInputs => (0, steps),
-        };
-        let accumulated_steps = total - first_accumulated;
-        let qr_schedule = QrSchedule { first_accumulated, total, ons_interval: sc.ons_interval };
+        let qr_schedule = cfg.qr_schedule(steps);
         let mut state = BatchState::new(net, batch);
         state.par = par;
-        if cfg.warmup_mode == WarmupMode::ReplayInputs {
-            for t in 0..warmup {
-                state.forward(net, inputs, steps, t);
-            }
-        }
         let block = d * k;
         let mut q = AlignedBuf::<T>::zeroed(batch * block);
         for b in 0..batch {
-            q[b * block..(b + 1) * block].copy_from_slice(&initial_basis::<T>(
-                d,
+            q[b * block..(b + 1) * block].copy_from_slice(&net.initial_tangent_basis(
+                lstm,
                 k,
                 sc.initial_basis,
                 b as u64,
@@ -335,7 +326,7 @@ impl<'a, T: Real> NetworkRun<'a, T> {
         let keep_q_factored = factored_q
             && fused
             && k == d
-            && sc.ons_interval == 1
+            && qr_schedule.qr_every_step()
             && net.layers.len() == 1
             && workspaces[0].supports_factored_q();
         let (t_len, sign_len) =
@@ -354,7 +345,6 @@ impl<'a, T: Real> NetworkRun<'a, T> {
             k,
             block,
             qr_schedule,
-            accumulated_steps,
             scale,
             state,
             q,
@@ -376,10 +366,11 @@ impl<'a, T: Real> NetworkRun<'a, T> {
         })
     }
 
-    /// Main-loop step `s`: forward step, divergence check, tangent step and (on the
-    /// schedule's steps) the QRs.
+    /// Loop step `s`: forward step at the schedule's input time, divergence check, tangent
+    /// step and (on the schedule's steps) the QRs.
     fn step(&mut self, s: usize) {
-        self.state.forward(self.net, self.inputs, self.steps, s);
+        let phase = self.qr_schedule.step(s);
+        self.state.forward(self.net, self.inputs, self.steps, phase.input);
         for (b, a) in self.acc.iter_mut().enumerate() {
             if a.status.is_finite() && !self.state.sequence_is_finite(b) {
                 a.status = Status::Diverged {
@@ -388,7 +379,6 @@ impl<'a, T: Real> NetworkRun<'a, T> {
                 };
             }
         }
-        let phase = self.qr_schedule.step(s);
         if self.fused {
             self.fused_step(s, phase);
         } else {
@@ -522,7 +512,8 @@ impl<'a, T: Real> NetworkRun<'a, T> {
 
     /// Each sequence's spectrum (NaN exponents for a diverged one).
     fn finish(self) -> Vec<Spectrum> {
-        let (k, sc, accumulated_steps) = (self.k, self.sc, self.accumulated_steps);
+        let (k, sc) = (self.k, self.sc);
+        let accumulated_steps = self.qr_schedule.accumulated_steps();
         let norm = self.scale / accumulated_steps as f64;
         self.acc
             .into_iter()
@@ -574,7 +565,7 @@ fn network_spectra_with<T: Real>(
     threading: Threading,
 ) -> Result<Vec<Spectrum>> {
     let mut run = NetworkRun::new(net, inputs, batch, steps, cfg, threading)?;
-    for s in 0..run.qr_schedule.total {
+    for s in 0..run.qr_schedule.total() {
         run.step(s);
     }
     Ok(run.finish())

@@ -5,7 +5,9 @@
 //!   CoRNN `[y; z]`); the layer's output (next layer's input) is the first `N` rows;
 //! * gate pre-activations: `G N x B` (`G` gate blocks stacked as in PyTorch);
 //! * tangent blocks: `Dt x (B k)` with `Dt = L * St` (per layer `St` rows: `[h]`, `[h; c]`,
-//!   `[y; z]`), sequence `b` owning columns `b k .. (b + 1) k`.
+//!   `[y; z]`), sequence `b` owning columns `b k .. (b + 1) k`. This per-layer layout is
+//!   internal: the public state order is PyTorch's (`Network::step_state`), and `Q_0` is
+//!   mapped into this layout by the permutation (`Network::initial_tangent_basis`).
 //!
 //! The tangent step computes `Z = J Q` without forming `J` (`P = U_rec Q_rec + W_in dIn`,
 //! `dIn` = the previous layer's new output perturbation, zero for layer 0). RNN, ASRNN and

@@ -30,6 +30,8 @@ pub struct NetworkReport {
     pub k: usize,
     /// Accumulated steps per sequence.
     pub steps: usize,
+    /// Warm-up steps (reference mode: the `min(--warmup, T)` inputs it warms up over before
+    /// replaying all `T`).
     pub warmup: usize,
     pub batch: usize,
     pub log_base: &'static str,
@@ -159,11 +161,7 @@ fn rnn_config(args: &SpectrumArgs) -> RnnSpectrumConfig {
             (None, true) => LstmState::HOnly,
             (None, false) => LstmState::Full,
         },
-        warmup_mode: if args.reference_mode {
-            WarmupMode::ReplayInputs
-        } else {
-            WarmupMode::Tangent
-        },
+        warmup_mode: if args.reference_mode { WarmupMode::Reference } else { WarmupMode::Tangent },
     }
 }
 
@@ -236,7 +234,7 @@ fn run_typed<T: Real>(args: &SpectrumArgs, cfg: &RnnSpectrumConfig) -> Result<Ve
                 spectra,
                 stats,
                 k,
-                inputs.batch,
+                (inputs.batch, inputs.steps),
                 cfg,
                 args.reference_mode,
                 sc.zero_tolerance,
@@ -252,7 +250,7 @@ fn network_report<T: Real>(
     spectra: &[Spectrum],
     stats: &SpectrumStats,
     k: usize,
-    batch: usize,
+    (batch, input_steps): (usize, usize),
     cfg: &RnnSpectrumConfig,
     reference_mode: bool,
     zero_tolerance: f64,
@@ -274,7 +272,10 @@ fn network_report<T: Real>(
         dim: net.tangent_dim(cfg.lstm_state),
         k,
         steps: spectra.iter().map(|s| s.steps).max().unwrap_or(0),
-        warmup: sc.warmup,
+        warmup: match cfg.warmup_mode {
+            WarmupMode::Tangent => sc.warmup,
+            WarmupMode::Reference => sc.warmup.min(input_steps),
+        },
         batch,
         log_base: sc.log_base.label(),
         orientation: sc.orientation.label(),

@@ -14,7 +14,13 @@ use crate::error::usage;
 pub fn config_from_args(args: &SpectrumArgs, is_file: bool) -> SpectrumConfig {
     SpectrumConfig {
         k: args.k,
-        warmup: args.warmup.unwrap_or(if is_file { 0 } else { 1000 }),
+        warmup: args.warmup.unwrap_or(if args.reference_mode && !args.weights.is_empty() {
+            le_engine::rnn::REFERENCE_WARMUP
+        } else if is_file {
+            0
+        } else {
+            1000
+        }),
         steps: args.steps.unwrap_or(100_000),
         ons_interval: args.ons,
         orientation: match args.orientation {

@@ -8,7 +8,6 @@
 use super::ops::{Buf, GemmShape, Op, View, buffer_lengths, program};
 use super::plan::Plan;
 use crate::backend::PopulationInputs;
-use crate::engine::initial_basis;
 use crate::linalg::qr::{QrWorkspace, orthonormalize_in_place};
 use crate::rnn::{CellKind, Network};
 use crate::spectrum::Spectrum;
@@ -58,8 +57,8 @@ impl<'a> HostRun<'a> {
         for i in 0..m {
             for bi in 0..b {
                 let at = (i * b + bi) * d * k;
-                q[at..at + d * k].copy_from_slice(&initial_basis::<f32>(
-                    d,
+                q[at..at + d * k].copy_from_slice(&nets[0].initial_tangent_basis(
+                    plan.lstm_state(),
                     k,
                     plan.initial_basis,
                     bi as u64,

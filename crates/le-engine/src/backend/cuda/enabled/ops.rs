@@ -4,7 +4,8 @@
 //! host executor of the tests (`host_exec.rs`) executes the same list on the CPU and is compared
 //! with the CPU backend, so the shapes, strides and offsets are checked without a GPU.
 //!
-//! Per main-loop step `s` (input time `t = s`), for each layer `l`:
+//! Per loop step `s` (at the schedule's input time `t`: `t = s`, or in the reference's replay
+//! `t = s - w`), for each layer `l`:
 //! 1. swap the layer's old/new state;
 //! 2. `pre_in = W_in x_t` (layer 0: the inputs' column `t`, `ld = T I`, stride 0 when shared;
 //!    layer `l > 0`: the previous layer's new state) and `pre_rec = W_rec state_{t-1}`:
@@ -123,7 +124,8 @@ pub(crate) enum Op {
     SwapState {
         layer: usize,
     },
-    /// `<cell>_forward_f32` of a layer (`step < 0`: replay, no divergence flag).
+    /// `<cell>_forward_f32` of a layer; `step` is the loop step a divergence is recorded at
+    /// (`< 0`: none recorded).
     Forward {
         layer: usize,
         step: i32,
@@ -178,14 +180,12 @@ pub(crate) fn buffer_lengths(plan: &Plan, nets: usize, shared_inputs: bool) -> V
     v
 }
 
-/// The whole device program of a run of `nets` networks: replay steps, then the main loop.
+/// The whole device program of a run of `nets` networks: every loop step of the schedule
+/// (warm-up included).
 pub(crate) fn program(plan: &Plan, nets: usize, shared_inputs: bool) -> Vec<Op> {
     let mut ops = Vec::new();
-    for t in 0..plan.replay {
-        forward_ops(&mut ops, plan, nets, shared_inputs, t, -1);
-    }
     for (s, action) in plan.schedule().into_iter().enumerate() {
-        forward_ops(&mut ops, plan, nets, shared_inputs, s, s as i32);
+        forward_ops(&mut ops, plan, nets, shared_inputs, action.input, s as i32);
         if plan.transpose {
             tangent_ops(&mut ops, plan, nets, true);
             let (d, k) = (plan.d, plan.k);

@@ -7,8 +7,8 @@
 use crate::backend::cpu::{check_population, check_run};
 use crate::backend::{BackendError, PopulationInputs};
 use crate::config::{InitialBasis, LogBase, Orientation};
-use crate::rnn::{CellKind, LstmState, Network, RnnSpectrumConfig, WarmupMode};
-use crate::schedule::{QrSchedule, StepPhase};
+use crate::rnn::{CellKind, LstmState, Network, RnnSpectrumConfig};
+use crate::schedule::{QrSchedule, StepPhase, nonfinite_reason};
 use crate::spectrum::{Spectrum, Status, TracePoint};
 
 /// Sizes and settings of one population run.
@@ -34,15 +34,10 @@ pub(crate) struct Plan {
     pub k: usize,
     pub batch: usize,
     pub steps: usize,
-    /// Steps of the main loop (`T`).
-    pub total: usize,
-    /// First accumulated step of the main loop.
-    pub first_accumulated: usize,
-    /// State-only replay steps before the main loop (reference warm-up).
-    pub replay: usize,
+    /// Which loop steps re-orthonormalise and accumulate, at which input time (the CPU's rule).
+    pub qr_schedule: QrSchedule,
     pub transpose: bool,
     pub lstm_full: bool,
-    pub ons_interval: usize,
     pub trace_every: Option<usize>,
     pub log_base: LogBase,
     pub zero_tolerance: f64,
@@ -51,9 +46,11 @@ pub(crate) struct Plan {
     pub constants: (f32, f32, f32),
 }
 
-/// What happens after the tangent step at main-loop step `s`.
+/// What loop step `s` does: its input time, and what happens after its tangent step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StepAction {
+    /// Input time step of the forward step.
+    pub input: usize,
     /// Re-orthonormalise the blocks.
     pub qr: bool,
     /// Add `ln R_ii` to the sums (past the warm-up).
@@ -77,11 +74,6 @@ impl Plan {
         let (d, k) = check_run(first, sets, batch, steps, cfg)?;
         let sc = &cfg.spectrum;
         let lstm = cfg.lstm_state;
-        let warmup = sc.warmup;
-        let (first_accumulated, replay) = match cfg.warmup_mode {
-            WarmupMode::Tangent => (warmup, 0),
-            WarmupMode::ReplayInputs => (0, warmup),
-        };
         let n = first.hidden;
         let c = first.constants;
         Ok(Self {
@@ -97,18 +89,20 @@ impl Plan {
             k,
             batch,
             steps,
-            total: steps,
-            first_accumulated,
-            replay,
+            qr_schedule: cfg.qr_schedule(steps),
             transpose: sc.orientation == Orientation::JtQ,
             lstm_full: lstm == LstmState::Full,
-            ons_interval: sc.ons_interval,
             trace_every: sc.trace_every,
             log_base: sc.log_base,
             zero_tolerance: sc.zero_tolerance,
             initial_basis: sc.initial_basis,
             constants: (c.eps as f32, c.gamma as f32, c.dt as f32),
         })
+    }
+
+    /// The LSTM tangent state.
+    pub fn lstm_state(&self) -> LstmState {
+        if self.lstm_full { LstmState::Full } else { LstmState::HOnly }
     }
 
     /// Rows of the gate pre-activations `G N`.
@@ -129,25 +123,25 @@ impl Plan {
 
     /// Accumulated steps (the exponents' denominator).
     pub fn accumulated_steps(&self) -> usize {
-        self.total - self.first_accumulated
+        self.qr_schedule.accumulated_steps()
     }
 
-    /// The action after main-loop step `s` ([`QrSchedule::step`], the rule of every backend).
+    /// Loop steps of the run (warm-up included).
+    pub fn total(&self) -> usize {
+        self.qr_schedule.total()
+    }
+
+    /// The action of loop step `s` ([`QrSchedule::step`], the rule of every backend).
     pub fn action(&self, s: usize) -> StepAction {
-        let StepPhase { accumulate, in_phase, qr } = QrSchedule {
-            first_accumulated: self.first_accumulated,
-            total: self.total,
-            ons_interval: self.ons_interval,
-        }
-        .step(s);
-        StepAction { qr, accumulate, in_phase, trace: false }
+        let StepPhase { accumulate, in_phase, qr, input, .. } = self.qr_schedule.step(s);
+        StepAction { input, qr, accumulate, in_phase, trace: false }
     }
 
     /// All actions of the main loop, with the trace points marked (the CPU's `next_trace`
     /// logic, identical for every sequence that stays finite).
     pub fn schedule(&self) -> Vec<StepAction> {
         let mut next = self.trace_every;
-        (0..self.total)
+        (0..self.total())
             .map(|s| {
                 let mut a = self.action(s);
                 if a.qr
@@ -211,7 +205,7 @@ impl Plan {
                     .map(|bi| {
                         let mb = m * b + bi;
                         let value = |s: &[f64], c: &[f64], i: usize| s[mb * k + i] + c[mb * k + i];
-                        let status = decode_status(status[mb], status_step[mb], status_index[mb]);
+                        let status = self.status(status[mb], status_step[mb], status_index[mb]);
                         let acc = accumulated[mb].max(0) as usize;
                         let trace = trace_steps
                             .iter()
@@ -247,6 +241,22 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// [`decode_status`], with the wording of the schedule's step: a non-finite block at the QR
+    /// that closes the reference's unnormalised warm-up is an overflow of the warm-up product.
+    pub fn status(&self, code: i32, step: i32, index: i32) -> Status {
+        let at = step.max(0) as usize;
+        if code == 3 && at < self.total() {
+            let phase = self.qr_schedule.step(at);
+            if phase.closes_unnormalised_warmup {
+                let reason = nonfinite_reason(&phase, index.max(0) as usize, "f32");
+                return Status::Diverged { step: at, reason };
+            }
+        }
+        decode_status(code, step, index)
+    }
+}
+
 /// The device's status codes as a [`Status`], with the CPU backend's wording.
 pub(crate) fn decode_status(code: i32, step: i32, index: i32) -> Status {
     let step = step.max(0) as usize;
@@ -266,7 +276,7 @@ pub(crate) fn decode_status(code: i32, step: i32, index: i32) -> Status {
 mod tests {
     use super::*;
     use crate::config::SpectrumConfig;
-    use crate::rnn::{CellConstants, Layer};
+    use crate::rnn::{CellConstants, Layer, WarmupMode};
 
     fn net(kind: CellKind, n: usize, input: usize) -> Network<f32> {
         let g = kind.gates();
@@ -351,10 +361,24 @@ mod tests {
         let traces: Vec<usize> = sched.iter().filter(|a| a.trace).map(|a| a.in_phase).collect();
         assert_eq!(traces, [4, 7]);
         assert_eq!(p.accumulated_steps(), 7);
-        // replay: no tangent warm-up phase; every step accumulates.
-        let p = Plan::new(&one, &inputs, &cfg(3, 1, None, WarmupMode::ReplayInputs)).unwrap();
-        assert_eq!((p.replay, p.first_accumulated, p.accumulated_steps()), (3, 0, 10));
-        assert!(p.schedule().iter().all(|a| a.qr && a.accumulate && !a.trace));
+        // reference: 3 unnormalised warm-up steps closed by one QR, then all 10 inputs
+        // replayed and accumulated, a QR every step.
+        let p = Plan::new(&one, &inputs, &cfg(3, 1, None, WarmupMode::Reference)).unwrap();
+        assert_eq!((p.total(), p.accumulated_steps()), (13, 10));
+        let sched = p.schedule();
+        let inputs_of: Vec<usize> = sched.iter().map(|a| a.input).collect();
+        assert_eq!(inputs_of, [0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert!(!sched[0].qr && !sched[1].qr && sched[2].qr && !sched[2].accumulate);
+        assert!(sched[3..].iter().all(|a| a.qr && a.accumulate && !a.trace));
+        assert!(
+            p.status(3, 2, 1)
+                .to_string()
+                .contains("warm-up product of 3 tangent steps overflowed f32")
+        );
+        assert_eq!(p.status(3, 4, 1), decode_status(3, 4, 1));
+        // reference warm-up >= T is accepted (min(warmup, T) = T)
+        let p = Plan::new(&one, &inputs, &cfg(500, 1, None, WarmupMode::Reference)).unwrap();
+        assert_eq!((p.total(), p.accumulated_steps()), (20, 10));
     }
 
     #[test]

@@ -15,7 +15,6 @@ use super::ops::{
 use super::plan::Plan;
 use super::{CudaOptions, GemmEngine};
 use crate::backend::{BackendError, CudaError, PopulationInputs};
-use crate::engine::initial_basis;
 use crate::rnn::{CellKind, Network, PopulationSpectra, RnnSpectrumConfig};
 use crate::spectrum::{Spectrum, SpectrumStats};
 
@@ -150,11 +149,17 @@ impl<'a> Run<'a> {
             }
             upload(Buf::Eye, &e)?;
         }
-        // Q_0 of sequence b (the CPU's `initial_basis(.., b)`), the same for every network.
+        // Q_0 of sequence b (the CPU's `Network::initial_tangent_basis(.., b)`: PyTorch's
+        // state order mapped to the cells' layout), the same for every network.
         let block = d * k;
         let mut basis = Vec::with_capacity(b * block);
         for bi in 0..b {
-            basis.extend(initial_basis::<f32>(d, k, plan.initial_basis, bi as u64));
+            basis.extend(nets[0].initial_tangent_basis(
+                plan.lstm_state(),
+                k,
+                plan.initial_basis,
+                bi as u64,
+            ));
         }
         let basis = s.clone_htod(&basis).map_err(driver_error)?;
         let q = bufs[Buf::Q.slot()].as_mut().ok_or_else(|| missing(Buf::Q))?;
