@@ -212,8 +212,8 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
     assert!(!root.exists());
     let out = run_ok(&["run", "--dry-run", "--run-dir", s(&root)]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("networks         160 in 40 training units"), "{text}");
-    assert!(text.contains("spectra          800 at epochs [0, 1, 2, 5, 10]"), "{text}");
+    assert!(text.contains("networks         200 in 50 training units"), "{text}");
+    assert!(text.contains("spectra          1000 at epochs [0, 1, 2, 5, 10]"), "{text}");
 }
 
 #[test]

@@ -382,7 +382,13 @@ pub(crate) fn summarize_point(
         .enumerate()
         .map(|(c, &kind)| {
             let e = |k: usize| {
-                let per_repeat: Vec<Option<f64>> = full[c].iter().map(|m| m[k]).collect();
+                let per_repeat: Vec<Option<f64>> = if c == shuffled {
+                    // The control's value is the mean of its permutation null (one
+                    // permutation alone is as noisy as the null is wide).
+                    vec![mean_defined(boot[c][k].iter().copied().filter(Option::is_some))]
+                } else {
+                    full[c].iter().map(|m| m[k]).collect()
+                };
                 estimate(&per_repeat, &boot[c][k], level)
             };
             ClassifierEstimate {

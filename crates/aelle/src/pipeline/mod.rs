@@ -263,8 +263,8 @@ pub enum ClassifierKind {
     AelleWithHyperparameters,
     /// Control: the AeLLE logistic scores measured against randomly permuted labels (a fresh
     /// permutation per repeat and per bootstrap resample), i.e. the metrics of a classifier
-    /// that knows nothing, at this population size; its interval is the permutation null's
-    /// (cross-validation and transfer only).
+    /// that knows nothing, at this population size; its value is the mean and its interval the
+    /// percentile interval of that permutation null (cross-validation and transfer only).
     ShuffledLabels,
 }
 

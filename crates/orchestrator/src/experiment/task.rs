@@ -1,15 +1,22 @@
-//! The experiment's task: row-wise sequential MNIST on the embedded 10k split, optionally
+//! The experiment's task: row-wise sequential MNIST on the embedded 10k split or full MNIST
+//! (`task.data`), optionally
 //! restricted to a seeded subset of each split (`task.train_examples`, `task.test_examples`).
 
 use datasets::{PixelOrder, SequentialImageTask, Subset};
 
-use super::config::{ExperimentConfig, TaskKind};
+use super::config::{ExperimentConfig, TaskData, TaskKind};
 
 /// The configured task.
 pub fn build_task(config: &ExperimentConfig) -> anyhow::Result<Subset<SequentialImageTask>> {
     let inner = match config.task.kind {
         TaskKind::SmnistRow => {
-            let split = datasets::mnist_10k_split()?;
+            let split = match config.task.data.resolved() {
+                TaskData::Mnist => {
+                    let family = datasets::MnistFamily::Mnist;
+                    family.load_dir(&family.default_dir())?
+                }
+                _ => datasets::mnist_10k_split()?,
+            };
             let norm = config.task.normalization;
             SequentialImageTask::new(split, PixelOrder::RowWise, norm)?
         }

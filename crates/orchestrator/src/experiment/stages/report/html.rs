@@ -136,7 +136,7 @@ pub fn summary_markdown(
     let _ = writeln!(s, "# AeLLE experiment `{}`\n", c.name);
     let _ = writeln!(
         s,
-        "{} networks ({} per cell; cells {}), N = {}, p in [{}, {}], {} epochs of Adam (lr {}, batch {}) on row-wise sequential MNIST ({} training / {} test images); spectra of {} checkpoints per network (epochs {:?}) from {} fixed driving sequences.\n",
+        "{} networks ({} per cell; cells {}), N = {}, p in [{}, {}], {} epochs of Adam (lr {}, batch {}) on row-wise sequential MNIST ({} training / {} test images of {}); spectra of {} checkpoints per network (epochs {:?}) from {} fixed driving sequences.\n",
         data.nets.len(),
         c.population.networks_per_architecture,
         c.population.architectures.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
@@ -146,8 +146,9 @@ pub fn summary_markdown(
         c.training.epochs,
         c.training.learning_rate,
         c.training.batch_size,
-        if c.task.train_examples == 0 { 8000 } else { c.task.train_examples },
-        if c.task.test_examples == 0 { 2000 } else { c.task.test_examples },
+        c.example_counts().0,
+        c.example_counts().1,
+        c.task.data.describe(),
         c.spectrum_epochs().len(),
         c.spectrum_epochs(),
         c.spectra.driving_sequences,
@@ -265,7 +266,7 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
     let _ = writeln!(h, "<p id=\"status\">{} figures embedded.</p>", figures.len());
     let _ = writeln!(
         h,
-        "<p>{} networks ({} per cell), N = {}, p ∈ [{}, {}], {} epochs of Adam (lr {}, batch {}) on row-wise sequential MNIST ({} training / {} test images). Lyapunov spectra of epochs {:?} from {} fixed driving sequences.</p>",
+        "<p>{} networks ({} per cell), N = {}, p ∈ [{}, {}], {} epochs of Adam (lr {}, batch {}) on row-wise sequential MNIST ({} training / {} test images of {}). Lyapunov spectra of epochs {:?} from {} fixed driving sequences.</p>",
         data.nets.len(),
         c.population.networks_per_architecture,
         c.population.hidden_size,
@@ -274,8 +275,9 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
         c.training.epochs,
         c.training.learning_rate,
         c.training.batch_size,
-        if c.task.train_examples == 0 { 8000 } else { c.task.train_examples },
-        if c.task.test_examples == 0 { 2000 } else { c.task.test_examples },
+        c.example_counts().0,
+        c.example_counts().1,
+        c.task.data.describe(),
         c.spectrum_epochs(),
         c.spectra.driving_sequences
     );
