@@ -13,7 +13,10 @@ pub fn build_task(config: &ExperimentConfig) -> anyhow::Result<Subset<Sequential
             let split = match config.task.data.resolved() {
                 TaskData::Mnist => {
                     let family = datasets::MnistFamily::Mnist;
-                    family.load_dir(&family.default_dir())?
+                    // Missing or unreadable files are the user's to fix: exit 2, named.
+                    family
+                        .load_dir(&family.default_dir())
+                        .map_err(|e| crate::error::usage(e.to_string()))?
                 }
                 _ => datasets::mnist_10k_split()?,
             };
