@@ -62,8 +62,10 @@ pub fn transfer(
             scores: vec![vec![vec![None; n]; classifiers]],
             high: vec![vec![vec![None; n]; classifiers]],
         };
-        for (&i, s) in at.iter().zip(scores) {
-            let net = nets.ids.binary_search(&rows[i].network_id).unwrap_or(0);
+        // Every scored row is a kept row, so its network is in `nets`.
+        for (net, s) in
+            at.iter().zip(scores).filter_map(|(&i, s)| Some((nets.index(&rows[i].network_id)?, s)))
+        {
             for c in 0..classifiers {
                 ps.scores[0][c][net] = Some(s.scores[c]);
                 ps.high[0][c][net] = Some(s.high[c]);

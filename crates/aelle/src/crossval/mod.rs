@@ -236,6 +236,11 @@ impl Networks {
         Ok(Self { ids, groups, group_of, final_loss, label, cell_label, label_threshold })
     }
 
+    /// Position of `id` in [`Self::ids`] (sorted).
+    pub(crate) fn index(&self, id: &str) -> Option<usize> {
+        self.ids.binary_search_by(|x| x.as_str().cmp(id)).ok()
+    }
+
     pub(crate) fn population(&self) -> Population<'_> {
         Population {
             group_of: &self.group_of,
@@ -291,8 +296,6 @@ pub fn cross_validate(rows: &[SpectrumRow], config: &AelleConfig) -> Result<Cros
             got: nets.ids.len(),
         });
     }
-    let index_of: BTreeMap<&str, usize> =
-        nets.ids.iter().enumerate().map(|(n, id)| (id.as_str(), n)).collect();
     let pairs: Vec<(String, String)> = (0..nets.ids.len())
         .map(|n| (nets.ids[n].clone(), nets.groups[nets.group_of[n]].clone()))
         .collect();
@@ -321,10 +324,11 @@ pub fn cross_validate(rows: &[SpectrumRow], config: &AelleConfig) -> Result<Cros
                 let view: Vec<ScoredRow<'_>> =
                     at.iter().map(|&i| ScoredRow::of(&rows[i])).collect();
                 let scores = model.score(&view, pi)?.unwrap_or_default();
+                // Every scored row is a kept row, so its network is in `nets`.
                 scored.push(
                     at.iter()
                         .zip(scores)
-                        .map(|(&i, s)| (index_of[rows[i].network_id.as_str()], s))
+                        .filter_map(|(&i, s)| Some((nets.index(&rows[i].network_id)?, s)))
                         .collect(),
                 );
             }

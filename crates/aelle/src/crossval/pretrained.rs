@@ -92,6 +92,18 @@ impl HyperparameterDesign {
         }
         Ok(out)
     }
+
+    /// The design rows of `rows` as a matrix `[n, G + 2 G H]`.
+    fn matrix<'r>(&self, rows: impl Iterator<Item = ScoredRow<'r>>) -> Result<Matrix> {
+        let d = rows.map(|r| self.row(r.group, r.hyperparameters)).collect::<Result<Vec<_>>>()?;
+        Matrix::from_rows(&d)
+    }
+}
+
+/// `[z | d]`: the columns of `d` appended to those of `z` (same rows).
+fn joined(z: &Matrix, d: &Matrix) -> Result<Matrix> {
+    let rows: Vec<Vec<f64>> = (0..z.rows()).map(|i| [z.row(i), d.row(i)].concat()).collect();
+    Matrix::from_rows(&rows)
 }
 
 /// The read-outs fitted at one evaluation point. Scores are "higher = predicted high
@@ -193,12 +205,6 @@ impl PretrainedAelle {
         for r in rows {
             finals.insert(&r.network_id, (&r.group, r.final_loss));
         }
-        let final_values: Vec<f64> = finals.values().map(|v| v.1).collect();
-        let median_final_loss = median(&final_values)?.ok_or(AelleError::TooFew {
-            what: "networks to fit AeLLE on",
-            expected: 3,
-            got: 0,
-        })?;
         if finals.len() < 3 {
             return Err(AelleError::TooFew {
                 what: "networks to fit AeLLE on",
@@ -206,6 +212,9 @@ impl PretrainedAelle {
                 got: finals.len(),
             });
         }
+        let final_values: Vec<f64> = finals.values().map(|v| v.1).collect();
+        // At least 3 finite values, so the median exists.
+        let median_final_loss = median(&final_values)?.unwrap_or(f64::NAN);
         let label = |r: &SpectrumRow| r.final_loss < median_final_loss;
 
         // Inner split of the fitting networks.
@@ -273,39 +282,27 @@ impl PretrainedAelle {
                 Some(rho) if rho > 0.0 => -1.0,
                 _ => 1.0,
             };
-            let oriented: Vec<f64> = pc1_of(&train).iter().map(|v| pc1_orientation * v).collect();
-            let pc1_mean = oriented.iter().sum::<f64>() / oriented.len() as f64;
-            let sd = (oriented.iter().map(|v| (v - pc1_mean).powi(2)).sum::<f64>()
-                / oriented.len() as f64)
-                .sqrt();
-            let pc1_scale = if sd > Standardizer::MIN_SCALE { sd } else { 1.0 };
+            let oriented: Vec<Vec<f64>> =
+                pc1_of(&train).iter().map(|v| vec![pc1_orientation * v]).collect();
+            let pc1_stats = Standardizer::fit(&Matrix::from_rows(&oriented)?)?;
 
-            let design_of = |ks: &[usize]| -> Result<Matrix> {
-                let d = ks
-                    .iter()
-                    .map(|&k| design.row(&rows[k].group, &rows[k].hyperparameters))
-                    .collect::<Result<Vec<_>>>()?;
-                Matrix::from_rows(&d)
-            };
-            let combined_of = |ks: &[usize]| -> Result<Matrix> {
-                let d = design_of(ks)?;
-                let z = latent.select_rows(ks);
-                let joined: Vec<Vec<f64>> =
-                    (0..ks.len()).map(|i| [z.row(i), d.row(i)].concat()).collect();
-                Matrix::from_rows(&joined)
-            };
+            let view =
+                |ks: &[usize]| ks.iter().map(|&k| ScoredRow::of(rows[k])).collect::<Vec<_>>();
+            let latent_train = latent.select_rows(&train);
+            let design_train = design.matrix(view(&train).into_iter())?;
             let l2 = config.evaluation.logistic_l2;
-            let logistic = LogisticRegression::fit(&latent.select_rows(&train), &train_labels, l2)?;
-            let hyperparameters = LogisticRegression::fit(&design_of(&train)?, &train_labels, l2)?;
-            let combined = LogisticRegression::fit(&combined_of(&train)?, &train_labels, l2)?;
+            let logistic = LogisticRegression::fit(&latent_train, &train_labels, l2)?;
+            let hyperparameters = LogisticRegression::fit(&design_train, &train_labels, l2)?;
+            let combined =
+                LogisticRegression::fit(&joined(&latent_train, &design_train)?, &train_labels, l2)?;
             let current: Vec<f64> = nearest.iter().map(|&k| rows[k].current_loss).collect();
             let loss_median = median(&current)?.unwrap_or(0.0);
 
             let mut readout = PointReadout {
                 point,
                 pc1_orientation,
-                pc1_mean,
-                pc1_scale,
+                pc1_mean: pc1_stats.mean[0],
+                pc1_scale: pc1_stats.scale[0],
                 logistic,
                 hyperparameters,
                 combined,
@@ -313,21 +310,13 @@ impl PretrainedAelle {
                 cuts: vec![0.0; ClassifierKind::ALL.len()],
             };
             // Cuts: on inner-validation networks, except the two fixed-rule classifiers.
-            let predicted_val = network.predict_final_loss(&features.select_rows(&val))?;
-            let latent_val = latent.select_rows(&val);
-            let val_scores: Vec<Vec<f64>> = val
-                .iter()
-                .enumerate()
-                .map(|(i, &k)| {
-                    readout.raw_scores(
-                        &ScoredRow::of(rows[k]),
-                        latent_val.row(i),
-                        pc1[k],
-                        predicted_val[i],
-                        &design,
-                    )
-                })
-                .collect::<Result<_>>()?;
+            let val_scores = readout.scores(
+                &view(&val),
+                &latent.select_rows(&val),
+                &pc1_of(&val),
+                &network.predict_final_loss(&features.select_rows(&val))?,
+                &design,
+            )?;
             for kind in ClassifierKind::ALL {
                 let c = kind.index();
                 readout.cuts[c] = match kind {
@@ -377,21 +366,16 @@ impl PretrainedAelle {
         let latent = self.model.network.encode(&features)?;
         let predicted = self.model.network.predict_final_loss(&features)?;
         let pc1 = self.readout.pca.transform(&latent, 1)?.column(0);
-        rows.iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let scores = readout.raw_scores(
-                    r,
-                    latent.row(i),
-                    pc1[i],
-                    predicted[i],
-                    &self.readout.design,
-                )?;
-                let high = scores.iter().zip(&readout.cuts).map(|(s, c)| s >= c).collect();
-                Ok(NetworkScores { scores, high })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        let scores = readout.scores(rows, &latent, &pc1, &predicted, &self.readout.design)?;
+        Ok(Some(
+            scores
+                .into_iter()
+                .map(|scores| {
+                    let high = scores.iter().zip(&readout.cuts).map(|(s, c)| s >= c).collect();
+                    NetworkScores { scores, high }
+                })
+                .collect(),
+        ))
     }
 
     /// The JSON path of the read-outs next to `weights_path`: `<stem>.readout.json`.
@@ -433,38 +417,43 @@ impl PretrainedAelle {
 }
 
 impl PointReadout {
-    /// The score of every classifier for one row whose latent code, PC1 and predicted final
-    /// loss are given, in [`ClassifierKind::ALL`] order.
-    fn raw_scores(
+    /// The score of every classifier (`[n][c]`, [`ClassifierKind::ALL`] order) for `rows`
+    /// whose latent codes (`[n, d]`), PC1 values and predicted final losses are given.
+    fn scores(
         &self,
-        row: &ScoredRow<'_>,
-        latent: &[f64],
-        pc1: f64,
-        predicted_final: f64,
+        rows: &[ScoredRow<'_>],
+        latent: &Matrix,
+        pc1: &[f64],
+        predicted_final: &[f64],
         design: &HyperparameterDesign,
-    ) -> Result<Vec<f64>> {
-        let z = Matrix::from_rows(&[latent.to_vec()])?;
-        let d = design.row(row.group, row.hyperparameters)?;
-        let zd = Matrix::from_rows(&[[latent, &d].concat()])?;
-        let d = Matrix::from_rows(&[d])?;
-        let mut out = vec![0.0; ClassifierKind::ALL.len()];
-        for kind in ClassifierKind::ALL {
-            out[kind.index()] = match kind {
-                ClassifierKind::AellePc1 => {
-                    (self.pc1_orientation * pc1 - self.pc1_mean) / self.pc1_scale
-                }
-                ClassifierKind::AelleLogistic => self.logistic.predict_probability(&z)?[0],
-                ClassifierKind::AellePredictorHead => -predicted_final,
-                ClassifierKind::LossBased => -row.current_loss,
-                ClassifierKind::Hyperparameters => self.hyperparameters.predict_probability(&d)?[0],
-                ClassifierKind::AelleWithHyperparameters => {
-                    self.combined.predict_probability(&zd)?[0]
-                }
-                // The control scores as AeLLE logistic; its metrics are taken against permuted
-                // labels (crate::crossval::summary).
-                ClassifierKind::ShuffledLabels => self.logistic.predict_probability(&z)?[0],
-            };
+    ) -> Result<Vec<Vec<f64>>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let d = design.matrix(rows.iter().copied())?;
+        let logistic = self.logistic.predict_probability(latent)?;
+        let hyperparameters = self.hyperparameters.predict_probability(&d)?;
+        let combined = self.combined.predict_probability(&joined(latent, &d)?)?;
+        Ok((0..rows.len())
+            .map(|i| {
+                ClassifierKind::ALL
+                    .iter()
+                    .map(|kind| match kind {
+                        ClassifierKind::AellePc1 => {
+                            (self.pc1_orientation * pc1[i] - self.pc1_mean) / self.pc1_scale
+                        }
+                        // The shuffled-label control scores as AeLLE logistic; its metrics are
+                        // taken against permuted labels (crate::crossval::summary).
+                        ClassifierKind::AelleLogistic | ClassifierKind::ShuffledLabels => {
+                            logistic[i]
+                        }
+                        ClassifierKind::AellePredictorHead => -predicted_final[i],
+                        ClassifierKind::LossBased => -rows[i].current_loss,
+                        ClassifierKind::Hyperparameters => hyperparameters[i],
+                        ClassifierKind::AelleWithHyperparameters => combined[i],
+                    })
+                    .collect()
+            })
+            .collect())
     }
 }

@@ -473,69 +473,90 @@ pub(crate) fn summarize_point(
     }
 }
 
-/// Sentences for the report: at each point, whether AeLLE beats the loss and the
-/// hyperparameters and whether the spectrum adds to the hyperparameters (pooled and within
-/// cells), and what chance looks like. `what` names the setting ("cross-validated", "transfer").
-pub fn conclusions(points: &[PointSummary], confidence: f64, what: &str) -> Vec<String> {
-    let pct = (confidence * 100.0).round();
-    let mut out = Vec::new();
-    for p in points {
-        let at = match p.point {
+impl PointSummary {
+    /// The comparison `better - than` (one of [`COMPARISONS`]), pooled or within cells.
+    pub fn comparison(
+        &self,
+        better: ClassifierKind,
+        than: ClassifierKind,
+        within_cells: bool,
+    ) -> Option<&Comparison> {
+        let list = if within_cells { &self.within_cell.comparisons } else { &self.comparisons };
+        list.iter().find(|c| c.better == better && c.than == than)
+    }
+
+    /// `"0 % of training"` or `"epoch 3"`.
+    pub fn point_label(&self) -> String {
+        match self.point {
             EvaluationPoint::Fraction(f) => format!("{:.0} % of training", f * 100.0),
             EvaluationPoint::Epoch(e) => format!("epoch {e}"),
-        };
+        }
+    }
+
+    /// One line with the AUROCs a reader looks at first; `what` names the setting
+    /// ("cross-validated", "transfer").
+    pub fn headline(&self, what: &str) -> String {
         let auroc_of = |k: ClassifierKind| {
-            p.classifiers[k.index()].auroc.map_or("undefined".to_string(), |e| e.display(2))
+            self.classifiers[k.index()].auroc.map_or("undefined".to_string(), |e| e.display(2))
         };
-        let verdict = |c: &Comparison| -> String {
-            match c.auroc_difference {
-                Some(d) if d.low > 0.0 => format!(
-                    "{} is better than {} (AUROC difference {:+.3} [{:+.3}, {:+.3}], the {pct:.0} % interval excludes 0)",
-                    c.better.label(),
-                    c.than.label(),
-                    d.value,
-                    d.low,
-                    d.high
-                ),
-                Some(d) if d.high < 0.0 => format!(
-                    "{} is worse than {} (AUROC difference {:+.3} [{:+.3}, {:+.3}])",
-                    c.better.label(),
-                    c.than.label(),
-                    d.value,
-                    d.low,
-                    d.high
-                ),
-                Some(d) => format!(
-                    "{} and {} cannot be told apart (AUROC difference {:+.3} [{:+.3}, {:+.3}] includes 0)",
-                    c.better.label(),
-                    c.than.label(),
-                    d.value,
-                    d.low,
-                    d.high
-                ),
-                None => format!(
-                    "{} vs {}: no difference could be estimated",
-                    c.better.label(),
-                    c.than.label()
-                ),
-            }
-        };
-        out.push(format!(
-            "At {at} ({what}, {} networks): AeLLE logistic AUROC {}, loss-based {}, hyperparameters only {}, shuffled-label control {}.",
-            p.networks,
+        format!(
+            "At {} ({what}, {} networks): AeLLE logistic AUROC {}, loss-based {}, hyperparameters only {}, shuffled-label control {}.",
+            self.point_label(),
+            self.networks,
             auroc_of(ClassifierKind::AelleLogistic),
             auroc_of(ClassifierKind::LossBased),
             auroc_of(ClassifierKind::Hyperparameters),
             auroc_of(ClassifierKind::ShuffledLabels),
-        ));
-        for c in &p.comparisons[..3] {
-            out.push(format!("At {at}: {}.", verdict(c)));
+        )
+    }
+}
+
+/// A comparison in words: better, worse, or indistinguishable at `pct` % confidence.
+fn verdict(c: &Comparison, pct: f64) -> String {
+    let (a, b) = (c.better.label(), c.than.label());
+    match c.auroc_difference {
+        Some(d) if d.low > 0.0 => format!(
+            "{a} is better than {b} (AUROC difference {:+.3} [{:+.3}, {:+.3}], the {pct:.0} % interval excludes 0)",
+            d.value, d.low, d.high
+        ),
+        Some(d) if d.high < 0.0 => format!(
+            "{a} is worse than {b} (AUROC difference {:+.3} [{:+.3}, {:+.3}])",
+            d.value, d.low, d.high
+        ),
+        Some(d) => format!(
+            "{a} and {b} cannot be told apart (AUROC difference {:+.3} [{:+.3}, {:+.3}] includes 0)",
+            d.value, d.low, d.high
+        ),
+        None => format!("{a} vs {b}: no difference could be estimated"),
+    }
+}
+
+/// Sentences for the report: at each point the [`PointSummary::headline`], whether AeLLE
+/// beats the loss and the hyperparameters and whether the spectrum adds to the
+/// hyperparameters (pooled and within cells). `what` names the setting ("cross-validated",
+/// "transfer").
+pub fn conclusions(points: &[PointSummary], confidence: f64, what: &str) -> Vec<String> {
+    use ClassifierKind::{AelleLogistic, AelleWithHyperparameters, Hyperparameters, LossBased};
+    let pct = (confidence * 100.0).round();
+    let mut out = Vec::new();
+    for p in points {
+        let at = p.point_label();
+        out.push(p.headline(what));
+        for (a, b) in [
+            (AelleLogistic, LossBased),
+            (AelleLogistic, Hyperparameters),
+            (AelleWithHyperparameters, Hyperparameters),
+        ] {
+            if let Some(c) = p.comparison(a, b, false) {
+                out.push(format!("At {at}: {}.", verdict(c, pct)));
+            }
         }
-        let adds = &p.within_cell.comparisons[2];
-        out.push(format!(
-            "At {at}, within cells (high = below the cell's median): {}.",
-            verdict(adds)
-        ));
+        if let Some(c) = p.comparison(AelleWithHyperparameters, Hyperparameters, true) {
+            out.push(format!(
+                "At {at}, within cells (high = below the cell's median): {}.",
+                verdict(c, pct)
+            ));
+        }
     }
     out
 }
