@@ -171,13 +171,28 @@ impl MnistFamily {
         root.join(self.dir_name())
     }
 
+    /// The file names accepted for `stem` (`train-images`, ...) of `kind` (`idx3-ubyte`, ...):
+    /// `-` or `.` before the kind, gzipped or not.
+    fn candidates(stem: &str, kind: &str) -> Vec<String> {
+        [format!("{stem}-{kind}"), format!("{stem}.{kind}")]
+            .into_iter()
+            .flat_map(|n| [format!("{n}.gz"), n])
+            .collect()
+    }
+
+    /// Whether `dir` holds all four files [`Self::load_dir`] reads (a cheap check: the files
+    /// are only looked up, not read).
+    pub fn has_files(self, dir: &Path) -> bool {
+        [("train-images", "idx3-ubyte"), ("train-labels", "idx1-ubyte")]
+            .into_iter()
+            .chain([("t10k-images", "idx3-ubyte"), ("t10k-labels", "idx1-ubyte")])
+            .all(|(stem, kind)| Self::candidates(stem, kind).iter().any(|c| dir.join(c).is_file()))
+    }
+
     /// Loads the official train/test sets from `dir`. Images `[n, 28, 28]`, 10 classes.
     pub fn load_dir(self, dir: &Path) -> Result<ImageSplit> {
         let find = |stem: &str, kind: &str| -> Result<PathBuf> {
-            let candidates: Vec<String> = [format!("{stem}-{kind}"), format!("{stem}.{kind}")]
-                .into_iter()
-                .flat_map(|n| [format!("{n}.gz"), n])
-                .collect();
+            let candidates = Self::candidates(stem, kind);
             candidates.iter().map(|c| dir.join(c)).find(|p| p.is_file()).ok_or_else(|| {
                 DatasetError::MissingFile {
                     dir: dir.to_path_buf(),

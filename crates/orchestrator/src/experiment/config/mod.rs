@@ -45,12 +45,8 @@ impl TaskData {
     pub fn resolved(self) -> Self {
         match self {
             TaskData::Auto => {
-                let dir = datasets::MnistFamily::Mnist.default_dir();
-                if dir.join("train-images-idx3-ubyte.gz").is_file()
-                    || dir.join("train-images-idx3-ubyte").is_file()
-                    || dir.join("train-images.idx3-ubyte").is_file()
-                    || dir.join("train-images.idx3-ubyte.gz").is_file()
-                {
+                let family = datasets::MnistFamily::Mnist;
+                if family.has_files(&family.default_dir()) {
                     TaskData::Mnist
                 } else {
                     TaskData::Embedded

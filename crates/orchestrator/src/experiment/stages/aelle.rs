@@ -74,8 +74,8 @@ pub fn run_stage(run: &RunFolder, config: &ExperimentConfig) -> Result<bool> {
         let report =
             aelle::cross_validate(&rows, &config.aelle).context("AeLLE cross-validation")?;
         // One line per point (the comparisons are in the report).
-        for line in report.conclusions.iter().filter(|l| l.contains("(cross-validated")) {
-            tracing::info!("{line}");
+        for p in &report.points {
+            tracing::info!("{}", p.headline("cross-validated"));
         }
         write_json(&crossval_path, &report)?;
     }

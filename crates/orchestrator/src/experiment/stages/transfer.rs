@@ -68,8 +68,8 @@ pub fn run(model: &Path, run_dir: &Path, name: Option<&str>) -> Result<PathBuf> 
     )
     .context("AeLLE transfer")?;
     // One line per point (the comparisons are in the report).
-    for line in report.conclusions.iter().filter(|l| l.contains("(transfer,")) {
-        tracing::info!("{line}");
+    for p in &report.points {
+        tracing::info!("{}", p.headline("transfer"));
     }
     let out = run.transfer_dir().join(format!("{name}.json"));
     write_json(&out, &report)?;
