@@ -109,6 +109,9 @@ fn sharded_stage(a: &ShardedStageArgs, select: WorkSelection, name: &str) -> Res
         return dry_run(&a.experiment, shard);
     }
     let (root, config) = resolve_experiment(&a.experiment)?;
+    if select.train {
+        probe_training_device(&config)?;
+    }
     let run = RunFolder::open(&root, &config)?;
     let workers = worker_count(&config);
     let rt = runtime(workers)?;
@@ -138,6 +141,21 @@ fn sharded_stage(a: &ShardedStageArgs, select: WorkSelection, name: &str) -> Res
         tracing::info!(stage = name, shard = %shard, seconds = format!("{secs:.1}"), "stage complete");
     }
     Ok(outcome)
+}
+
+/// Opens the training device once before any work, so that a missing GPU, driver or CUDA build
+/// is one exit-2 message before the run folder is touched, not one error per training unit.
+fn probe_training_device(config: &ExperimentConfig) -> Result<()> {
+    if config.runtime.device == "cpu" {
+        return Ok(());
+    }
+    config.runtime.candle_device().map(drop).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+        crate::error::UsageError(format!(
+            "{first} (the device is opened before any work; see docs/gpu.md for the CUDA build)"
+        ))
+        .into()
+    })
 }
 
 fn merge(a: &StageArgs) -> Result<Outcome> {
@@ -194,6 +212,7 @@ fn run_all(a: &StageArgs) -> Result<Outcome> {
         return dry_run(&a.experiment, Shard::ALL);
     }
     let (root, config) = resolve_experiment(&a.experiment)?;
+    probe_training_device(&config)?;
     let run = RunFolder::open(&root, &config)?;
     let workers = worker_count(&config);
     tracing::info!(run = %run.root().display(), workers, "running the experiment");
