@@ -449,3 +449,19 @@ fn a_corrupt_checkpoint_is_named_and_nothing_computed_is_lost() {
     assert_eq!(std::fs::read(&kept).unwrap(), kept_bytes);
     assert!(!root.join("spectra/gru-001/epoch-1.json").exists());
 }
+
+/// A training device that cannot be opened (here: a build without the `cuda` feature, or a
+/// machine without a GPU) is one exit-2 line before any work, and no run folder is created.
+#[test]
+fn an_unavailable_training_device_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("gpu");
+    let args =
+        ["run", "--preset", "tiny", "--run-dir", s(&root), "--set", "runtime.device=\"cuda:0\""];
+    let (code, err) = run_err(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("runtime.device = \"cuda:0\""), "{err}");
+    assert!(err.contains("before any work"), "{err}");
+    assert_eq!(err.lines().filter(|l| l.contains("runtime.device")).count(), 1, "{err}");
+    assert!(!root.exists(), "the run folder was created");
+}
