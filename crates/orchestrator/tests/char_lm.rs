@@ -204,7 +204,7 @@ fn char_lm_data_is_the_excerpt_or_the_fetched_full_text_and_a_missing_text_is_na
     let dir = tempfile::tempdir().unwrap();
     let no_data = dir.path().join("no-datasets");
     std::fs::create_dir_all(&no_data).unwrap();
-    let small = ["--networks", "1", "--epochs", "1", "--hidden-size", "4"];
+    let small = ["--networks", "4", "--epochs", "1", "--hidden-size", "4"];
 
     // The full text asked for but not fetched: exit 2, the folder and the script named, no run.
     let root = dir.path().join("full");

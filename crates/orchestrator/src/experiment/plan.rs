@@ -146,10 +146,12 @@ const ANALYSIS_SECONDS: f64 = 15.0;
 /// A per-step head (`char-lm`) trains on candle with small batches, where the cost of a
 /// recurrent step of one training unit (its networks batched) is mostly fixed per-operation
 /// overhead, not multiply-adds: seconds per step of a unit (forward + backward + Adam share),
-/// LSTM / GRU / other cells, fitted to the `char-lm` preset's measured training units
-/// (docs/orchestrator.md). Added to the multiply-add term; the SMNIST rates above were fitted
-/// without it.
-const PER_STEP_HEAD_STEP_SECONDS: [f64; 3] = [4.0e-4, 3.4e-4, 1.7e-4];
+/// LSTM / GRU / other cells. Fitted, together with the multiply-add term, to one `char-lm`
+/// preset training unit (4 networks, 10 epochs of 9 batches of 100 steps) per cell measured as
+/// CPU time with one worker on the 2-core development machine (2026-12-07; the machine was
+/// shared, so CPU rather than wall time): LSTM 2.4 s, GRU 2.2 s, RNN 1.25 s
+/// (docs/orchestrator.md). The SMNIST rates above were fitted without this term.
+const PER_STEP_HEAD_STEP_SECONDS: [f64; 3] = [1.1e-4, 1.1e-4, 6.5e-5];
 
 fn step_seconds(arch: CellKind) -> f64 {
     match arch {

@@ -89,7 +89,7 @@ mod tests {
     use crate::experiment::config::{TaskData, TaskKind, resolve};
 
     fn err(preset: Preset, sets: &[&str]) -> String {
-        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let sets: Vec<String> = sets.iter().map(ToString::to_string).collect();
         resolve(preset, None, &sets).unwrap_err().to_string()
     }
 
