@@ -24,6 +24,9 @@ pub const CHAR_LM_SEQ_LEN: usize = 100;
 pub const CHAR_LM_TRAIN_FRACTION: f64 = 0.9;
 /// The first 7,969 characters of Moby-Dick (public domain), for tests and quick runs.
 pub const MOBY_DICK_EXCERPT: &str = include_str!("../data/moby-dick/excerpt.txt");
+/// Characters of the full Moby-Dick text (`scripts/fetch-moby-dick.sh`; its sha256 is checked
+/// there), so that callers can bound window counts before the text is read.
+pub const MOBY_DICK_CHARS: usize = 1_190_317;
 /// Vocabulary of the full Moby-Dick text: JSON array of its 83 distinct characters, sorted.
 pub const MOBY_DICK_VOCABULARY_JSON: &str = include_str!("../data/moby-dick/vocab.json");
 
@@ -133,6 +136,15 @@ impl CharVocabulary {
     pub fn decode(&self, ids: &[u32]) -> String {
         ids.iter().map(|&i| self.chars.get(i as usize).copied().unwrap_or('\u{fffd}')).collect()
     }
+}
+
+/// `(train, test)` windows of a text of `total_chars` characters split as in the module docs:
+/// the first `floor(train_fraction * total_chars)` characters are train, and a split of `n`
+/// characters holds `(n - 1) / seq_len` windows of `seq_len + 1` (`seq_len` >= 1).
+pub fn split_windows(total_chars: usize, seq_len: usize, train_fraction: f64) -> (usize, usize) {
+    let train = (train_fraction * total_chars as f64).floor() as usize;
+    let windows = |n: usize| n.saturating_sub(1) / seq_len.max(1);
+    (windows(train), windows(total_chars.saturating_sub(train)))
 }
 
 /// Next-character prediction over a text (see the module docs).

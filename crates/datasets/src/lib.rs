@@ -41,7 +41,10 @@ pub mod subset;
 pub mod synthetic;
 pub mod task;
 
-pub use char_lm::{CHAR_LM_SEQ_LEN, CHAR_LM_TRAIN_FRACTION, CharLmTask, CharVocabulary};
+pub use char_lm::{
+    CHAR_LM_SEQ_LEN, CHAR_LM_TRAIN_FRACTION, CharLmTask, CharVocabulary, MOBY_DICK_CHARS,
+    split_windows,
+};
 pub use driving::DrivingSequences;
 pub use error::{DatasetError, HubError, IdxError, Result};
 pub use hub::{

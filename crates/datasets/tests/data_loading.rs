@@ -403,6 +403,8 @@ fn full_moby_dick_task() {
     use datasets::Task;
     let task = CharLmTask::moby_dick_from_dir(&data_root().join("moby-dick")).unwrap();
     assert_eq!(task.total_chars(), 1_190_317);
+    assert_eq!(task.total_chars(), datasets::MOBY_DICK_CHARS);
     assert_eq!(task.train_chars(), 1_071_285);
     assert_eq!((task.num_train(), task.num_test()), (10_712, 1_190));
+    assert_eq!(datasets::split_windows(datasets::MOBY_DICK_CHARS, 100, 0.9), (10_712, 1_190));
 }

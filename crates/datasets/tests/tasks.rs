@@ -195,6 +195,10 @@ fn char_lm_windows_and_targets() {
     let test = task.batch(Split::Test, &[0]).unwrap();
     let Targets::ClassPerStep(tt) = &test.targets else { panic!() };
     assert_eq!(task.vocab().decode(&tt[..10]), chars[7173..7183].iter().collect::<String>());
+    // The window arithmetic callers use before a text is read agrees with the task's.
+    assert_eq!(datasets::split_windows(task.total_chars(), 100, 0.9), (71, 7));
+    assert_eq!(datasets::split_windows(12, 5, 0.5), (1, 1), "6 + 6 characters, windows of 5 + 1");
+    assert_eq!(datasets::split_windows(13, 5, 0.5), (1, 1), "6 + 7 characters");
 }
 
 #[test]

@@ -128,7 +128,9 @@ fn intervals_in(row: &str, skip: usize) -> Vec<(f64, f64, f64)> {
         .filter(|c| !c.is_empty())
         .skip(skip)
         .map(|c| {
-            let nums: Vec<f64> = c
+            // `value [low, high]`, then the spread over repeats ` (min–max)` where they differ.
+            let interval = c.split(" (").next().unwrap_or(c);
+            let nums: Vec<f64> = interval
                 .split(|ch: char| ch == '[' || ch == ']' || ch == ',' || ch.is_whitespace())
                 .filter_map(|t| t.parse().ok())
                 .collect();

@@ -69,7 +69,7 @@ fn resolve_experiment(args: &ExperimentArgs) -> Result<(std::path::PathBuf, Expe
     }
     // `task.data = "auto"` becomes what is on disk now, so the folder's config.toml says which
     // data the run used.
-    c.task.data = c.task.data.resolved();
+    c.task.data = c.task.resolved_data();
     c.validate().map_err(|mut e| {
         e.source_name = "command-line flags".into();
         crate::error::UsageError(e.to_string())

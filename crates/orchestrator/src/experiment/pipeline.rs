@@ -27,7 +27,7 @@ use super::stages::spectra::{compute_network_spectra, driving_sequences};
 use super::stages::sweep::train_unit;
 use super::status::{spectrum_is_complete, trained_network};
 use super::task::build_task;
-use datasets::{SequentialImageTask, Subset};
+use datasets::Task;
 
 /// How a stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +187,7 @@ fn work_left(
 struct Dispatcher {
     run: Arc<RunFolder>,
     config: Arc<ExperimentConfig>,
-    task: Arc<Subset<SequentialImageTask>>,
+    task: Arc<dyn Task + Send + Sync>,
     spectrum_epochs: Arc<Vec<u32>>,
     driving: Option<Arc<datasets::DrivingSequences>>,
     units: Vec<TrainingUnit>,
@@ -314,7 +314,7 @@ async fn dispatch(
     select: WorkSelection,
     workers: usize,
 ) -> Result<Outcome> {
-    let task = Arc::new(build_task(&config)?);
+    let task: Arc<dyn Task + Send + Sync> = Arc::from(build_task(&config)?);
     let spectrum_epochs = Arc::new(config.spectrum_epochs());
     let units = units_of_shard(&config, shard);
     let left = work_left(&run, &config, &units, &spectrum_epochs, shard, select)?;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use le_engine::rnn::CellKind;
 
-use super::config::{ExperimentConfig, TaskKind};
+use super::config::ExperimentConfig;
 use super::shard::Shard;
 
 /// One network of the population.
@@ -143,11 +143,49 @@ const SPECTRUM_FLOPS_PER_SECOND: f64 = 1.8e10;
 /// 17 s for the default (200 networks) on the 2-core development machine.
 const ANALYSIS_SECONDS: f64 = 15.0;
 
+/// A per-step head (`char-lm`) trains on candle with small batches, where the cost of a
+/// recurrent step of one training unit (its networks batched) is mostly fixed per-operation
+/// overhead, not multiply-adds: seconds per step of a unit (forward + backward + Adam share),
+/// LSTM / GRU / other cells. Fitted, together with the multiply-add term, to one `char-lm`
+/// preset training unit (4 networks, 10 epochs of 9 batches of 100 steps) per cell measured as
+/// CPU time with one worker on the 2-core development machine (2026-12-07; the machine was
+/// shared, so CPU rather than wall time): LSTM 2.4 s, GRU 2.2 s, RNN 1.25 s
+/// (docs/orchestrator.md). The SMNIST rates above were fitted without this term.
+const PER_STEP_HEAD_STEP_SECONDS: [f64; 3] = [1.1e-4, 1.1e-4, 6.5e-5];
+
+fn step_seconds(arch: CellKind) -> f64 {
+    match arch {
+        CellKind::Lstm => PER_STEP_HEAD_STEP_SECONDS[0],
+        CellKind::Gru => PER_STEP_HEAD_STEP_SECONDS[1],
+        _ => PER_STEP_HEAD_STEP_SECONDS[2],
+    }
+}
+
+/// Seconds of training one network, its share of its unit's fixed per-step cost included
+/// (see [`PER_STEP_HEAD_STEP_SECONDS`]).
+fn train_seconds_per_network(config: &ExperimentConfig, arch: CellKind) -> f64 {
+    let compute = train_macs_per_network(config, arch) / train_rate(config, arch);
+    let rnn_models::Head::PerStepClass { .. } = config.task.kind.head() else {
+        return compute;
+    };
+    let (t, _) = task_shape(config);
+    let (train, test) = config.example_counts();
+    let epochs = config.training.epochs as f64;
+    let eval_batch = rnn_models::TrainConfig::default().eval_batch_size;
+    let train_batches = train.div_ceil(config.training.batch_size.max(1)) as f64;
+    let eval_batches = test.div_ceil(eval_batch.max(1)) as f64;
+    // An evaluation step is a forward pass only: about a third of a training step.
+    let steps = t as f64 * (epochs * train_batches + (epochs + 1.0) * eval_batches / 3.0);
+    let per_unit = config
+        .runtime
+        .networks_per_unit
+        .clamp(1, config.population.networks_per_architecture.max(1)) as f64;
+    compute + steps * step_seconds(arch) / per_unit
+}
+
 /// Training multiply-adds per second per worker for `arch` (see the rates above).
 fn train_rate(config: &ExperimentConfig, arch: CellKind) -> f64 {
-    let head = match config.task.kind {
-        TaskKind::SmnistRow => rnn_models::Head::LastStepClass { classes: 10 },
-    };
+    let head = config.task.kind.head();
     // The sweep trains in F32 (`stages::sweep`); a GPU device never takes the fused path.
     let fused = config.runtime.device == "cpu"
         && rnn_models::fused_path_applies(
@@ -160,8 +198,8 @@ fn train_rate(config: &ExperimentConfig, arch: CellKind) -> f64 {
 }
 
 /// Sequence length and input size of the task.
-pub fn task_shape(_config: &ExperimentConfig) -> (usize, usize) {
-    (28, 28)
+pub fn task_shape(config: &ExperimentConfig) -> (usize, usize) {
+    config.task.kind.shape()
 }
 
 fn train_macs_per_network(config: &ExperimentConfig, arch: CellKind) -> f64 {
@@ -174,7 +212,13 @@ fn train_macs_per_network(config: &ExperimentConfig, arch: CellKind) -> f64 {
         CellKind::Rnn | CellKind::Asrnn => 1.0,
     };
     let layers = config.population.num_layers as f64;
-    let per_step = gates * n * (i as f64 + n) * layers;
+    // The readout counts where it runs at every step (char-lm: N x V logits per character);
+    // a last-step readout is one step in T and left out.
+    let readout = match config.task.kind.head() {
+        rnn_models::Head::PerStepClass { classes } => n * classes as f64,
+        _ => 0.0,
+    };
+    let per_step = gates * n * (i as f64 + n) * layers + readout;
     let (examples_train, examples_test) = config.example_counts();
     let epochs = config.training.epochs as f64;
     // forward + backward = 3 forward passes on training data; one forward on test data per
@@ -233,9 +277,8 @@ pub fn summarize(
         if done.trained.contains(&net.id) {
             progress.networks_trained += 1;
         } else {
-            let m = train_macs_per_network(config, net.arch);
-            macs += m;
-            train_seconds += m / train_rate(config, net.arch);
+            macs += train_macs_per_network(config, net.arch);
+            train_seconds += train_seconds_per_network(config, net.arch);
         }
         for &e in &epochs_sp {
             progress.spectra_total += 1;

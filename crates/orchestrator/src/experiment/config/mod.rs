@@ -24,27 +24,74 @@ pub enum TaskKind {
     /// Row-wise sequential MNIST on the embedded 10k subset (8k train / 2k test): T = 28,
     /// I = 28, 10 classes. The published setting.
     SmnistRow,
+    /// Character-level language model on Moby-Dick (`datasets::CharLmTask`): windows of
+    /// T = 100 one-hot characters (I = 83, the full text's vocabulary), next-character
+    /// targets at every step, the first 90 % of the text for training and the last 10 % as the
+    /// validation split whose loss (nats per character) is the performance target. The
+    /// paper's second task (`--preset char-lm`).
+    CharLm,
 }
 
-/// Which images the `smnist-row` task reads.
+impl TaskKind {
+    /// Sequence length T and input size I.
+    pub fn shape(self) -> (usize, usize) {
+        match self {
+            TaskKind::SmnistRow => (28, 28),
+            TaskKind::CharLm => (datasets::CHAR_LM_SEQ_LEN, CHAR_LM_VOCABULARY),
+        }
+    }
+
+    /// The readout and loss `rnn-models` trains with.
+    pub fn head(self) -> rnn_models::Head {
+        match self {
+            TaskKind::SmnistRow => rnn_models::Head::LastStepClass { classes: 10 },
+            TaskKind::CharLm => rnn_models::Head::PerStepClass { classes: CHAR_LM_VOCABULARY },
+        }
+    }
+
+    /// What the report calls the split whose loss is the target: the test images of
+    /// `smnist-row`, the held-out last 10 % of the text of `char-lm`.
+    pub fn held_out_split(self) -> &'static str {
+        match self {
+            TaskKind::SmnistRow => "test",
+            TaskKind::CharLm => "validation",
+        }
+    }
+}
+
+/// Characters of the committed Moby-Dick vocabulary (`datasets::CharVocabulary::moby_dick`;
+/// a unit test checks the two agree).
+pub const CHAR_LM_VOCABULARY: usize = 83;
+
+/// Which data the task reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TaskData {
-    /// The 10k MNIST subset embedded in the repository (8,000 train / 2,000 test; default).
+    /// What ships with the repository (default): for `smnist-row` the embedded 10k MNIST
+    /// subset (8,000 train / 2,000 test); for `char-lm` the committed 7,969-character
+    /// Moby-Dick excerpt (71 training / 7 validation windows of 100 characters).
     Embedded,
     /// Full MNIST (60,000 / 10,000) from `$AELLE_DATASETS_DIR/mnist` or `datasets/mnist`
     /// (`scripts/fetch-mnist.sh`); an error naming the folder if it is not there.
+    /// `smnist-row` only.
     Mnist,
-    /// Full MNIST when it has been fetched, else the embedded subset; resolved once when the
-    /// run folder is created, and `config.toml` records which (the `paper` preset's choice).
+    /// The full Moby-Dick text (1,190,317 characters: 10,712 training / 1,190 validation
+    /// windows) from `$AELLE_DATASETS_DIR/moby-dick/data.txt` or `datasets/moby-dick/data.txt`
+    /// (`scripts/fetch-moby-dick.sh`); an error naming the folder if it is not there.
+    /// `char-lm` only.
+    MobyDick,
+    /// The task's full data set when it has been fetched (full MNIST, the full Moby-Dick
+    /// text), else what ships; resolved once when the run folder is created, and
+    /// `config.toml` records which (the `paper` and `char-lm` presets' choice).
     Auto,
 }
 
-impl TaskData {
-    /// `Auto` resolved against what is on disk; the others unchanged.
-    pub fn resolved(self) -> Self {
-        match self {
-            TaskData::Auto => {
+impl TaskConfig {
+    /// `data` with `Auto` resolved against what is on disk for this task; the others
+    /// unchanged.
+    pub fn resolved_data(&self) -> TaskData {
+        match (self.kind, self.data) {
+            (TaskKind::SmnistRow, TaskData::Auto) => {
                 let family = datasets::MnistFamily::Mnist;
                 if family.has_files(&family.default_dir()) {
                     TaskData::Mnist
@@ -52,51 +99,102 @@ impl TaskData {
                     TaskData::Embedded
                 }
             }
-            other => other,
+            (TaskKind::CharLm, TaskData::Auto) => {
+                if datasets::CharLmTask::moby_dick_default_dir().join("data.txt").is_file() {
+                    TaskData::MobyDick
+                } else {
+                    TaskData::Embedded
+                }
+            }
+            (_, other) => other,
         }
     }
 
-    /// `(training, test)` images of the whole data set (`Auto` is resolved before a run; here it
-    /// counts as full MNIST, the larger bound).
-    pub fn sizes(self) -> (usize, usize) {
-        match self {
-            TaskData::Mnist | TaskData::Auto => (60_000, 10_000),
-            TaskData::Embedded => (8_000, 2_000),
+    /// `(training, test)` examples of the whole data set: images of `smnist-row`, windows of
+    /// `char-lm` (its test split is the validation text). `Auto` is resolved before a run;
+    /// here it counts as the full data set, the larger bound.
+    pub fn sizes(&self) -> (usize, usize) {
+        let full_text = || {
+            datasets::split_windows(
+                datasets::MOBY_DICK_CHARS,
+                datasets::CHAR_LM_SEQ_LEN,
+                datasets::CHAR_LM_TRAIN_FRACTION,
+            )
+        };
+        match (self.kind, self.data) {
+            (TaskKind::SmnistRow, TaskData::Embedded) => (8_000, 2_000),
+            (TaskKind::SmnistRow, _) => (60_000, 10_000),
+            (TaskKind::CharLm, TaskData::Embedded) => datasets::split_windows(
+                datasets::char_lm::MOBY_DICK_EXCERPT.chars().count(),
+                datasets::CHAR_LM_SEQ_LEN,
+                datasets::CHAR_LM_TRAIN_FRACTION,
+            ),
+            (TaskKind::CharLm, _) => full_text(),
         }
     }
 
-    /// How the report names the data.
-    pub fn describe(self) -> String {
-        match self {
-            TaskData::Mnist => format!(
+    /// How the report names the task and its data.
+    pub fn describe(&self) -> String {
+        match (self.kind, self.data) {
+            (TaskKind::SmnistRow, TaskData::Mnist) => format!(
                 "full MNIST (60,000 / 10,000 images, from {})",
                 datasets::MnistFamily::Mnist.default_dir().display()
             ),
-            TaskData::Embedded => {
+            (TaskKind::SmnistRow, TaskData::Embedded) => {
                 "the embedded 10k MNIST subset (8,000 / 2,000 images)".to_string()
             }
-            TaskData::Auto => "full MNIST if fetched, else the embedded subset".to_string(),
+            (TaskKind::SmnistRow, _) => {
+                "full MNIST if fetched, else the embedded subset".to_string()
+            }
+            (TaskKind::CharLm, TaskData::MobyDick) => format!(
+                "the full Moby-Dick text ({} characters, from {})",
+                group_thousands(datasets::MOBY_DICK_CHARS),
+                datasets::CharLmTask::moby_dick_default_dir().join("data.txt").display()
+            ),
+            (TaskKind::CharLm, TaskData::Embedded) => format!(
+                "the committed Moby-Dick excerpt (its first {} characters)",
+                group_thousands(datasets::char_lm::MOBY_DICK_EXCERPT.chars().count())
+            ),
+            (TaskKind::CharLm, _) => {
+                "the full Moby-Dick text if fetched, else the committed excerpt".to_string()
+            }
         }
     }
+}
+
+/// `1190317` -> `"1,190,317"`.
+fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `[task]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskConfig {
-    /// Default `"smnist-row"` (the only task wired so far).
+    /// `"smnist-row"` (default) or `"char-lm"` (Moby-Dick characters, `--preset char-lm`).
     pub kind: TaskKind,
-    /// Which images: `"embedded"` (default), `"mnist"` (full MNIST, fetched) or `"auto"`.
+    /// Which data: `"embedded"` (default: what ships), `"mnist"` (full MNIST, fetched;
+    /// `smnist-row` only), `"moby-dick"` (the full text, fetched; `char-lm` only) or `"auto"`
+    /// (the full data set if fetched, else what ships).
     pub data: TaskData,
     /// Train on the first this many examples of a seeded shuffle of the training split
-    /// (0 = all 8,000). Default 0: the whole embedded training split, so the good networks
-    /// train for real (best LSTM / GRU at 95 % and more).
+    /// (0 = all: 8,000 embedded images; windows of 100 characters for `char-lm`). Default 0:
+    /// the whole embedded training split, so the good networks train for real (best LSTM /
+    /// GRU at 95 % and more).
     pub train_examples: usize,
-    /// Evaluate the test loss / accuracy on this many test examples (0 = all 2,000).
-    /// Default 0 (all).
+    /// Evaluate the test loss / accuracy on this many test examples (0 = all 2,000; for
+    /// `char-lm` validation windows). Default 0 (all).
     pub test_examples: usize,
     /// Pixel scaling: `"unit-range"` (`p / 255`, default) or `"mnist-standardized"`
-    /// (`(p / 255 - 0.1307) / 0.3081`).
+    /// (`(p / 255 - 0.1307) / 0.3081`). `smnist-row` only (`char-lm` inputs are one-hot).
     pub normalization: PixelNormalization,
 }
 
@@ -416,7 +514,8 @@ impl ExperimentConfig {
 
     fn validate_task_and_spectra(&self) -> Result<(), ConfigError> {
         let (p, s) = (&self.population, &self.spectra);
-        let (train_total, test_total) = self.task.data.sizes();
+        self.validate_task_data()?;
+        let (train_total, test_total) = self.task.sizes();
         if self.task.train_examples > train_total {
             return Err(range_error(
                 "task.train_examples",
@@ -464,6 +563,30 @@ impl ExperimentConfig {
         Ok(())
     }
 
+    /// `task.data` names data of `task.kind`.
+    fn validate_task_data(&self) -> Result<(), ConfigError> {
+        let fits = match self.task.kind {
+            TaskKind::SmnistRow => self.task.data != TaskData::MobyDick,
+            TaskKind::CharLm => self.task.data != TaskData::Mnist,
+        };
+        if fits {
+            return Ok(());
+        }
+        let expected = match self.task.kind {
+            TaskKind::SmnistRow => {
+                "\"embedded\", \"mnist\" or \"auto\" for task.kind = \"smnist-row\""
+            }
+            TaskKind::CharLm => {
+                "\"embedded\", \"moby-dick\" or \"auto\" for task.kind = \"char-lm\""
+            }
+        };
+        let got = match self.task.data {
+            TaskData::Mnist => "\"mnist\"",
+            _ => "\"moby-dick\"",
+        };
+        Err(range_error("task.data", expected, got))
+    }
+
     fn validate_runtime(&self) -> Result<(), ConfigError> {
         if self.runtime.networks_per_unit == 0 {
             return Err(range_error("runtime.networks_per_unit", "at least 1", 0));
@@ -485,9 +608,9 @@ impl ExperimentConfig {
         Ok(())
     }
 
-    /// Training and test images actually used (`0` = the whole split).
+    /// Training and test examples actually used (`0` = the whole split).
     pub fn example_counts(&self) -> (usize, usize) {
-        let (train, test) = self.task.data.sizes();
+        let (train, test) = self.task.sizes();
         let pick = |n: usize, all: usize| if n == 0 { all } else { n };
         (pick(self.task.train_examples, train), pick(self.task.test_examples, test))
     }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use aelle::crossval::{COMPARISONS, Comparison, Estimate, PointSummary};
 use aelle::{ClassifierKind, CrossValidationReport, EvaluationPoint, TransferReport};
 
-use super::{ArchAccuracy, PUBLISHED, Published};
+use super::{CellMetric, CellSummary, PUBLISHED, Published};
 
 /// A table: id (HTML), header, rows of cells; `shaded` columns hold published numbers.
 pub struct Table {
@@ -71,23 +71,47 @@ fn published_at(p: EvaluationPoint) -> Option<Published> {
     }
 }
 
-/// `value [low, high]` (3 decimals) or a dash.
-pub fn est(e: Option<Estimate>) -> String {
-    e.map_or_else(|| "–".to_string(), |e| e.display(3))
+/// ` (min–max)`: the smallest and largest full-sample value over the repeats, when they differ
+/// (a single repeat, or repeats that agree, show none).
+fn spread(e: &Estimate, scale: f64, digits: usize) -> String {
+    if e.repeat_min.is_finite() && e.repeat_max.is_finite() && e.repeat_min < e.repeat_max {
+        format!(" ({:.digits$}–{:.digits$})", scale * e.repeat_min, scale * e.repeat_max)
+    } else {
+        String::new()
+    }
 }
 
-/// In percent, one decimal.
+/// `value [low, high] (min–max)` (3 decimals; the spread over repeats as in [`spread`]) or a
+/// dash.
+pub fn est(e: Option<Estimate>) -> String {
+    e.map_or_else(|| "–".to_string(), |e| format!("{}{}", e.display(3), spread(&e, 1.0, 3)))
+}
+
+/// In percent, one decimal, with the spread over repeats.
 fn est_pct(e: Option<Estimate>) -> String {
     e.map_or_else(
         || "–".to_string(),
-        |e| format!("{:.1} [{:.1}, {:.1}]", 100.0 * e.value, 100.0 * e.low, 100.0 * e.high),
+        |e| {
+            format!(
+                "{:.1} [{:.1}, {:.1}]{}",
+                100.0 * e.value,
+                100.0 * e.low,
+                100.0 * e.high,
+                spread(&e, 100.0, 1)
+            )
+        },
     )
 }
 
 fn diff(c: &Comparison) -> String {
     match (c.auroc_difference, c.fraction_at_or_below_zero) {
         (Some(d), Some(p)) => {
-            format!("{:+.3} [{:+.3}, {:+.3}] (p = {:.3})", d.value, d.low, d.high, p)
+            let range = if d.repeat_min < d.repeat_max {
+                format!(" ({:+.3}–{:+.3})", d.repeat_min, d.repeat_max)
+            } else {
+                String::new()
+            };
+            format!("{:+.3} [{:+.3}, {:+.3}]{range} (p = {:.3})", d.value, d.low, d.high, p)
         }
         _ => "–".into(),
     }
@@ -121,9 +145,10 @@ pub fn auroc_table(points: &[PointSummary], id: &'static str) -> Table {
     Table { id, header, rows, shaded: Vec::new() }
 }
 
-/// Precision and recall of AeLLE PC1 and the loss-based classifier next to the published ones.
-pub fn precision_recall_table(points: &[PointSummary]) -> Table {
-    let header = [
+/// Precision and recall of AeLLE PC1 and the loss-based classifier, next to the published ones
+/// when `with_published` (the published table is for sequential MNIST only).
+pub fn precision_recall_table(points: &[PointSummary], with_published: bool) -> Table {
+    let mut header = [
         "point",
         "AeLLE PC1 precision",
         "AeLLE PC1 recall",
@@ -131,26 +156,17 @@ pub fn precision_recall_table(points: &[PointSummary]) -> Table {
         "AeLLE logistic recall",
         "loss-based precision",
         "loss-based recall",
-        "published AeLLE P / R",
-        "published loss-based P / R",
     ]
     .map(String::from)
     .to_vec();
+    if with_published {
+        header.extend(["published AeLLE P / R", "published loss-based P / R"].map(String::from));
+    }
     let rows = points
         .iter()
         .map(|p| {
             let c = |k: ClassifierKind| &p.classifiers[k.index()];
-            let (pa, pl) = match published_at(p.point) {
-                Some(x) => (
-                    format!("{:.1} / {:.1}", x.aelle_precision, x.aelle_recall),
-                    match (x.loss_precision, x.loss_recall) {
-                        (Some(a), Some(b)) => format!("{a:.1} / {b:.1}"),
-                        _ => "–".into(),
-                    },
-                ),
-                None => ("n/a".into(), "n/a".into()),
-            };
-            vec![
+            let mut row = vec![
                 point_label(p.point),
                 est_pct(c(ClassifierKind::AellePc1).precision),
                 est_pct(c(ClassifierKind::AellePc1).recall),
@@ -158,12 +174,25 @@ pub fn precision_recall_table(points: &[PointSummary]) -> Table {
                 est_pct(c(ClassifierKind::AelleLogistic).recall),
                 est_pct(c(ClassifierKind::LossBased).precision),
                 est_pct(c(ClassifierKind::LossBased).recall),
-                pa,
-                pl,
-            ]
+            ];
+            if with_published {
+                let (pa, pl) = match published_at(p.point) {
+                    Some(x) => (
+                        format!("{:.1} / {:.1}", x.aelle_precision, x.aelle_recall),
+                        match (x.loss_precision, x.loss_recall) {
+                            (Some(a), Some(b)) => format!("{a:.1} / {b:.1}"),
+                            _ => "–".into(),
+                        },
+                    ),
+                    None => ("n/a".into(), "n/a".into()),
+                };
+                row.extend([pa, pl]);
+            }
+            row
         })
         .collect();
-    Table { id: "cv-precision-recall", header, rows, shaded: vec![7, 8] }
+    let shaded = if with_published { vec![7, 8] } else { Vec::new() };
+    Table { id: "cv-precision-recall", header, rows, shaded }
 }
 
 /// The paired AUROC differences, pooled and within cells.
@@ -253,36 +282,52 @@ pub fn transfer_table(cv: Option<&CrossValidationReport>, t: &TransferReport) ->
     Table { id: "transfer", header, rows, shaded: Vec::new() }
 }
 
-/// The explanatory paragraph of the cross-validation section.
-pub fn method_note(cv: &CrossValidationReport) -> String {
+/// The explanatory paragraph of the cross-validation section; `held_out` names the split whose
+/// final loss is the target (`"test"`, or `"validation"` for `char-lm`), `loss` writes a loss
+/// value (with its unit where the task has one, [`super::ReportData::loss_text`]).
+pub fn method_note(
+    cv: &CrossValidationReport,
+    held_out: &str,
+    loss: &dyn Fn(f64) -> String,
+) -> String {
     let c = &cv.config;
     let groups: Vec<String> =
         cv.groups.iter().map(|g| format!("{} {}/{}", g.group, g.high, g.networks)).collect();
     format!(
-        "Every number is out of fold: {} networks in {}-fold cross-validation stratified by cell, repeated {} times (a new fold assignment and autoencoder seed each time); each fold's autoencoder, PCA, classifiers and thresholds are fitted on the other folds' networks only. \"High performing\" = final test loss below the population median ({:.4}); high networks per cell: {}. Values are the mean over repeats with a {:.0} % stratified bootstrap interval over networks ({} resamples); differences are paired (same resamples), with the fraction of resamples at or below zero as a one-sided p. The shuffled-label control scores AeLLE against permuted labels (value and interval of the permutation null): what chance looks like at this size. The hyperparameter-only classifier knows the cell and p (a per-cell quadratic in p) and nothing of the spectrum.",
+        "Every number is out of fold: {} networks in {}-fold cross-validation stratified by cell, repeated {} times (a new fold assignment and autoencoder seed each time); each fold's autoencoder, PCA, classifiers and thresholds are fitted on the other folds' networks only. \"High performing\" = final {held_out} loss below the population median ({}); high networks per cell: {}. Values are the mean over repeats with a {:.0} % stratified bootstrap interval over networks ({} resamples), then in parentheses the smallest and largest value over the {} repeats (absent where they agree); differences are paired (same resamples), with the fraction of resamples at or below zero as a one-sided p. The shuffled-label control scores AeLLE against permuted labels (value and interval of the permutation null): what chance looks like at this size. The hyperparameter-only classifier knows the cell and p (a per-cell quadratic in p) and nothing of the spectrum.",
         cv.networks.len(),
         c.folds,
         c.repeats,
-        cv.label_threshold,
+        loss(cv.label_threshold),
         groups.join(", "),
         100.0 * c.confidence,
-        c.bootstrap_resamples
+        c.bootstrap_resamples,
+        c.repeats
     )
 }
 
-/// Cells whose final accuracies barely vary: within-cell results there rest on small
-/// differences, and the report says so.
-pub fn narrow_cells(accuracies: &[ArchAccuracy]) -> Vec<String> {
-    accuracies
+/// Cells whose final performance barely varies (accuracies within 10 points, or validation
+/// losses within 0.1 bits per character): within-cell results there rest on small differences,
+/// and the report says so.
+pub fn narrow_cells(cells: &[CellSummary], metric: CellMetric) -> Vec<String> {
+    cells
         .iter()
-        .filter(|a| a.best - a.worst < 0.10)
+        .filter(|a| (a.best - a.worst).abs() < 0.10)
         .map(|a| {
+            let span = match metric {
+                CellMetric::TestAccuracy => format!(
+                    "final test accuracies span only {:.1}-{:.1} %",
+                    100.0 * a.worst,
+                    100.0 * a.best
+                ),
+                CellMetric::ValidationBitsPerChar => format!(
+                    "final validation losses span only {:.3}-{:.3} bits per character",
+                    a.best, a.worst
+                ),
+            };
             format!(
-                "{}: final test accuracies span only {:.1}-{:.1} % over its {} networks, so \"high\" and \"low\" within this cell differ little and its within-cell AUROCs rest on small differences.",
-                a.arch,
-                100.0 * a.worst,
-                100.0 * a.best,
-                a.networks
+                "{}: {span} over its {} networks, so \"high\" and \"low\" within this cell differ little and its within-cell AUROCs rest on small differences.",
+                a.arch, a.networks
             )
         })
         .collect()

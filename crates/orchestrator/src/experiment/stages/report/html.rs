@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
-use super::{PUBLISHED, PointOut, Published, RenderedFigure, ReportData, crossval, split_counts};
+use super::{
+    NO_PUBLISHED, PUBLISHED, PointOut, Published, RenderedFigure, ReportData, crossval,
+    split_counts,
+};
 
 /// Standard base64 (RFC 4648, with padding) for data URIs.
 pub fn base64(bytes: &[u8]) -> String {
@@ -68,7 +71,7 @@ pub fn early_rows(data: &ReportData) -> Vec<EarlyRow> {
                 loss: metrics_of(p, "loss_based"),
                 logistic: metrics_of(p, "aelle_logistic"),
                 head: metrics_of(p, "aelle_predictor_head"),
-                published: published_for(frac),
+                published: if data.published_applies() { published_for(frac) } else { None },
             }
         })
         .collect()
@@ -87,15 +90,21 @@ fn markdown_crossval(s: &mut String, data: &ReportData) {
         );
         return;
     };
-    let _ =
-        writeln!(s, "\n## Early prediction, cross-validated\n\n{}\n", crossval::method_note(cv));
-    let _ =
-        writeln!(s, "### AUROC\n\n{}", crossval::auroc_table(&cv.points, "cv-auroc").markdown());
     let _ = writeln!(
         s,
-        "### Precision and recall (percent), next to the published numbers\n\n{}",
-        crossval::precision_recall_table(&cv.points).markdown()
+        "\n## Early prediction, cross-validated\n\n{}\n",
+        crossval::method_note(cv, data.held_out(), &|v| data.loss_text(v))
     );
+    let _ =
+        writeln!(s, "### AUROC\n\n{}", crossval::auroc_table(&cv.points, "cv-auroc").markdown());
+    let with_published = data.published_applies();
+    if with_published {
+        let _ = writeln!(s, "### Precision and recall (percent), next to the published numbers\n");
+    } else {
+        let _ = writeln!(s, "### Precision and recall (percent)\n\n{NO_PUBLISHED}\n");
+    }
+    let _ =
+        writeln!(s, "{}", crossval::precision_recall_table(&cv.points, with_published).markdown());
     let _ = writeln!(
         s,
         "### Paired AUROC differences\n\n{}",
@@ -107,7 +116,8 @@ fn markdown_crossval(s: &mut String, data: &ReportData) {
         crossval::within_cell_table(&cv.points).markdown()
     );
     let _ = writeln!(s, "### What the numbers say\n");
-    for line in cv.conclusions.iter().chain(&crossval::narrow_cells(&data.arch_accuracies())) {
+    let narrow = crossval::narrow_cells(&data.cell_summaries(), data.cell_metric());
+    for line in cv.conclusions.iter().chain(&narrow) {
         let _ = writeln!(s, "- {line}");
     }
     for (name, t) in &data.transfers {
@@ -136,7 +146,7 @@ pub fn summary_markdown(
     let _ = writeln!(s, "# AeLLE experiment `{}`\n", c.name);
     let _ = writeln!(
         s,
-        "{} networks ({} per cell; cells {}), N = {}, p in [{}, {}], {} epochs of Adam (lr {}, batch {}) on row-wise sequential MNIST ({} training / {} test images of {}); spectra of {} checkpoints per network (epochs {:?}) from {} fixed driving sequences.\n",
+        "{} networks ({} per cell; cells {}), N = {}, p in [{}, {}], {} epochs of Adam (lr {}, batch {}); spectra of {} checkpoints per network (epochs {:?}) from {} fixed driving sequences.\n\n{}\n",
         data.nets.len(),
         c.population.networks_per_architecture,
         c.population.architectures.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
@@ -146,17 +156,15 @@ pub fn summary_markdown(
         c.training.epochs,
         c.training.learning_rate,
         c.training.batch_size,
-        c.example_counts().0,
-        c.example_counts().1,
-        c.task.data.describe(),
         c.spectrum_epochs().len(),
         c.spectrum_epochs(),
         c.spectra.driving_sequences,
+        data.task_line(),
     );
-    let _ = writeln!(s, "## Final test accuracy per cell\n");
+    let _ = writeln!(s, "## {}\n", data.cell_metric().heading());
     let _ = writeln!(s, "| cell | networks | mean ± std | best | worst | diverged |");
     let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: |");
-    for a in data.arch_accuracies() {
+    for a in data.cell_summaries() {
         let _ = writeln!(
             s,
             "| {} | {} | {:.3} ± {:.3} | {:.3} | {:.3} | {} |",
@@ -167,27 +175,34 @@ pub fn summary_markdown(
     let splits = split_counts(data);
     let _ = writeln!(
         s,
-        "\n## Single split: AeLLE vs loss-based classifier\n\nThe model behind the embedding figures, on one split (no intervals; quote the cross-validated numbers). \"High performing\" = final test loss below the median ({:.4}). Every number is on held-out **test networks** ({} test / {} validation / {} train networks); precision, recall, F1 and AUROC in percent (AUROC as a fraction). Published: Vogt et al., sequential MNIST, 200 networks of N = 64 per cell.\n",
-        data.aelle.high_performance_threshold,
+        "\n## Single split: AeLLE vs loss-based classifier\n\nThe model behind the embedding figures, on one split (no intervals; quote the cross-validated numbers). \"High performing\" = final {} loss below the median ({}). Every number is on held-out **test networks** ({} test / {} validation / {} train networks); precision, recall, F1 and AUROC in percent (AUROC as a fraction). {}\n",
+        data.held_out(),
+        data.loss_text(data.aelle.high_performance_threshold),
         splits.get("test").copied().unwrap_or(0),
         splits.get("validation").copied().unwrap_or(0),
         splits.get("train").copied().unwrap_or(0),
+        if data.published_applies() {
+            "Published: Vogt et al., sequential MNIST, 200 networks of N = 64 per cell."
+        } else {
+            NO_PUBLISHED
+        },
+    );
+    let with_published = data.published_applies();
+    let published_header =
+        if with_published { " published AeLLE P / R | published loss P / R |" } else { "" };
+    let _ = writeln!(
+        s,
+        "| point | test networks | AeLLE precision | AeLLE recall | AeLLE F1 | AeLLE AUROC | loss precision | loss recall | loss F1 | loss AUROC |{published_header}"
     );
     let _ = writeln!(
         s,
-        "| point | test networks | AeLLE precision | AeLLE recall | AeLLE F1 | AeLLE AUROC | loss precision | loss recall | loss F1 | loss AUROC | published AeLLE P / R | published loss P / R |"
-    );
-    let _ = writeln!(
-        s,
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{}",
+        if with_published { " ---: | ---: |" } else { "" }
     );
     for r in early_rows(data) {
         if let Some(why) = &r.skipped {
-            let _ = writeln!(
-                s,
-                "| {} | {} | skipped: {why} | | | | | | | | | |",
-                r.point, r.test_networks
-            );
+            let blanks = if with_published { " | | | | | | | | | |" } else { " | | | | | | | |" };
+            let _ = writeln!(s, "| {} | {} | skipped: {why}{blanks}", r.point, r.test_networks);
             continue;
         }
         let (pa, pl) = match r.published {
@@ -197,9 +212,11 @@ pub fn summary_markdown(
             ),
             None => ("n/a".into(), "n/a".into()),
         };
+        let published_cells =
+            if with_published { format!(" {pa} | {pl} |") } else { String::new() };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{published_cells}",
             r.point,
             r.test_networks,
             pct(r.aelle[0]),
@@ -210,8 +227,6 @@ pub fn summary_markdown(
             pct(r.loss[1]),
             pct(r.loss[2]),
             num(r.loss[3]),
-            pa,
-            pl
         );
     }
     let _ = writeln!(
@@ -266,7 +281,7 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
     let _ = writeln!(h, "<p id=\"status\">{} figures embedded.</p>", figures.len());
     let _ = writeln!(
         h,
-        "<p>{} networks ({} per cell), N = {}, p ∈ [{}, {}], {} epochs of Adam (lr {}, batch {}) on row-wise sequential MNIST ({} training / {} test images of {}). Lyapunov spectra of epochs {:?} from {} fixed driving sequences.</p>",
+        "<p>{} networks ({} per cell), N = {}, p ∈ [{}, {}], {} epochs of Adam (lr {}, batch {}). Lyapunov spectra of epochs {:?} from {} fixed driving sequences.</p>\n<p id=\"task\">{}</p>",
         data.nets.len(),
         c.population.networks_per_architecture,
         c.population.hidden_size,
@@ -275,15 +290,14 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
         c.training.epochs,
         c.training.learning_rate,
         c.training.batch_size,
-        c.example_counts().0,
-        c.example_counts().1,
-        c.task.data.describe(),
         c.spectrum_epochs(),
-        c.spectra.driving_sequences
+        c.spectra.driving_sequences,
+        esc(&data.task_line())
     );
     let _ = writeln!(
         h,
-        "<h2>Final test accuracy per cell</h2><table id=\"accuracy\"><tr><th>cell</th><th>networks</th><th>mean ± std</th><th>best</th><th>worst</th><th>diverged</th></tr>"
+        "<h2>{}</h2><table id=\"accuracy\"><tr><th>cell</th><th>networks</th><th>mean ± std</th><th>best</th><th>worst</th><th>diverged</th></tr>",
+        data.cell_metric().heading()
     );
     html_accuracy_rows(&mut h, data);
     html_crossval(&mut h, data);
@@ -293,7 +307,7 @@ pub fn index_html(data: &ReportData, figures: &[RenderedFigure], config_toml: &s
 }
 
 fn html_accuracy_rows(h: &mut String, data: &ReportData) {
-    for a in data.arch_accuracies() {
+    for a in data.cell_summaries() {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{:.3} ± {:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>",
@@ -322,14 +336,23 @@ fn html_crossval(h: &mut String, data: &ReportData) {
     let _ = writeln!(
         h,
         "<h2>Early prediction, cross-validated</h2><p class=note>{}</p>",
-        esc(&crossval::method_note(cv))
+        esc(&crossval::method_note(cv, data.held_out(), &|v| data.loss_text(v)))
     );
     let _ = writeln!(h, "<h3>AUROC</h3>{}", crossval::auroc_table(&cv.points, "cv-auroc").html());
-    let _ = writeln!(
-        h,
-        "<h3>Precision and recall (percent), next to the published numbers</h3><p class=note>Shaded: Vogt et al. (200 networks of N = 64 per cell; their PC1 threshold was tuned on the evaluated networks, ours on inner-validation networks of the training folds).</p>{}",
-        crossval::precision_recall_table(&cv.points).html()
-    );
+    let with_published = data.published_applies();
+    if with_published {
+        let _ = writeln!(
+            h,
+            "<h3>Precision and recall (percent), next to the published numbers</h3><p class=note>Shaded: Vogt et al. (200 networks of N = 64 per cell; their PC1 threshold was tuned on the evaluated networks, ours on inner-validation networks of the training folds).</p>"
+        );
+    } else {
+        let _ = writeln!(
+            h,
+            "<h3>Precision and recall (percent)</h3><p class=note id=\"no-published\">{}</p>",
+            esc(NO_PUBLISHED)
+        );
+    }
+    let _ = writeln!(h, "{}", crossval::precision_recall_table(&cv.points, with_published).html());
     let _ = writeln!(
         h,
         "<h3>Paired AUROC differences</h3>{}",
@@ -337,10 +360,11 @@ fn html_crossval(h: &mut String, data: &ReportData) {
     );
     let _ = writeln!(
         h,
-        "<h3>Within cells</h3><p class=note>\"High\" = final test loss below the median of the network's own cell; pooled = concordance over (high, low) pairs of the same cell, so the architecture itself carries no information.</p>{}",
+        "<h3>Within cells</h3><p class=note>\"High\" = final {} loss below the median of the network's own cell; pooled = concordance over (high, low) pairs of the same cell, so the architecture itself carries no information.</p>{}",
+        data.held_out(),
         crossval::within_cell_table(&cv.points).html()
     );
-    let narrow = crossval::narrow_cells(&data.arch_accuracies());
+    let narrow = crossval::narrow_cells(&data.cell_summaries(), data.cell_metric());
     let _ = writeln!(h, "<h3>What the numbers say</h3><ul id=\"conclusions\">");
     for line in cv.conclusions.iter().chain(&narrow) {
         let _ = writeln!(h, "<li>{}</li>", esc(line));
@@ -349,11 +373,11 @@ fn html_crossval(h: &mut String, data: &ReportData) {
     for (name, t) in &data.transfers {
         let _ = writeln!(
             h,
-            "<h2>Transfer: the pre-trained AeLLE of <code>{}</code></h2><p class=note>Fitted on {} networks of that run and applied here to {} networks with no refitting; labels are this population's (median final loss {:.4}).</p>{}<ul>",
+            "<h2>Transfer: the pre-trained AeLLE of <code>{}</code></h2><p class=note>Fitted on {} networks of that run and applied here to {} networks with no refitting; labels are this population's (median final loss {}).</p>{}<ul>",
             esc(name),
             t.model_fitted_networks,
             t.networks.len(),
-            t.label_threshold,
+            esc(&data.loss_text(t.label_threshold)),
             crossval::transfer_table(Some(cv), t).html()
         );
         for line in &t.conclusions {
@@ -369,27 +393,45 @@ fn html_early_prediction(h: &mut String, data: &ReportData) {
     let splits = split_counts(data);
     let _ = writeln!(
         h,
-        "<h2>Single split: AeLLE vs loss-based classifier</h2><p class=\"note\">The model behind the embedding figures, on one train / validation / test split (no intervals; quote the cross-validated numbers above). \"High performing\" = final test loss below the median ({:.4}). Every number is computed on held-out <b>test networks</b> ({} test, {} validation, {} training networks); the AeLLE classifier is a threshold on PC1 of the latent fitted on training networks, its threshold chosen on validation networks. Percent, AUROC as a fraction. Shaded: the published numbers (Vogt et al.: 200 networks of N = 64 per cell; their threshold was tuned on the evaluated set).</p>",
-        data.aelle.high_performance_threshold,
+        "<h2>Single split: AeLLE vs loss-based classifier</h2><p class=\"note\">The model behind the embedding figures, on one train / validation / test split (no intervals; quote the cross-validated numbers above). \"High performing\" = final {} loss below the median ({}). Every number is computed on held-out <b>test networks</b> ({} test, {} validation, {} training networks); the AeLLE classifier is a threshold on PC1 of the latent fitted on training networks, its threshold chosen on validation networks. Percent, AUROC as a fraction. {}</p>",
+        data.held_out(),
+        data.loss_text(data.aelle.high_performance_threshold),
         splits.get("test").copied().unwrap_or(0),
         splits.get("validation").copied().unwrap_or(0),
         splits.get("train").copied().unwrap_or(0),
+        if data.published_applies() {
+            "Shaded: the published numbers (Vogt et al.: 200 networks of N = 64 per cell; their threshold was tuned on the evaluated set)."
+        } else {
+            NO_PUBLISHED
+        },
+    );
+    let with_published = data.published_applies();
+    let _ = writeln!(
+        h,
+        "<table id=\"early\"><tr><th rowspan=2>point</th><th rowspan=2>test networks</th><th colspan=4>AeLLE (PC1)</th><th colspan=4>loss-based</th>{}</tr>",
+        if with_published {
+            "<th colspan=2 class=pub>published AeLLE</th><th colspan=2 class=pub>published loss-based</th>"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         h,
-        "<table id=\"early\"><tr><th rowspan=2>point</th><th rowspan=2>test networks</th><th colspan=4>AeLLE (PC1)</th><th colspan=4>loss-based</th><th colspan=2 class=pub>published AeLLE</th><th colspan=2 class=pub>published loss-based</th></tr>"
-    );
-    let _ = writeln!(
-        h,
-        "<tr><th>precision</th><th>recall</th><th>F1</th><th>AUROC</th><th>precision</th><th>recall</th><th>F1</th><th>AUROC</th><th class=pub>precision</th><th class=pub>recall</th><th class=pub>precision</th><th class=pub>recall</th></tr>"
+        "<tr><th>precision</th><th>recall</th><th>F1</th><th>AUROC</th><th>precision</th><th>recall</th><th>F1</th><th>AUROC</th>{}</tr>",
+        if with_published {
+            "<th class=pub>precision</th><th class=pub>recall</th><th class=pub>precision</th><th class=pub>recall</th>"
+        } else {
+            ""
+        }
     );
     for r in early_rows(data) {
         if let Some(why) = &r.skipped {
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td colspan=12>skipped: {}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td colspan={}>skipped: {}</td></tr>",
                 esc(&r.point),
                 r.test_networks,
+                if with_published { 12 } else { 8 },
                 esc(why)
             );
             continue;
@@ -403,9 +445,16 @@ fn html_early_prediction(h: &mut String, data: &ReportData) {
             ),
             None => ("n/a".into(), "n/a".into(), "n/a".into(), "n/a".into()),
         };
+        let published_cells = if with_published {
+            format!(
+                "<td class=pub>{a}</td><td class=pub>{b}</td><td class=pub>{cc}</td><td class=pub>{d}</td>"
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=pub>{a}</td><td class=pub>{b}</td><td class=pub>{cc}</td><td class=pub>{d}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{published_cells}</tr>",
             esc(&r.point),
             r.test_networks,
             pct(r.aelle[0]),

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use le_engine::LogBase;
 
-use crate::experiment::config::ExperimentConfig;
+use crate::experiment::config::{ExperimentConfig, TaskKind};
 use crate::experiment::plan::{NetworkPlan, networks};
 use crate::experiment::records::{SpectrumRecord, Timing};
 use crate::experiment::run_folder::RunFolder;
@@ -130,17 +130,63 @@ pub struct ReportData {
     pub timings: Vec<Timing>,
 }
 
-/// Per-cell final accuracy summary.
+/// Per-cell summary of the final performance: test accuracy (`smnist-row`, higher is better) or
+/// validation bits per character (`char-lm`, lower is better); see [`ReportData::cell_metric`].
 #[derive(Debug, Clone)]
-pub struct ArchAccuracy {
+pub struct CellSummary {
     pub arch: String,
     pub networks: usize,
     pub mean: f64,
     pub std: f64,
+    /// Highest accuracy or lowest bits per character.
     pub best: f64,
     pub worst: f64,
     pub diverged: usize,
 }
+
+/// The per-network number the report summarises per cell, and how it names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellMetric {
+    /// Final test accuracy (fraction; higher is better).
+    TestAccuracy,
+    /// Final validation loss in bits per character (lower is better).
+    ValidationBitsPerChar,
+}
+
+impl CellMetric {
+    /// The section heading of the per-cell table.
+    pub fn heading(self) -> &'static str {
+        match self {
+            CellMetric::TestAccuracy => "Final test accuracy per cell",
+            CellMetric::ValidationBitsPerChar => {
+                "Final validation loss per cell (bits per character, lower is better)"
+            }
+        }
+    }
+
+    /// The value at one epoch of a network's metrics.
+    pub fn at(self, m: &rnn_models::EpochMetrics) -> Option<f64> {
+        match self {
+            CellMetric::TestAccuracy => m.test_accuracy,
+            CellMetric::ValidationBitsPerChar => m.test_bits_per_char,
+        }
+    }
+
+    /// The value at the end of training (NaN for a diverged network).
+    pub fn final_value(self, m: &NetMetrics) -> f64 {
+        if m.diverged() {
+            return f64::NAN;
+        }
+        m.last().and_then(|e| self.at(e)).unwrap_or(f64::NAN)
+    }
+
+    fn higher_is_better(self) -> bool {
+        self == CellMetric::TestAccuracy
+    }
+}
+
+/// Said where a task has no published comparison values.
+pub const NO_PUBLISHED: &str = "No published comparison values are shown for this task: the published table (Vogt et al., METHOD.md section 6) is for sequential MNIST, and no published numbers for this task are recorded in METHOD.md.";
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
     let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
@@ -209,33 +255,91 @@ impl ReportData {
         self.config.population.architectures.iter().map(|a| a.name().to_string()).collect()
     }
 
-    /// Final accuracy per cell.
-    pub fn arch_accuracies(&self) -> Vec<ArchAccuracy> {
+    /// The task of the run.
+    pub fn kind(&self) -> TaskKind {
+        self.config.task.kind
+    }
+
+    /// Whether the published (sequential MNIST) numbers are for this run's task.
+    pub fn published_applies(&self) -> bool {
+        self.kind() == TaskKind::SmnistRow
+    }
+
+    /// The split whose final loss is the target: `"test"` or `"validation"`.
+    pub fn held_out(&self) -> &'static str {
+        self.kind().held_out_split()
+    }
+
+    /// What the per-cell table and the training figure show.
+    pub fn cell_metric(&self) -> CellMetric {
+        match self.kind() {
+            TaskKind::SmnistRow => CellMetric::TestAccuracy,
+            TaskKind::CharLm => CellMetric::ValidationBitsPerChar,
+        }
+    }
+
+    /// A loss value as the report writes it: nats (4 decimals), and for `char-lm` also in bits
+    /// per character, the unit of its per-cell table.
+    pub fn loss_text(&self, nats: f64) -> String {
+        match self.kind() {
+            TaskKind::SmnistRow => format!("{nats:.4}"),
+            TaskKind::CharLm => {
+                format!("{nats:.4} nats = {:.3} bits per character", nats / std::f64::consts::LN_2)
+            }
+        }
+    }
+
+    /// The task, its data and its target, in one sentence.
+    pub fn task_line(&self) -> String {
+        let c = &self.config;
+        let (train, test) = c.example_counts();
+        match self.kind() {
+            TaskKind::SmnistRow => format!(
+                "Task: smnist-row, row-wise sequential MNIST (T = 28 rows of I = 28 pixels, 10 classes; the target is the final test loss). Data: {}; {train} training / {test} test images used.",
+                c.task.describe()
+            ),
+            TaskKind::CharLm => {
+                let (t, i) = c.task.kind.shape();
+                format!(
+                    "Task: char-lm, next-character prediction on Moby-Dick (windows of T = {t} one-hot characters, I = V = {i}; a softmax over the {i} characters at every step; the target is the final validation loss, the mean cross-entropy per character on the last 10 % of the text). Data: {}; {train} training / {test} validation windows used.",
+                    c.task.describe()
+                )
+            }
+        }
+    }
+
+    /// Final performance per cell ([`Self::cell_metric`]).
+    pub fn cell_summaries(&self) -> Vec<CellSummary> {
+        let metric = self.cell_metric();
         self.archs()
             .into_iter()
             .map(|arch| {
-                let accs: Vec<f64> = self
+                let values: Vec<f64> = self
                     .nets
                     .iter()
                     .filter(|(n, _)| n.arch.name() == arch)
-                    .map(|(_, m)| m.final_test_accuracy())
+                    .map(|(_, m)| metric.final_value(m))
                     .collect();
-                let finite: Vec<f64> = accs.iter().copied().filter(|a| a.is_finite()).collect();
+                let finite: Vec<f64> = values.iter().copied().filter(|a| a.is_finite()).collect();
                 let (mean, std) = mean_std(&finite);
-                ArchAccuracy {
-                    networks: accs.len(),
+                let max = finite.iter().copied().fold(f64::NAN, f64::max);
+                let min = finite.iter().copied().fold(f64::NAN, f64::min);
+                let (best, worst) = if metric.higher_is_better() { (max, min) } else { (min, max) };
+                CellSummary {
+                    networks: values.len(),
                     mean,
                     std,
-                    best: finite.iter().copied().fold(f64::NAN, f64::max),
-                    worst: finite.iter().copied().fold(f64::NAN, f64::min),
-                    diverged: accs.len() - finite.len(),
+                    best,
+                    worst,
+                    diverged: values.len() - finite.len(),
                     arch,
                 }
             })
             .collect()
     }
 
-    fn accuracy_figure(&self) -> Figure {
+    fn training_figure(&self) -> Figure {
+        let metric = self.cell_metric();
         let series = self
             .archs()
             .into_iter()
@@ -251,7 +355,7 @@ impl ReportData {
                         let v: Vec<f64> = of_arch
                             .iter()
                             .filter_map(|m| {
-                                m.at(e as usize).map(|x| x.test_accuracy.unwrap_or(f64::NAN))
+                                m.at(e as usize).map(|x| metric.at(x).unwrap_or(f64::NAN))
                             })
                             .collect();
                         let (m, s) = mean_std(&v);
@@ -262,13 +366,22 @@ impl ReportData {
                 BandSeries { color: arch_color(&arch), label: arch, points }
             })
             .collect();
+        let (title, y_label) = match metric {
+            CellMetric::TestAccuracy => {
+                ("Test accuracy per cell (mean ± std over networks)", "test accuracy")
+            }
+            CellMetric::ValidationBitsPerChar => (
+                "Validation loss per cell (mean ± std over networks)",
+                "validation bits per character",
+            ),
+        };
         Figure {
             width: 900,
             height: 480,
             panels: vec![Panel {
-                title: "Test accuracy per cell (mean ± std over networks)".into(),
+                title: title.into(),
                 x_label: "epoch".into(),
-                y_label: "test accuracy".into(),
+                y_label: y_label.into(),
                 content: PanelContent::Bands(series),
             }],
         }
@@ -406,7 +519,7 @@ impl ReportData {
                     },
                 },
                 Panel {
-                    title: format!("AeLLE latent, {name}: by final test loss"),
+                    title: format!("AeLLE latent, {name}: by final {} loss", self.held_out()),
                     x_label: xl,
                     y_label: yl,
                     content: PanelContent::Scatter {
@@ -433,11 +546,20 @@ pub fn run_stage(run: &RunFolder, config: &ExperimentConfig) -> Result<()> {
     let data = ReportData::load(run, config)?;
     let dir = run.report_dir();
     let unit = if config.spectra.log_base == LogBase::Two { "bits" } else { "nats" };
+    let held_out = data.held_out();
+    let (training_name, training_caption) = match data.cell_metric() {
+        CellMetric::TestAccuracy => ("accuracy", "Test accuracy of every cell over training: mean ± one standard deviation over the networks of the cell (all p).".to_string()),
+        CellMetric::ValidationBitsPerChar => ("validation-loss", "Validation loss (bits per character) of every cell over training: mean ± one standard deviation over the networks of the cell (all p).".to_string()),
+    };
+    let driving = match data.kind() {
+        TaskKind::SmnistRow => "fixed driving sequences (test images)",
+        TaskKind::CharLm => "fixed driving sequences (one-hot validation windows)",
+    };
     let figures: Vec<(&'static str, String, Figure)> = vec![
-        ("accuracy", "Test accuracy of every cell over training: mean ± one standard deviation over the networks of the cell (all p).".to_string(), data.accuracy_figure()),
-        ("spectra", format!("Mean Lyapunov spectrum per cell ({unit} per step, {} driving sequences; mean ± std over networks) at initialisation and at the end of training.", config.spectra.driving_sequences), data.spectra_figure()),
+        (training_name, training_caption, data.training_figure()),
+        ("spectra", format!("Mean Lyapunov spectrum per cell ({unit} per step, {} {driving}; mean ± std over networks) at initialisation and at the end of training.", config.spectra.driving_sequences), data.spectra_figure()),
         ("lambda-max-vs-p", "Largest Lyapunov exponent against the initialisation scale p, at initialisation and at the end of training.".to_string(), data.lambda_max_figure()),
-        ("latent-pca", "AeLLE latent of every (network, checkpoint) row, first two principal components (fitted on training networks): coloured by cell, and by the network's final test loss (yellow = low loss = good).".to_string(), data.latent_figure("pca")),
+        ("latent-pca", format!("AeLLE latent of every (network, checkpoint) row, first two principal components (fitted on training networks): coloured by cell, and by the network's final {held_out} loss (yellow = low loss = good)."), data.latent_figure("pca")),
         ("latent-tsne", "The same latent embedded with t-SNE.".to_string(), data.latent_figure("tsne")),
     ];
     let mut rendered = Vec::new();
