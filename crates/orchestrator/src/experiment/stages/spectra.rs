@@ -48,8 +48,15 @@ pub fn driving_sequences(
     let d =
         task.driving_sequences(config.spectra.driving_sequences, config.spectra.driving_seed)?;
     let path = run.driving();
-    if !path.exists() {
-        write_atomic(&path, &d.to_safetensors_bytes()?)?;
+    // The file is a record of what the spectra used; an existing one must be exactly that
+    // (a truncated or stale copy is rewritten, never trusted).
+    let bytes = d.to_safetensors_bytes()?;
+    let intact = path.exists() && std::fs::read(&path).is_ok_and(|on_disk| on_disk == bytes);
+    if !intact {
+        if path.exists() {
+            tracing::warn!(path = %path.display(), "driving sequences on disk differ from the task's; rewriting");
+        }
+        write_atomic(&path, &bytes)?;
     }
     Ok(d)
 }
