@@ -320,3 +320,58 @@ fn a_second_process_on_a_run_folder_is_refused_naming_the_holder_and_a_killed_on
         assert!(stderr.contains("incomplete run"), "{stderr}");
     }
 }
+
+// ---- resume checks what it skips ------------------------------------------------------
+
+#[test]
+fn regression_resume_checks_skipped_files_and_corrupt_ones_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("run");
+    let run = |stage: &str| {
+        orchestrator().args([stage, "--preset", "tiny", "--run-dir", s(&root)]).output().unwrap()
+    };
+    let out = run("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let driving = root.join("spectra/driving.safetensors");
+    let rows = root.join("aelle/rows.json");
+    let (driving_bytes, rows_bytes) =
+        (std::fs::read(&driving).unwrap(), std::fs::read(&rows).unwrap());
+    // Truncated copies of files a rerun skips are noticed and rewritten; a stale temporary
+    // file of a killed writer is removed.
+    std::fs::write(&driving, &driving_bytes[..driving_bytes.len() / 2]).unwrap();
+    std::fs::write(&rows, &rows_bytes[..rows_bytes.len() / 2]).unwrap();
+    let tmp = root.join("nets/lstm-000/metrics.json.tmp");
+    std::fs::write(&tmp, b"{\"half").unwrap();
+    let out = run("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let load = |p: &Path| datasets::DrivingSequences::load_safetensors(p).unwrap();
+    std::fs::write(dir.path().join("original.safetensors"), &driving_bytes).unwrap();
+    assert!(
+        load(&driving) == load(&dir.path().join("original.safetensors")),
+        "driving not restored"
+    );
+    assert!(std::fs::read(&rows).unwrap() == rows_bytes, "rows.json not restored");
+    assert!(!tmp.exists(), "stale temporary file left");
+    // A truncated checkpoint whose spectrum exists: named, exit 2, with what to do.
+    let ckpt = root.join("nets/lstm-001/epoch-1.safetensors");
+    let ckpt_bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &ckpt_bytes[..ckpt_bytes.len() - 10]).unwrap();
+    let out = run("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("lstm-001/epoch-1.safetensors") && stderr.contains("corrupt"),
+        "{stderr}"
+    );
+    std::fs::write(&ckpt, &ckpt_bytes).unwrap();
+    // A truncated metrics.json: exit 2 naming it (was 1).
+    let metrics = root.join("nets/gru-000/metrics.json");
+    let m = std::fs::read(&metrics).unwrap();
+    std::fs::write(&metrics, &m[..m.len() / 2]).unwrap();
+    for stage in ["sweep", "run"] {
+        let out = run(stage);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stage}: {stderr}");
+        assert!(stderr.contains("gru-000/metrics.json"), "{stage}: {stderr}");
+    }
+}
