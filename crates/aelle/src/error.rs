@@ -90,6 +90,9 @@ pub enum AelleError {
         /// The loss value.
         value: f64,
     },
+    /// A configuration whose memory estimate exceeds the machine's memory.
+    #[error(transparent)]
+    TooLarge(#[from] aelle_support::mem::TooLarge),
     /// An error from candle.
     #[error("candle tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),

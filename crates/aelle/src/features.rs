@@ -31,6 +31,9 @@ pub enum ResamplingMethod {
     Linear,
 }
 
+/// Largest feature length accepted (512x the longest spectrum of the presets).
+pub const MAX_FEATURE_LENGTH: usize = 1 << 16;
+
 /// Feature construction settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -65,10 +68,10 @@ impl Default for FeatureConfig {
 impl FeatureConfig {
     /// Checks the ranges documented on each field.
     pub fn validate(&self) -> Result<()> {
-        if self.length < 4 {
+        if !(4..=MAX_FEATURE_LENGTH).contains(&self.length) {
             return Err(AelleError::InvalidConfig {
                 field: "features.length",
-                expected: "a feature length >= 4 (the encoder's hidden width is length / 4)",
+                expected: "a feature length in 4 ..= 65536 (the encoder's hidden width is length / 4)",
                 got: self.length.to_string(),
             });
         }

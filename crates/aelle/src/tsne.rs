@@ -51,6 +51,55 @@ impl Default for TsneConfig {
     }
 }
 
+/// Largest `iterations` accepted: 100,000 (100x the default; each iteration costs `n^2` pair
+/// evaluations, so this bounds the time of a mistyped value).
+pub const MAX_TSNE_ITERATIONS: usize = 100_000;
+
+impl TsneConfig {
+    /// Checks the ranges documented on each field (the perplexity's upper bound depends on the
+    /// number of points and is checked by [`tsne_2d`]).
+    pub fn validate(&self) -> Result<()> {
+        let bad =
+            |field, expected, got: String| Err(AelleError::InvalidConfig { field, expected, got });
+        if !(self.perplexity.is_finite() && self.perplexity >= 1.0) {
+            return bad(
+                "embedding.tsne.perplexity",
+                "a finite perplexity >= 1",
+                self.perplexity.to_string(),
+            );
+        }
+        if !(1..=MAX_TSNE_ITERATIONS).contains(&self.iterations) {
+            return bad("embedding.tsne.iterations", "1 ..= 100000", self.iterations.to_string());
+        }
+        if self.exaggeration_iterations > self.iterations {
+            return bad(
+                "embedding.tsne.exaggeration_iterations",
+                "0 ..= embedding.tsne.iterations",
+                self.exaggeration_iterations.to_string(),
+            );
+        }
+        if !(self.early_exaggeration.is_finite()
+            && (1.0..=1000.0).contains(&self.early_exaggeration))
+        {
+            return bad(
+                "embedding.tsne.early_exaggeration",
+                "a finite factor in [1, 1000]",
+                self.early_exaggeration.to_string(),
+            );
+        }
+        if let Some(lr) = self.learning_rate
+            && !(lr.is_finite() && lr > 0.0 && lr <= 1e6)
+        {
+            return bad(
+                "embedding.tsne.learning_rate",
+                "a finite step size in (0, 1e6], or absent (auto)",
+                lr.to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Embeds the rows of `x` (`[n, c]`, finite, `n >= 4`) in 2-D; returns `[n, 2]`.
 pub fn tsne_2d(x: &Matrix, config: &TsneConfig, seed: u64) -> Result<Matrix> {
     let n = x.rows();
@@ -60,6 +109,7 @@ pub fn tsne_2d(x: &Matrix, config: &TsneConfig, seed: u64) -> Result<Matrix> {
     if let Some((index, value)) = x.first_non_finite() {
         return Err(AelleError::NonFinite { context: "t-SNE input", index, value });
     }
+    config.validate()?;
     let max_perplexity = (n - 1) as f64 / 3.0;
     if !(config.perplexity >= 1.0 && config.perplexity <= max_perplexity) {
         return Err(AelleError::InvalidConfig {

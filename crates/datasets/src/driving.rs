@@ -92,7 +92,7 @@ impl DrivingSequences {
     /// Reads a file written by [`DrivingSequences::save_safetensors`] (or by any tool that
     /// writes an `F32` tensor `inputs` of rank 3; missing metadata is left empty / zero).
     pub fn load_safetensors(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
+        let bytes = aelle_support::fs::read_input_file(path)
             .map_err(|source| DatasetError::Io { path: path.to_path_buf(), source })?;
         Self::from_safetensors_bytes(&bytes, path)
     }

@@ -57,8 +57,8 @@ pub fn gunzip_if_needed(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>, IdxError
 
 /// Reads a file and decompresses it if it is gzip.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| IdxError::Io { path: path.to_path_buf(), source })?;
+    let bytes = aelle_support::fs::read_input_file(path)
+        .map_err(|source| IdxError::Io { path: path.to_path_buf(), source })?;
     gunzip_if_needed(bytes, path)
 }
 
@@ -182,7 +182,8 @@ impl ImageSet {
         num_classes: usize,
     ) -> Result<Self, IdxError> {
         let read = |p: &Path| {
-            std::fs::read(p).map_err(|source| IdxError::Io { path: PathBuf::from(p), source })
+            aelle_support::fs::read_input_file(p)
+                .map_err(|source| IdxError::Io { path: PathBuf::from(p), source })
         };
         Self::from_idx_bytes(
             read(images_path)?,

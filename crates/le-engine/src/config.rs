@@ -102,6 +102,12 @@ impl Precision {
     }
 }
 
+/// Largest `steps` (and `warmup`) accepted: 2^40, so `warmup + steps` never overflows and a
+/// mistyped count is refused rather than run for days.
+pub const MAX_STEPS: usize = 1 << 40;
+/// Largest `k` accepted before the system's dimension is known (the dimension bounds it too).
+pub const MAX_EXPONENTS: usize = 1 << 16;
+
 /// Settings of the Benettin/QR algorithm (see `METHOD.md` section 4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -179,6 +185,23 @@ impl SpectrumConfig {
 
     /// Check the settings that do not depend on the system.
     pub fn validate(&self) -> Result<()> {
+        if self.steps > MAX_STEPS || self.warmup > MAX_STEPS {
+            return Err(LeError::InvalidConfig {
+                field: if self.steps > MAX_STEPS { "steps" } else { "warmup" },
+                message: format!(
+                    "must be at most {MAX_STEPS} (2^40, days of work), got steps = {}, warmup = {}",
+                    self.steps, self.warmup
+                ),
+            });
+        }
+        if let Some(k) = self.k
+            && k > MAX_EXPONENTS
+        {
+            return Err(LeError::InvalidConfig {
+                field: "k",
+                message: format!("must be at most {MAX_EXPONENTS}, got {k}"),
+            });
+        }
         if self.ons_interval == 0 {
             return Err(LeError::InvalidConfig {
                 field: "ons_interval",

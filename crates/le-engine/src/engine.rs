@@ -86,10 +86,14 @@ pub(crate) fn run<T: Real, S: TangentSource<T>>(
             message: "need at least one accumulated step after the warm-up".into(),
         });
     }
-    if !(dt.is_finite() && dt > 0.0) {
+    // A subnormal step would turn finite log sums into infinite exponents.
+    if !(dt.is_normal() && dt > 0.0) {
         return Err(LeError::InvalidConfig {
             field: "dt",
-            message: format!("time step must be finite and > 0, got {dt}"),
+            message: format!(
+                "time step must be a finite normal number > 0 (at least {:e}), got {dt:e}",
+                f64::MIN_POSITIVE
+            ),
         });
     }
     let mut q = initial_basis::<T>(d, k, cfg.initial_basis, member);
@@ -103,7 +107,16 @@ pub(crate) fn run<T: Real, S: TangentSource<T>>(
     let mut next_trace = cfg.trace_every;
     let scale = cfg.log_base.from_nats();
     let warmup = cfg.warmup;
-    let total = warmup + steps;
+    let Some(total) = warmup.checked_add(steps).filter(|&t| t <= 2 * crate::config::MAX_STEPS)
+    else {
+        return Err(LeError::InvalidConfig {
+            field: "steps",
+            message: format!(
+                "warmup + steps must be at most {} (got warmup = {warmup}, steps = {steps})",
+                2 * crate::config::MAX_STEPS
+            ),
+        });
+    };
     let schedule = QrSchedule::standard(warmup, total, cfg.ons_interval);
 
     let diverged = |s: usize, reason: String, accumulated: usize, trace: Vec<TracePoint>| {
@@ -165,9 +178,21 @@ pub(crate) fn run<T: Real, S: TangentSource<T>>(
         }
     }
     let norm = scale / (steps as f64 * dt);
-    let exponents = sums.iter().map(|v| v.value() * norm).collect();
+    let exponents: Vec<f64> = sums.iter().map(|v| v.value() * norm).collect();
     let mean_log_abs_det =
         (log_det_steps == steps).then(|| log_det_sum.value() * scale / (steps as f64 * dt));
+    // Finite log sums can still give infinite exponents (a tiny `T dt`): never `finite` then.
+    let status = match exponents.iter().position(|l| !l.is_finite()) {
+        None => Status::Finite,
+        Some(i) => Status::Diverged {
+            step: total,
+            reason: format!(
+                "exponent {i} is {} (the log sums over T dt = {:e} do not give a finite rate)",
+                exponents[i],
+                steps as f64 * dt
+            ),
+        },
+    };
     Ok(Spectrum::from_exponents(
         exponents,
         mean_log_abs_det,
@@ -175,7 +200,7 @@ pub(crate) fn run<T: Real, S: TangentSource<T>>(
         dt,
         cfg.log_base,
         cfg.zero_tolerance,
-        Status::Finite,
+        status,
         trace,
     ))
 }

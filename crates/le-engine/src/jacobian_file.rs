@@ -42,11 +42,18 @@ pub struct JacobianFile {
 
 impl JacobianFile {
     /// Read and validate `path`. Errors name the file, the tensor and what was expected.
+    /// Regular files only (a pipe or device is refused before anything is read).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let bytes =
-            std::fs::read(&path).map_err(|source| LeError::Io { path: path.clone(), source })?;
-        let st = SafeTensors::deserialize(&bytes)
+        let bytes = aelle_support::fs::read_input_file(&path)
+            .map_err(|source| LeError::Io { path: path.clone(), source })?;
+        Self::from_bytes(&bytes, &path)
+    }
+
+    /// [`JacobianFile::load`] from bytes already in memory (`path` names them in messages).
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
+        let st = SafeTensors::deserialize(bytes)
             .map_err(|e| LeError::Safetensors { path: path.clone(), message: e.to_string() })?;
         let name = "jacobians";
         let expected_shape = "[T, D, D] with T >= 1 and D >= 1";

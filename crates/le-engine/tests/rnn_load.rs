@@ -236,3 +236,43 @@ fn bad_files_name_the_tensor_and_the_expectation() {
     // not there at all
     assert!(matches!(load(&p("nope.safetensors")), Err(LeError::Io { .. })));
 }
+
+/// Issue 16 ("Also found"): a 2-layer file with a layer's tensor missing, or a layer gap, used
+/// to load as a 1-layer network and ignore the rest.
+#[test]
+fn regression_missing_or_leftover_layer_tensors_are_errors_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+
+    // weight_hh_l1 missing: layer 1's other tensors are leftovers.
+    let mut t = lstm("", 2, true);
+    t.retain(|x| x.name != "weight_hh_l1");
+    write(&p("no_hh_l1.safetensors"), &t, &[("arch", "lstm")]);
+    let e = err_text(&p("no_hh_l1.safetensors"));
+    assert!(e.contains("weight_hh_l1") && e.contains("weight_ih_l1"), "{e}");
+    assert!(e.contains("bias_hh_l1") && e.contains("bias_ih_l1"), "{e}");
+
+    // a layer gap: _l0 and _l2.
+    let mut t = lstm("rnn.", 3, true);
+    t.retain(|x| !x.name.ends_with("_l1"));
+    write(&p("gap.safetensors"), &t, &[("arch", "lstm")]);
+    let e = err_text(&p("gap.safetensors"));
+    assert!(e.contains("rnn.weight_hh_l1") && e.contains("rnn.weight_ih_l2"), "{e}");
+
+    // the complete 2-layer file still loads, with 2 layers
+    write(&p("ok.safetensors"), &lstm("", 2, true), &[("arch", "lstm")]);
+    assert_eq!(load(&p("ok.safetensors")).unwrap().num_layers(), 2);
+}
+
+/// Issue 16: a path that is not a regular file is refused before anything is read (it used
+/// to read `/dev/zero` until memory ran out).
+#[test]
+fn regression_device_files_are_refused() {
+    match load(Path::new("/dev/zero")).unwrap_err() {
+        LeError::Io { path, source } => {
+            assert_eq!(path, Path::new("/dev/zero"));
+            assert!(source.to_string().contains("not a regular file"), "{source}");
+        }
+        other => panic!("{other}"),
+    }
+}

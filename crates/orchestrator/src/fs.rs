@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 /// Writes `bytes` to `path` atomically (creating the folder).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -20,7 +20,8 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Reads and parses a JSON file, naming the file on error.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bytes = aelle_support::fs::read_input_file(path)
+        .map_err(|e| crate::error::usage(format!("{}: cannot read: {e}", path.display())))?;
     serde_json::from_slice(&bytes).map_err(|e| {
         crate::error::usage(format!("{}: not a valid file of its kind: {e}", path.display()))
     })

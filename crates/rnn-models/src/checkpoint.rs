@@ -227,7 +227,7 @@ fn read_view_f64(
 
 /// Reads named `F32`/`F64` tensors (`prefix` + spec name) of the given shapes.
 pub fn read_tensors(path: &Path, specs: &[(String, Vec<usize>)]) -> Result<LoadedCheckpoint> {
-    let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    let bytes = aelle_support::fs::read_input_file(path).map_err(|e| ModelError::io(path, e))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| ModelError::Safetensors { path: path.into(), message: e.to_string() })?;
     let (_, header) = SafeTensors::read_metadata(&bytes)

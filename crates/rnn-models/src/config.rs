@@ -14,6 +14,52 @@ pub fn cell_kind_from_name(name: &str) -> Result<CellKind> {
         .ok_or_else(|| ModelError::InvalidConfig(format!("unknown arch {name:?}")))
 }
 
+/// The sizes that set how much memory training a population takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrainingFootprint {
+    /// Cell kind.
+    pub arch: CellKind,
+    /// Hidden size `N`.
+    pub hidden_size: usize,
+    /// Stacked layers.
+    pub num_layers: usize,
+    /// Input size `I` per step.
+    pub input_size: usize,
+    /// Classes of the readout.
+    pub num_classes: usize,
+    /// Steps per sequence `T`.
+    pub seq_len: usize,
+    /// Mini-batch size (the larger of training and evaluation batches).
+    pub batch_size: usize,
+    /// Networks trained together as one population.
+    pub networks: usize,
+}
+
+impl TrainingFootprint {
+    /// Estimated peak bytes of training the population, in checked arithmetic (`None` on
+    /// overflow): per network the parameters with gradients and two Adam moments (`4 P`), and
+    /// the activations autograd keeps for the backward pass (`3 B T (G + 2) N` per layer),
+    /// all `f32`.
+    pub fn bytes(&self) -> Option<u64> {
+        let g = self.arch.gates() as u64;
+        let n = self.hidden_size as u64;
+        let i = self.input_size as u64;
+        let layers = self.num_layers as u64;
+        let gn = g.checked_mul(n)?;
+        let first = gn.checked_mul(i.checked_add(n)?.checked_add(2)?)?;
+        let rest = gn
+            .checked_mul(n.checked_mul(2)?.checked_add(2)?)?
+            .checked_mul(layers.saturating_sub(1))?;
+        let readout = n.checked_add(1)?.checked_mul(self.num_classes as u64)?;
+        let params = first.checked_add(rest)?.checked_add(readout)?;
+        let activations = [3, self.batch_size as u64, self.seq_len as u64, g + 2, n, layers]
+            .into_iter()
+            .try_fold(1u64, u64::checked_mul)?;
+        let per_net = params.checked_mul(4)?.checked_add(activations)?;
+        per_net.checked_mul(self.networks as u64)?.checked_mul(4)
+    }
+}
+
 /// The configured cell constants of ASRNN and CoRNN; `None` takes the published default
 /// ([`NetSpec::resolved_constants`] fills them in).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]

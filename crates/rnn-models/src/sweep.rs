@@ -5,10 +5,13 @@
 //! population (at most [`TrainConfig::max_population`] at a time). Per network and epoch `e`
 //! the files are written in this order, each through a temporary file + rename:
 //! `epoch-<e>.safetensors`, `optimizer-<e>.safetensors` (Adam moments and step count, needed
-//! to resume exactly), `metrics.json`; then `optimizer-<e-1>.safetensors` is removed. A rerun
+//! to resume exactly), `metrics.json`; once every network of the population has committed
+//! epoch `e`, the `optimizer-<e-1>.safetensors` files are removed. A rerun
 //! resumes each network from the last epoch that `metrics.json` lists and whose checkpoint and
 //! optimiser state both exist, so a kill at any point loses at most the epoch in progress, and
-//! the resumed run writes the same checkpoints. A network whose loss or gradient turns
+//! the resumed run writes the same checkpoints; networks of a population that a kill left one
+//! epoch apart are realigned, so they retrain together and write the same metrics too
+//! (`population_size` included). A network whose loss or gradient turns
 //! non-finite is marked `diverged` (its checkpoints so far are kept) and is skipped on reruns;
 //! the rest of the sweep goes on.
 
@@ -271,6 +274,60 @@ fn resume_point(
     Ok(None)
 }
 
+/// A kill while a population commits an epoch leaves some of its networks one epoch ahead
+/// of the others. Resuming them apart would train smaller populations (another
+/// `population_size`, and float rounding that differs in the last digits), so a network one
+/// epoch ahead of the least advanced network of its shape is rolled back by that epoch when
+/// its state there is still on disk (the previous optimiser state is removed only after the
+/// whole population committed the next epoch): the population then retrains the epoch
+/// together and writes what an uninterrupted run writes.
+fn align_resume_points(
+    task: &dyn Task,
+    specs: &[NetSpec],
+    out: &Path,
+    resumes: &mut [Option<NetMetrics>],
+) {
+    let last = |m: &Option<NetMetrics>| m.as_ref().and_then(|m| m.epochs.last().map(|e| e.epoch));
+    let diverged =
+        |m: &Option<NetMetrics>| m.as_ref().is_some_and(|m| m.status == NetStatus::Diverged);
+    let shapes: Vec<ModelShape> = specs.iter().map(|s| shape_for_task(task, s)).collect();
+    for i in 0..specs.len() {
+        if diverged(&resumes[i]) {
+            continue;
+        }
+        let Some(mine) = last(&resumes[i]) else { continue };
+        let behind = (0..specs.len())
+            .filter(|&j| shapes[j] == shapes[i] && !diverged(&resumes[j]))
+            .map(|j| last(&resumes[j]))
+            .min()
+            .flatten();
+        let target = match behind {
+            Some(b) if b + 1 == mine => Some(b),
+            None if mine == 0
+                && (0..specs.len())
+                    .any(|j| shapes[j] == shapes[i] && last(&resumes[j]).is_none()) =>
+            {
+                None
+            }
+            _ => continue,
+        };
+        let paths = NetPaths::new(out, &specs[i].id);
+        match target {
+            None => resumes[i] = None,
+            Some(e) => {
+                let restorable =
+                    paths.checkpoint(e).is_file() && (e == 0 || paths.optimizer(e).is_file());
+                if let Some(m) = resumes[i].as_mut()
+                    && restorable
+                {
+                    m.epochs.retain(|x| x.epoch <= e);
+                    m.status = NetStatus::Running;
+                }
+            }
+        }
+    }
+}
+
 /// Networks train together when they share a shape and a resume epoch.
 type GroupKey = (ModelShape, Option<usize>);
 /// A network of a group, with its metrics so far.
@@ -298,9 +355,13 @@ pub fn run_sweep(
     let mut outcomes: BTreeMap<String, NetOutcome> = BTreeMap::new();
     // (shape, resume epoch) -> [(spec, metrics)]
     let mut groups: Vec<(GroupKey, Vec<GroupMember>)> = Vec::new();
-    for s in specs {
+    let mut resumes: Vec<Option<NetMetrics>> = specs
+        .iter()
+        .map(|s| resume_point(&NetPaths::new(out, &s.id), s, &task_name, &recipe))
+        .collect::<Result<_>>()?;
+    align_resume_points(task, specs, out, &mut resumes);
+    for (s, metrics) in specs.iter().zip(resumes) {
         let paths = NetPaths::new(out, &s.id);
-        let metrics = resume_point(&paths, s, &task_name, &recipe)?;
         let last = metrics.as_ref().and_then(|m| m.epochs.last().map(|e| e.epoch));
         let diverged = metrics.as_ref().is_some_and(|m| m.status == NetStatus::Diverged);
         if diverged || last.is_some_and(|e| e >= config.epochs) {
@@ -425,6 +486,18 @@ fn train_group(
             let em = epoch_metrics(epoch, tr, test[k], wall, m, shape);
             commit_epoch(&trainer, k, &paths[k], &mut metrics[k], em, config)?;
         }
+        // Only now, with the whole population at `epoch`, is the previous optimiser state
+        // dropped (see `align_resume_points`).
+        if epoch > 1 {
+            for p in &paths {
+                let old = p.optimizer(epoch - 1);
+                match std::fs::remove_file(&old) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(ModelError::io(old, e)),
+                }
+            }
+        }
         tracing::info!(epoch, networks = m, wall_time_s = wall, "population epoch done");
     }
     Ok(metrics
@@ -495,13 +568,5 @@ fn commit_epoch(
     metrics.epochs.push(em);
     metrics.status = if epoch >= config.epochs { NetStatus::Finished } else { NetStatus::Running };
     write_metrics(&paths.metrics(), metrics)?;
-    if epoch > 1 {
-        let old = paths.optimizer(epoch - 1);
-        match std::fs::remove_file(&old) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ModelError::io(old, e)),
-        }
-    }
     Ok(())
 }

@@ -191,3 +191,67 @@ fn sweep_rejects_bad_input_without_panicking() {
     let err = run_sweep(&task(), &specs()[..1], &config(1), dir.path(), &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("metrics.json"), "{err}");
 }
+
+/// Issue 16 ("Also found"): a kill while a population commits epoch `e` leaves some of its
+/// networks at `e`, the others at `e - 1`. The resumed sweep used to train the laggards as a
+/// smaller population (`population_size` 4 -> 2, last-digit loss changes); now the ones ahead
+/// roll back and the population retrains together, so every metrics.json equals the
+/// uninterrupted run's, population sizes and losses exactly.
+#[test]
+fn regression_a_population_killed_mid_commit_resumes_to_identical_metrics() {
+    let specs: Vec<NetSpec> = (0..4u64)
+        .map(|k| {
+            NetSpec::new(format!("lstm-{k}"), CellKind::Lstm, 6, 0.3 + 0.1 * k as f64, 0.01, k)
+        })
+        .collect();
+    let ids: Vec<String> = specs.iter().map(|s| s.id.clone()).collect();
+    let full = tempfile::tempdir().unwrap();
+    run_sweep(&task(), &specs, &config(2), full.path(), &Device::Cpu).unwrap();
+
+    // The state a kill leaves: all four committed epoch 1 (optimizer-1 kept, since the
+    // population had not finished epoch 2), lstm-0 and lstm-1 also committed epoch 2.
+    let killed = tempfile::tempdir().unwrap();
+    let out = killed.path();
+    run_sweep(&task(), &specs, &config(1), out, &Device::Cpu).unwrap();
+    let snapshot = tempfile::tempdir().unwrap();
+    for id in &ids {
+        let (from, to) = (out.join("nets").join(id), snapshot.path().join(id));
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["metrics.json", "optimizer-1.safetensors"] {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+    }
+    run_sweep(&task(), &specs, &config(2), out, &Device::Cpu).unwrap();
+    for (k, id) in ids.iter().enumerate() {
+        let (net, saved) = (out.join("nets").join(id), snapshot.path().join(id));
+        std::fs::copy(saved.join("optimizer-1.safetensors"), net.join("optimizer-1.safetensors"))
+            .unwrap();
+        if k >= 2 {
+            std::fs::copy(saved.join("metrics.json"), net.join("metrics.json")).unwrap();
+            std::fs::remove_file(net.join("epoch-2.safetensors")).unwrap();
+            std::fs::remove_file(net.join("optimizer-2.safetensors")).unwrap();
+        }
+    }
+    assert_eq!(metrics(out, "lstm-0").status, NetStatus::Finished);
+    assert_eq!(metrics(out, "lstm-3").epochs.len(), 2);
+    run_sweep(&task(), &specs, &config(2), out, &Device::Cpu).unwrap();
+    for id in &ids {
+        let (mut a, mut b) = (metrics(full.path(), id), metrics(out, id));
+        for m in [&mut a, &mut b] {
+            for e in &mut m.epochs {
+                e.wall_time_s = 0.0;
+            }
+        }
+        assert_eq!(a, b, "{id}: metrics differ from the uninterrupted run");
+        assert!(b.epochs.iter().all(|e| e.population_size == 4), "{id}: {:?}", b.epochs);
+        let (da, db) = (full.path().join("nets").join(id), out.join("nets").join(id));
+        for e in 0..=2 {
+            let f = format!("epoch-{e}.safetensors");
+            assert!(
+                std::fs::read(da.join(&f)).unwrap() == std::fs::read(db.join(&f)).unwrap(),
+                "{id}/{f}"
+            );
+        }
+        assert!(!db.join("optimizer-1.safetensors").exists(), "{id}: stale optimizer state");
+    }
+}

@@ -70,6 +70,45 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     Ok(())
 }
 
+/// Reads a whole input file, refusing what would not end or not fit: a path that is not a
+/// regular file (a pipe, a device such as `/dev/zero`, a folder) is refused before any byte is
+/// read (`InvalidInput`, "not a regular file"), and a file larger than the machine's memory
+/// ([`crate::mem::memory_limit_bytes`]) is refused with its size (`OutOfMemory`). Reads at most
+/// the size the file had when opened.
+pub fn read_input_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    // `stat` first: opening a named pipe without a writer would block.
+    let not_regular = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (pipes, devices and folders are not read)",
+        )
+    };
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let len = meta.len();
+    let limit = crate::mem::memory_limit_bytes();
+    if len > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            format!(
+                "the file has {}, more than this machine's memory ({})",
+                crate::mem::format_bytes(len),
+                crate::mem::format_bytes(limit)
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(len).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +125,18 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert!(!temporary_path(&path).exists());
         assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn input_files_must_be_regular() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.bin");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(read_input_file(&p).unwrap(), b"abc");
+        let e = read_input_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        let e = read_input_file(dir.path()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
     }
 
     #[test]

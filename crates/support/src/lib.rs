@@ -9,6 +9,8 @@
 //! * [`fastmath`]: branch-free `f32` `exp`, sigmoid and `tanh` whose loops vectorise.
 //! * [`fs`]: the one crash-safe file write (`write_atomic`): temp file beside the target,
 //!   `fsync`, rename, `fsync` of the folder.
+//! * [`mem`]: the machine's memory (`/proc/meminfo`, cgroup limit, `AELLE_MEMORY_BYTES`) and
+//!   the check every size estimate goes through before an allocation.
 //! * [`tolerance`]: the one float-comparison rule of the tests (`|got - want| <= abs + rel
 //!   |want|`, as `numpy.isclose`), with messages naming the quantity and the index.
 
@@ -18,5 +20,6 @@
 
 pub mod fastmath;
 pub mod fs;
+pub mod mem;
 pub mod simd;
 pub mod tolerance;

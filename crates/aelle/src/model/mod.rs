@@ -50,6 +50,7 @@ pub enum LossNorm {
 
 /// One stage of training with a fixed prediction weight.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AlphaStage {
     /// Weight `alpha` of the prediction loss.
     pub alpha: f64,
@@ -112,16 +113,47 @@ impl Default for AutoencoderConfig {
     }
 }
 
+/// Largest latent size and hidden width accepted (the memory estimate of the whole model is
+/// checked separately, [`AutoencoderConfig::parameter_count`]).
+pub const MAX_WIDTH: usize = 1 << 16;
+/// Largest mini-batch accepted (rows per step).
+pub const MAX_BATCH: usize = 1 << 20;
+/// Largest number of epochs of one alpha stage.
+pub const MAX_EPOCHS: usize = 100_000;
+
 impl AutoencoderConfig {
+    /// Trainable parameters of the model on features of length `input_length` (encoder
+    /// `L -> H -> d`, decoder `d -> H -> L`, predictor head `d -> 1`, weights and biases; the
+    /// shapes of `network::parameter_shapes`), in checked arithmetic: `None` on overflow.
+    pub fn parameter_count(&self, input_length: usize) -> Option<u64> {
+        let l = input_length as u64;
+        let h = self.hidden_width.unwrap_or((input_length / 4).max(1)) as u64;
+        let d = self.latent_dim as u64;
+        let layer = |i: u64, o: u64| i.checked_mul(o)?.checked_add(o);
+        [layer(l, h)?, layer(h, d)?, layer(d, h)?, layer(h, l)?, layer(d, 1)?]
+            .into_iter()
+            .try_fold(0u64, u64::checked_add)
+    }
+
     /// Checks the ranges documented on each field.
     pub fn validate(&self) -> Result<()> {
         let bad =
             |field, expected, got: String| Err(AelleError::InvalidConfig { field, expected, got });
-        if self.latent_dim == 0 {
-            return bad("autoencoder.latent_dim", "a latent size >= 1", "0".into());
+        if !(1..=MAX_WIDTH).contains(&self.latent_dim) {
+            return bad(
+                "autoencoder.latent_dim",
+                "a latent size in 1 ..= 65536",
+                self.latent_dim.to_string(),
+            );
         }
-        if self.hidden_width == Some(0) {
-            return bad("autoencoder.hidden_width", "a hidden width >= 1 or null", "0".into());
+        if let Some(h) = self.hidden_width
+            && !(1..=MAX_WIDTH).contains(&h)
+        {
+            return bad(
+                "autoencoder.hidden_width",
+                "a hidden width in 1 ..= 65536, or absent (length / 4)",
+                h.to_string(),
+            );
         }
         if !(self.dropout >= 0.0 && self.dropout < 1.0) {
             return bad("autoencoder.dropout", "a probability in [0, 1)", self.dropout.to_string());
@@ -141,15 +173,26 @@ impl AutoencoderConfig {
                 s.alpha.to_string(),
             );
         }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+        if let Some(s) = self.alpha_stages.iter().find(|s| s.epochs > MAX_EPOCHS) {
+            return bad(
+                "autoencoder.alpha_stages.epochs",
+                "epochs in 0 ..= 100000 per stage",
+                s.epochs.to_string(),
+            );
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
             return bad(
                 "autoencoder.learning_rate",
-                "a positive finite learning rate",
+                "a learning rate in (0, 1]",
                 self.learning_rate.to_string(),
             );
         }
-        if self.batch_size == 0 {
-            return bad("autoencoder.batch_size", "a batch size >= 1", "0".into());
+        if !(1..=MAX_BATCH).contains(&self.batch_size) {
+            return bad(
+                "autoencoder.batch_size",
+                "a batch size in 1 ..= 1048576",
+                self.batch_size.to_string(),
+            );
         }
         if self.patience == Some(0) {
             return bad("autoencoder.patience", "patience >= 1 or null", "0".into());

@@ -139,6 +139,21 @@ impl AelleConfig {
                 got: e.fraction_tolerance.to_string(),
             });
         }
+        self.embedding.tsne.validate()?;
+        if self.embedding.tsne_max_points > MAX_TSNE_POINTS {
+            return Err(AelleError::InvalidConfig {
+                field: "embedding.tsne_max_points",
+                expected: "0 (no t-SNE) ..= 20000 (its cost and memory grow as n^2)",
+                got: self.embedding.tsne_max_points.to_string(),
+            });
+        }
+        if e.points.is_empty() {
+            return Err(AelleError::InvalidConfig {
+                field: "evaluation.points",
+                expected: "at least one point, e.g. [{ fraction = 0.1 }]",
+                got: "[]".into(),
+            });
+        }
         for p in &e.points {
             if let EvaluationPoint::Fraction(f) = p
                 && !(0.0..=1.0).contains(f)
@@ -165,6 +180,48 @@ impl AelleConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// Largest `embedding.tsne_max_points` accepted.
+pub const MAX_TSNE_POINTS: usize = 20_000;
+
+impl AelleConfig {
+    /// Estimated peak memory of the analysis of `rows` spectrum rows, in bytes (checked
+    /// arithmetic; `None` on overflow): the feature matrices (raw, standardised,
+    /// reconstructed: `3 rows L` values), per concurrent fit (one per rayon thread) the
+    /// parameters with their gradients and two Adam moments (`4 P`) and a batch's activations,
+    /// and t-SNE's `n^2` affinity matrix, all `f64`.
+    pub fn memory_estimate(&self, rows: usize) -> Option<u64> {
+        let l = self.features.length as u64;
+        let params = self.autoencoder.parameter_count(self.features.length)?;
+        let h = self.autoencoder.hidden_width.unwrap_or((self.features.length / 4).max(1)) as u64;
+        let d = self.autoencoder.latent_dim as u64;
+        let rows = rows as u64;
+        let batch = (self.autoencoder.batch_size as u64).min(rows.max(1));
+        let fits = rayon::current_num_threads() as u64;
+        let features = 3u64.checked_mul(rows)?.checked_mul(l)?;
+        let per_fit = params.checked_mul(4)?.checked_add(
+            batch
+                .checked_mul(l.checked_mul(2)?.checked_add(h.checked_mul(2)?)?.checked_add(d)?)?
+                .checked_mul(4)?,
+        )?;
+        let tsne = (self.embedding.tsne_max_points as u64).min(rows).pow(2);
+        let values = features.checked_add(per_fit.checked_mul(fits)?)?.checked_add(tsne)?;
+        values.checked_mul(8)
+    }
+
+    /// [`AelleConfig::memory_estimate`] of `rows` rows against the machine's memory.
+    pub fn check_memory(&self, rows: usize) -> Result<u64> {
+        Ok(aelle_support::mem::check_fits(
+            format!(
+                "the AeLLE analysis of {rows} rows (features.length = {}, autoencoder.latent_dim = {}, hidden width {})",
+                self.features.length,
+                self.autoencoder.latent_dim,
+                self.autoencoder.hidden_width.unwrap_or((self.features.length / 4).max(1))
+            ),
+            self.memory_estimate(rows),
+        )?)
     }
 }
 
@@ -568,6 +625,73 @@ fn run_tsne(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn field_of(c: &AelleConfig) -> &'static str {
+        match c.validate() {
+            Err(AelleError::InvalidConfig { field, .. }) => field,
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    /// Issue 16: values that were accepted and failed late (or never ended).
+    #[test]
+    fn regression_validation_names_the_field_of_every_bad_value() {
+        let base = AelleConfig::default();
+        base.validate().unwrap();
+        for v in [f64::NAN, -1.0, 0.0, f64::INFINITY] {
+            let mut c = base.clone();
+            c.embedding.tsne.perplexity = v;
+            assert_eq!(field_of(&c), "embedding.tsne.perplexity", "{v}");
+        }
+        let mut c = base.clone();
+        c.embedding.tsne.early_exaggeration = f64::INFINITY;
+        assert_eq!(field_of(&c), "embedding.tsne.early_exaggeration");
+        let mut c = base.clone();
+        c.embedding.tsne.iterations = 1_000_000_000;
+        assert_eq!(field_of(&c), "embedding.tsne.iterations");
+        let mut c = base.clone();
+        c.embedding.tsne.learning_rate = Some(f64::NAN);
+        assert_eq!(field_of(&c), "embedding.tsne.learning_rate");
+        let mut c = base.clone();
+        c.evaluation.points.clear();
+        assert_eq!(field_of(&c), "evaluation.points");
+        let mut c = base.clone();
+        c.autoencoder.batch_size = (1 << 63) - 1;
+        assert_eq!(field_of(&c), "autoencoder.batch_size");
+        let mut c = base.clone();
+        c.autoencoder.latent_dim = 1_000_000_000;
+        assert_eq!(field_of(&c), "autoencoder.latent_dim");
+        let mut c = base.clone();
+        c.features.length = 1_000_000_000;
+        assert_eq!(field_of(&c), "features.length");
+        let mut c = base.clone();
+        c.autoencoder.learning_rate = 1e308;
+        assert_eq!(field_of(&c), "autoencoder.learning_rate");
+        // unknown keys inside an alpha stage
+        let e = serde_json::from_str::<AelleConfig>(
+            r#"{"autoencoder": {"alpha_stages": [{"alpha": 1, "epochs": 1, "zzz": 1}]}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("zzz"), "{e}");
+    }
+
+    #[test]
+    fn memory_estimate_counts_the_model_and_refuses_beyond_the_machine() {
+        let mut c = AelleConfig::default();
+        // L = 128, H = 32, d = 32: L -> H, H -> d, d -> H, H -> L, d -> 1 with biases.
+        assert_eq!(
+            c.autoencoder.parameter_count(128),
+            Some((128 * 32 + 32) + (32 * 32 + 32) + (32 * 32 + 32) + (32 * 128 + 128) + (32 + 1))
+        );
+        assert!(c.check_memory(1000).is_ok());
+        c.features.length = 1 << 16;
+        c.autoencoder.hidden_width = Some(1 << 16);
+        c.autoencoder.latent_dim = 1 << 16;
+        let needed = c.memory_estimate(1000).unwrap();
+        assert!(needed > 1 << 38, "{needed}");
+        let e = c.check_memory(1000).unwrap_err().to_string();
+        assert!(e.contains("needs about") && e.contains("features.length = 65536"), "{e}");
+    }
 
     #[test]
     fn config_round_trips_through_json_and_rejects_typos() {

@@ -144,8 +144,8 @@ impl<T: Real> Network<T> {
     /// file, the tensor and what was expected.
     pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let bytes =
-            std::fs::read(&path).map_err(|source| LeError::Io { path: path.clone(), source })?;
+        let bytes = aelle_support::fs::read_input_file(&path)
+            .map_err(|source| LeError::Io { path: path.clone(), source })?;
         Self::from_bytes(&bytes, &path, opts)
     }
 
@@ -311,7 +311,50 @@ fn sizes(file: &File<'_>, kind: CellKind, anchor: &str) -> Result<(usize, usize,
     while file.has(&format!("{}{num_layers}", &anchor[..anchor.len() - 1])) {
         num_layers += 1;
     }
+    check_no_leftover_layers(file, anchor, num_layers)?;
     Ok((n, input, num_layers))
+}
+
+/// The layer index of a parameter name `<name>_l<digits>`, if it is one.
+fn layer_index(name: &str) -> Option<usize> {
+    let (_, digits) = name.rsplit_once("_l")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Layers are `0..num_layers`, counted by the `anchor` tensor; a tensor of any later layer
+/// (a missing `anchor` in the middle, a gap such as `_l0`, `_l2`) would silently be ignored,
+/// so it is an error naming the missing tensor and the leftover ones.
+fn check_no_leftover_layers(file: &File<'_>, anchor: &str, num_layers: usize) -> Result<()> {
+    let mut leftover: Vec<String> = file
+        .st
+        .names()
+        .into_iter()
+        .filter_map(|full| {
+            let name = full.strip_prefix(file.prefix.as_str())?;
+            (layer_index(name)? >= num_layers).then(|| full.to_string())
+        })
+        .collect();
+    if leftover.is_empty() {
+        return Ok(());
+    }
+    leftover.sort();
+    let shown: Vec<&str> = leftover.iter().take(8).map(String::as_str).collect();
+    let more = if leftover.len() > 8 {
+        format!(" and {} more", leftover.len() - 8)
+    } else {
+        String::new()
+    };
+    Err(LeError::MissingTensor {
+        path: file.path.clone(),
+        name: format!("{}{}{num_layers}", file.prefix, &anchor[..anchor.len() - 1]),
+        expected: format!(
+            "layer {num_layers} is incomplete: the file has {num_layers} complete layer(s) and leftover tensors of later layers: {}{more}",
+            shown.join(", ")
+        ),
+    })
 }
 
 /// The name of layer `l`'s (input) bias tensor.

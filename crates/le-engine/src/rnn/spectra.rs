@@ -88,6 +88,26 @@ impl RnnSpectrumConfig {
         }
     }
 
+    /// Checks the settings against sequences of `steps` inputs before any work: the
+    /// system-independent settings ([`SpectrumConfig::validate`]) and, in
+    /// [`WarmupMode::Tangent`], a warm-up that leaves at least one accumulated step (the
+    /// reference warm-up covers `min(warmup, T)` inputs and replays them all, so any warm-up
+    /// is valid there).
+    pub fn validate_for_steps(&self, steps: usize) -> Result<()> {
+        self.spectrum.validate()?;
+        let warmup = self.spectrum.warmup;
+        if self.warmup_mode == WarmupMode::Tangent && warmup >= steps {
+            return Err(LeError::InvalidConfig {
+                field: "warmup",
+                message: format!(
+                    "warm-up of {warmup} steps leaves none of the T = {steps} input steps (expected 0 ..= {})",
+                    steps.saturating_sub(1)
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The QR schedule of a run over `steps` inputs: the one rule the CPU loop and the CUDA
     /// plan follow.
     pub(crate) fn qr_schedule(&self, steps: usize) -> QrSchedule {

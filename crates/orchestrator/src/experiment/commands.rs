@@ -44,6 +44,11 @@ fn resolve_experiment(args: &ExperimentArgs) -> Result<(std::path::PathBuf, Expe
             if let Some(w) = args.workers {
                 c.runtime.workers = w;
             }
+            // The folder's config goes through the same validation pass as a new one.
+            c.validate().map_err(|mut e| {
+                e.source_name = existing.display().to_string();
+                crate::error::UsageError(e.to_string())
+            })?;
             return Ok((root, c));
         }
     }
@@ -112,7 +117,8 @@ fn sharded_stage(a: &ShardedStageArgs, select: WorkSelection, name: &str) -> Res
     if select.train {
         probe_training_device(&config)?;
     }
-    let run = RunFolder::open(&root, &config)?;
+    let tag = shard.tag();
+    let run = RunFolder::open_as(&root, &config, (shard.count > 1).then_some(tag.as_str()))?;
     let workers = worker_count(&config);
     let rt = runtime(workers)?;
     let t0 = Instant::now();
@@ -204,6 +210,10 @@ fn simple_stage(
     let (root, config) = resolve_experiment(&a.experiment)?;
     let run = RunFolder::open(&root, &config)?;
     f(&run, &config)?;
+    // Ctrl-C during the stage: its output may be partial, so the exit code says so.
+    if interrupted() {
+        return Ok(Outcome::Interrupted);
+    }
     Ok(Outcome::Completed)
 }
 
@@ -235,9 +245,15 @@ fn run_all(a: &StageArgs) -> Result<Outcome> {
         return Ok(Outcome::Interrupted);
     }
     report_stage(&run, &config)?;
+    if interrupted() {
+        return Ok(Outcome::Interrupted);
+    }
     record_timing(&run, "run-total", t0.elapsed().as_secs_f64())?;
     // Re-render so the report shows the total too (cheap).
     super::stages::report::run_stage(&run, &config)?;
+    if interrupted() {
+        return Ok(Outcome::Interrupted);
+    }
     println!("{}", run.report_dir().join("index.html").display());
     Ok(Outcome::Completed)
 }

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod commands;
 pub mod config;
+pub mod lock;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;

@@ -325,17 +325,19 @@ async fn dispatch(
         spectra_to_compute = left.spectra_to_compute,
         "starting"
     );
+    // The driving sequences are computed (and their file checked, rewritten when it differs)
+    // even when every spectrum exists: a rerun checks what it skips.
+    let driving = if select.spectra {
+        Some(Arc::new(driving_sequences(&config, &run, task.as_ref())?))
+    } else {
+        None
+    };
     if left.train.is_empty() && left.spectra.is_empty() {
         return Ok(Outcome::Completed);
     }
     if interrupted() {
         return Ok(Outcome::Interrupted);
     }
-    let driving = if select.spectra {
-        Some(Arc::new(driving_sequences(&config, &run, task.as_ref())?))
-    } else {
-        None
-    };
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let forward = {

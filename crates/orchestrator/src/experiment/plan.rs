@@ -199,7 +199,8 @@ fn train_rate(config: &ExperimentConfig, arch: CellKind) -> f64 {
 
 /// Sequence length and input size of the task.
 pub fn task_shape(config: &ExperimentConfig) -> (usize, usize) {
-    config.task.kind.shape()
+    let (t, i, _) = config.task.kind.shape();
+    (t, i)
 }
 
 fn train_macs_per_network(config: &ExperimentConfig, arch: CellKind) -> f64 {

@@ -14,34 +14,66 @@
 //!   timings/<stage>[-shard-..].json      wall time of each stage run
 //! ```
 //!
+//! `.lock` (and `.lock-shard-<i>-of-<n>`) hold the folder lock of the process working on it
+//! ([`super::lock`]).
+//!
 //! Every file is written through [`crate::fs`] (a temporary `<name>.tmp` in the same folder,
 //! renamed into place), so a crash or Ctrl-C never leaves a half file under a final name.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use super::config::{ExperimentConfig, read_resolved};
+use super::lock::FolderLock;
 use crate::fs::write_atomic;
 
-/// Paths of one run.
+/// Paths of one run, and the folder lock ([`super::lock`]) of the process working on it.
 #[derive(Debug, Clone)]
 pub struct RunFolder {
     root: PathBuf,
+    _lock: Option<Arc<FolderLock>>,
 }
 
 impl RunFolder {
-    /// The folder `root` (not touched).
+    /// The folder `root` (not touched, not locked).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), _lock: None }
+    }
+
+    /// [`RunFolder::open_as`] with the exclusive lock (every unsharded stage).
+    pub fn open(root: impl Into<PathBuf>, config: &ExperimentConfig) -> Result<Self> {
+        Self::open_as(root, config, None)
     }
 
     /// Opens `root` for `config`: creates it and writes `config.toml` when new; when it holds
     /// a `config.toml`, refuses a different experiment (the `[runtime]` section and `name`
     /// may differ) with an error naming the file and the differing fields. Nothing in the
     /// folder is modified on refusal.
-    pub fn open(root: impl Into<PathBuf>, config: &ExperimentConfig) -> Result<Self> {
-        let run = Self::new(root);
+    ///
+    /// First the folder lock is taken: exclusively (`shard = None`; stale `<name>.tmp` files
+    /// of a killed process are then removed), or as shard `shard` (a shard tag). A folder in
+    /// use by another process is refused (exit 2, naming its pid).
+    pub fn open_as(
+        root: impl Into<PathBuf>,
+        config: &ExperimentConfig,
+        shard: Option<&str>,
+    ) -> Result<Self> {
+        let mut run = Self::new(root);
+        std::fs::create_dir_all(&run.root)
+            .with_context(|| format!("{}: cannot create the run folder", run.root.display()))?;
+        let lock = match shard {
+            None => super::lock::lock_exclusive(&run.root)?,
+            Some(tag) => super::lock::lock_shard(&run.root, tag)?,
+        };
+        run._lock = Some(Arc::new(lock));
+        if shard.is_none() {
+            let removed = super::lock::remove_stale_temporaries(&run.root);
+            if removed > 0 {
+                tracing::info!(removed, "removed temporary files left by an interrupted run");
+            }
+        }
         let path = run.config_path();
         if path.exists() {
             let existing = read_resolved(&path)?;
@@ -69,8 +101,6 @@ impl RunFolder {
                 write_atomic(&path, config.to_toml()?.as_bytes())?;
             }
         } else {
-            std::fs::create_dir_all(&run.root)
-                .with_context(|| format!("{}: cannot create the run folder", run.root.display()))?;
             write_atomic(&path, config.to_toml()?.as_bytes())?;
         }
         Ok(run)

@@ -62,6 +62,14 @@ pub fn trained_network(run: &RunFolder, config: &ExperimentConfig, id: &str) -> 
         if !c.is_file() {
             return Err(usage(format!("{}: checkpoint missing", c.display())));
         }
+        // What a rerun skips is checked, not trusted: the header must describe the file's
+        // size exactly (reads the header only).
+        if let Err(err) = le_engine::tensor_data::check_safetensors_size(&c) {
+            return Err(usage(format!(
+                "corrupt checkpoint: {err}; delete {} and rerun `sweep` to retrain that network",
+                run.net_dir(id).display()
+            )));
+        }
     }
     Ok(m)
 }

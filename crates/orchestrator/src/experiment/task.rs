@@ -71,7 +71,8 @@ mod tests {
         // The bounds the config validates against are the task's own counts.
         assert_eq!((task.num_train(), task.num_test()), c.task.sizes());
         assert_eq!((task.num_train(), task.num_test()), (71, 7));
-        assert_eq!((task.seq_len(), task.input_size()), c.task.kind.shape());
+        let (t, i, _) = c.task.kind.shape();
+        assert_eq!((task.seq_len(), task.input_size()), (t, i));
         let vocab = datasets::CharVocabulary::moby_dick().unwrap();
         assert_eq!(vocab.len(), CHAR_LM_VOCABULARY);
         assert_eq!(task.output_kind(), OutputKind::ClassPerStep { num_classes: vocab.len() });

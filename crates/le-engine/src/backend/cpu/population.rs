@@ -23,7 +23,7 @@ use crate::linalg::qr::{
 };
 use crate::rnn::cells::{BatchState, CombinedStep, matmul};
 use crate::rnn::spectra::check_inputs;
-use crate::rnn::{InputSet, LstmState, Network, PopulationSpectra, RnnSpectrumConfig, WarmupMode};
+use crate::rnn::{InputSet, LstmState, Network, PopulationSpectra, RnnSpectrumConfig};
 use crate::scalar::Real;
 use crate::schedule::{QrSchedule, StepPhase, nonfinite_reason};
 use crate::spectrum::{Spectrum, SpectrumStats, Status, TracePoint};
@@ -262,16 +262,7 @@ pub(crate) fn check_run<'i, T: Real + 'i>(
     }
     let d = net.tangent_dim(cfg.lstm_state);
     let k = sc.resolve_k(d)?;
-    let warmup = sc.warmup;
-    // the reference warm-up covers min(warmup, T) inputs and replays them all
-    if cfg.warmup_mode == WarmupMode::Tangent && warmup >= steps {
-        return Err(LeError::InvalidConfig {
-            field: "warmup",
-            message: format!(
-                "warm-up of {warmup} steps leaves none of the T = {steps} input steps"
-            ),
-        });
-    }
+    cfg.validate_for_steps(steps)?;
     Ok((d, k))
 }
 

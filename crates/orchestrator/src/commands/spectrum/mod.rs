@@ -2,6 +2,8 @@
 //! file ([`system`]) or trained recurrent networks ([`network`]), with the CLI's options turned
 //! into engine settings in one place ([`options`]).
 
+#[cfg(test)]
+mod fuzz;
 pub mod network;
 pub mod options;
 pub mod system;

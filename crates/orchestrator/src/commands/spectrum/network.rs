@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use le_engine::rnn::{
     InputSet, LoadOptions, LstmState, Network, RnnSpectrumConfig, WarmupMode, population_spectra,
 };
@@ -74,7 +74,8 @@ struct Inputs {
 }
 
 fn read_inputs(path: &Path) -> Result<Inputs> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bytes = aelle_support::fs::read_input_file(path)
+        .map_err(|e| usage(format!("{}: cannot read: {e}", path.display())))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| usage(format!("{}: not a valid safetensors file: {e}", path.display())))?;
     let v = st.tensor("inputs").map_err(|_| {
@@ -111,7 +112,10 @@ fn read_inputs(path: &Path) -> Result<Inputs> {
     Ok(Inputs { data, batch: shape[0], steps: shape[1], input: shape[2] })
 }
 
-fn random_inputs(spec: &str, input: usize, seed: u64) -> Result<Inputs> {
+/// `B,T` of `--inputs-random` for networks of input size `input`: both >= 1, `T` at most
+/// `MAX_STEPS`, and the inputs (f64 plus their copy in the run's precision) within this
+/// machine's memory, else a usage error naming the flag (and the estimate).
+pub fn parse_inputs_random(spec: &str, input: usize) -> Result<(usize, usize)> {
     let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
     let parsed: Option<Vec<usize>> =
         (parts.len() == 2).then(|| parts.iter().map(|p| p.parse().ok()).collect()).flatten();
@@ -121,6 +125,24 @@ fn random_inputs(spec: &str, input: usize, seed: u64) -> Result<Inputs> {
         )));
     };
     let (batch, steps) = (v[0], v[1]);
+    if steps > le_engine::config::MAX_STEPS {
+        return Err(usage(format!(
+            "--inputs-random `{spec}`: T = {steps} steps, expected at most {}",
+            le_engine::config::MAX_STEPS
+        )));
+    }
+    let needed =
+        aelle_support::mem::checked_product(&[batch as u64, steps as u64, input as u64, 16]);
+    aelle_support::mem::check_fits(
+        format!("--inputs-random {batch},{steps} ({batch} x {steps} x {input} inputs)"),
+        needed,
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    Ok((batch, steps))
+}
+
+fn random_inputs(spec: &str, input: usize, seed: u64) -> Result<Inputs> {
+    let (batch, steps) = parse_inputs_random(spec, input)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let data = (0..batch * steps * input).map(|_| StandardNormal.sample(&mut rng)).collect();
     Ok(Inputs { data, batch, steps, input })
@@ -211,6 +233,24 @@ fn run_typed<T: Real>(args: &SpectrumArgs, cfg: &RnnSpectrumConfig) -> Result<Ve
             first.input
         )));
     }
+    let d = first.tangent_dim(cfg.lstm_state);
+    let k = cfg.spectrum.k.unwrap_or(d).min(d);
+    let needed = aelle_support::mem::checked_product(&[
+        nets.len() as u64,
+        inputs.batch as u64,
+        d as u64,
+        k as u64 + 4,
+        8,
+    ]);
+    aelle_support::mem::check_fits(
+        format!(
+            "the tangent state of {} network(s) x B = {} sequences x a {d} x {k} block",
+            nets.len(),
+            inputs.batch
+        ),
+        needed,
+    )
+    .map_err(|e| usage(e.to_string()))?;
     let data: Vec<T> = inputs.data.iter().map(|&v| T::from_f64(v)).collect();
     tracing::info!(
         networks = nets.len(),
@@ -322,6 +362,7 @@ pub fn run(args: &SpectrumArgs) -> Result<Vec<NetworkReport>> {
         ));
     }
     let cfg = rnn_config(args);
+    cfg.spectrum.validate()?;
     match cfg.spectrum.precision {
         Precision::F32 => run_typed::<f32>(args, &cfg),
         Precision::F64 => run_typed::<f64>(args, &cfg),

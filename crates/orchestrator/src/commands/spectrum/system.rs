@@ -122,6 +122,25 @@ impl PrecisionMap for f32 {
     }
 }
 
+/// Memory of `batch` trajectories of a `dim`-dimensional system under `cfg`, against this
+/// machine's: per member the state, the `k` tangent vectors, their product and the QR scratch,
+/// and the trace, all f64 at most. Returns the estimate in bytes.
+pub fn check_batch_memory(batch: usize, dim: usize, cfg: &SpectrumConfig) -> Result<u64> {
+    let k = cfg.k.unwrap_or(dim).min(dim) as u64;
+    let trace_points = cfg.trace_every.map_or(0, |e| cfg.steps / e.max(1)) as u64;
+    let per_member = (dim as u64)
+        .checked_mul(k)
+        .and_then(|dk| dk.checked_mul(3))
+        .and_then(|v| v.checked_add(4 * dim as u64))
+        .and_then(|v| v.checked_add(trace_points.checked_mul(k + 1)?));
+    let needed = per_member.and_then(|m| m.checked_mul(batch as u64)?.checked_mul(8));
+    aelle_support::mem::check_fits(
+        format!("--batch {batch} trajectories of dimension {dim} (k = {k})"),
+        needed,
+    )
+    .map_err(|e| usage(e.to_string()))
+}
+
 /// Runs a built-in system or a Jacobian file.
 pub fn run(args: &SpectrumArgs) -> Result<SpectrumReport> {
     if args.batch == 0 {
@@ -147,6 +166,7 @@ pub fn run(args: &SpectrumArgs) -> Result<SpectrumReport> {
             ));
         }
         let cfg = config_from_args(args, true);
+        cfg.validate()?;
         let file = JacobianFile::load(path)?;
         let s = file
             .spectrum(&cfg)
@@ -155,6 +175,7 @@ pub fn run(args: &SpectrumArgs) -> Result<SpectrumReport> {
     }
     let system = args.system.expect("clap requires --system, --jacobians or --weights");
     let cfg = config_from_args(args, false);
+    cfg.validate()?;
     let (dynamics, default_x0): (Dynamics, Vec<f64>) = match system {
         SystemName::Linear => {
             parse_params(args, &[])?;
@@ -214,6 +235,7 @@ pub fn run(args: &SpectrumArgs) -> Result<SpectrumReport> {
             x0.len()
         )));
     }
+    check_batch_memory(args.batch, dim, &cfg)?;
     let x0s = batch_states(&x0, args.batch, args.seed);
     let batch = match cfg.precision {
         Precision::F64 => run_batch::<f64>(&dynamics, &x0s, &cfg)?,

@@ -6,8 +6,11 @@
 //! config is written to `<run>/config.toml`; a rerun on the same folder must resolve to the
 //! same experiment (the `runtime` section may differ), otherwise it is refused.
 
+#[cfg(test)]
+mod fuzz;
 mod layering;
 mod presets;
+mod validate;
 
 use datasets::PixelNormalization;
 use le_engine::rnn::{CellKind, LstmState};
@@ -16,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 pub use layering::{read_resolved, resolve};
 pub use presets::Preset;
+pub use validate::ConfigError;
+use validate::range_error;
 
 /// Which task the population is trained on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,11 +38,11 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    /// Sequence length T and input size I.
-    pub fn shape(self) -> (usize, usize) {
+    /// `(T, I, classes)`: steps per sequence, inputs per step and classes of the task.
+    pub fn shape(self) -> (usize, usize, usize) {
         match self {
-            TaskKind::SmnistRow => (28, 28),
-            TaskKind::CharLm => (datasets::CHAR_LM_SEQ_LEN, CHAR_LM_VOCABULARY),
+            TaskKind::SmnistRow => (28, 28, 10),
+            TaskKind::CharLm => (datasets::CHAR_LM_SEQ_LEN, CHAR_LM_VOCABULARY, CHAR_LM_VOCABULARY),
         }
     }
 
@@ -395,220 +400,8 @@ impl Default for ExperimentConfig {
     }
 }
 
-/// A configuration problem, naming where the value came from and the field.
-#[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {field}: expected {expected}, got {got}")]
-pub struct ConfigError {
-    /// The file (or `--set`, or `the resolved configuration`).
-    pub source_name: String,
-    /// Dotted path of the field.
-    pub field: String,
-    /// What is allowed.
-    pub expected: String,
-    /// What was given.
-    pub got: String,
-}
-
-fn range_error(field: &str, expected: &str, got: impl ToString) -> ConfigError {
-    ConfigError {
-        source_name: "configuration".into(),
-        field: field.into(),
-        expected: expected.into(),
-        got: got.to_string(),
-    }
-}
-
 impl ExperimentConfig {
-    /// Checks every documented range (and the `aelle` section through its own validation).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.validate_name()?;
-        self.validate_population()?;
-        self.validate_training()?;
-        self.validate_task_and_spectra()?;
-        self.validate_runtime()?;
-        self.aelle.validate().map_err(|e| ConfigError {
-            source_name: "configuration".into(),
-            field: "aelle".into(),
-            expected: "a valid [aelle] section".into(),
-            got: e.to_string(),
-        })?;
-        let total = self.population.architectures.len() * self.population.networks_per_architecture;
-        let folds = self.aelle.cross_validation.folds;
-        if total < 2 * folds {
-            return Err(range_error(
-                "aelle.cross_validation.folds",
-                &format!("at most {} (2 networks per fold; the population has {total})", total / 2),
-                folds,
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_name(&self) -> Result<(), ConfigError> {
-        let name_ok = !self.name.is_empty()
-            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            && !self.name.starts_with('.');
-        if !name_ok {
-            return Err(range_error(
-                "name",
-                "a non-empty folder name of letters, digits, '-', '_', '.'",
-                format!("{:?}", self.name),
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_population(&self) -> Result<(), ConfigError> {
-        let p = &self.population;
-        if p.architectures.is_empty() {
-            return Err(range_error("population.architectures", "at least one cell", "[]"));
-        }
-        let repeated =
-            p.architectures.iter().enumerate().any(|(i, a)| p.architectures[..i].contains(a));
-        if repeated {
-            return Err(range_error(
-                "population.architectures",
-                "each cell at most once",
-                format!("{:?}", p.architectures),
-            ));
-        }
-        if !(1..=4096).contains(&p.hidden_size) {
-            return Err(range_error("population.hidden_size", "1 ..= 4096", p.hidden_size));
-        }
-        if !(1..=3).contains(&p.num_layers) {
-            return Err(range_error("population.num_layers", "1 ..= 3", p.num_layers));
-        }
-        if !(1..=100_000).contains(&p.networks_per_architecture) {
-            return Err(range_error(
-                "population.networks_per_architecture",
-                "1 ..= 100000",
-                p.networks_per_architecture,
-            ));
-        }
-        if !(p.p_min.is_finite() && p.p_min > 0.0) {
-            return Err(range_error("population.p_min", "a finite p > 0", p.p_min));
-        }
-        if !(p.p_max.is_finite() && p.p_max >= p.p_min) {
-            return Err(range_error("population.p_max", "a finite p >= p_min", p.p_max));
-        }
-        Ok(())
-    }
-
-    fn validate_training(&self) -> Result<(), ConfigError> {
-        let t = &self.training;
-        if !(1..=10_000).contains(&t.epochs) {
-            return Err(range_error("training.epochs", "1 ..= 10000", t.epochs));
-        }
-        if t.batch_size == 0 {
-            return Err(range_error("training.batch_size", "at least 1", t.batch_size));
-        }
-        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
-            return Err(range_error(
-                "training.learning_rate",
-                "a finite rate > 0",
-                t.learning_rate,
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_task_and_spectra(&self) -> Result<(), ConfigError> {
-        let (p, s) = (&self.population, &self.spectra);
-        self.validate_task_data()?;
-        let (train_total, test_total) = self.task.sizes();
-        if self.task.train_examples > train_total {
-            return Err(range_error(
-                "task.train_examples",
-                &format!("0 (all) ..= {train_total}"),
-                self.task.train_examples,
-            ));
-        }
-        if self.task.test_examples > test_total {
-            return Err(range_error(
-                "task.test_examples",
-                &format!("0 (all) ..= {test_total}"),
-                self.task.test_examples,
-            ));
-        }
-        if s.driving_sequences == 0 || s.driving_sequences > test_total {
-            return Err(range_error(
-                "spectra.driving_sequences",
-                &format!("1 ..= {test_total} (the test split)"),
-                s.driving_sequences,
-            ));
-        }
-        for f in &s.fractions {
-            if !(0.0..=1.0).contains(f) {
-                return Err(range_error("spectra.fractions", "fractions in [0, 1]", f));
-            }
-        }
-        let max_dim = p
-            .architectures
-            .iter()
-            .map(|a| a.tangent_blocks(s.lstm_state) * p.hidden_size * p.num_layers)
-            .min()
-            .unwrap_or(0);
-        if let Some(k) = s.k
-            && (k == 0 || k > max_dim)
-        {
-            return Err(range_error(
-                "spectra.k",
-                &format!("1 ..= {max_dim} (the smallest state dimension of the population)"),
-                k,
-            ));
-        }
-        if s.warmup > 100_000 {
-            return Err(range_error("spectra.warmup", "0 ..= 100000", s.warmup));
-        }
-        Ok(())
-    }
-
-    /// `task.data` names data of `task.kind`.
-    fn validate_task_data(&self) -> Result<(), ConfigError> {
-        let fits = match self.task.kind {
-            TaskKind::SmnistRow => self.task.data != TaskData::MobyDick,
-            TaskKind::CharLm => self.task.data != TaskData::Mnist,
-        };
-        if fits {
-            return Ok(());
-        }
-        let expected = match self.task.kind {
-            TaskKind::SmnistRow => {
-                "\"embedded\", \"mnist\" or \"auto\" for task.kind = \"smnist-row\""
-            }
-            TaskKind::CharLm => {
-                "\"embedded\", \"moby-dick\" or \"auto\" for task.kind = \"char-lm\""
-            }
-        };
-        let got = match self.task.data {
-            TaskData::Mnist => "\"mnist\"",
-            _ => "\"moby-dick\"",
-        };
-        Err(range_error("task.data", expected, got))
-    }
-
-    fn validate_runtime(&self) -> Result<(), ConfigError> {
-        if self.runtime.networks_per_unit == 0 {
-            return Err(range_error("runtime.networks_per_unit", "at least 1", 0));
-        }
-        if parse_device(&self.runtime.device).is_none() {
-            return Err(range_error(
-                "runtime.device",
-                "\"cpu\" or \"cuda:N\"",
-                format!("{:?}", self.runtime.device),
-            ));
-        }
-        if self.runtime.workers > 1024 {
-            return Err(range_error(
-                "runtime.workers",
-                "0 (= cores) ..= 1024",
-                self.runtime.workers,
-            ));
-        }
-        Ok(())
-    }
-
-    /// Training and test examples actually used (`0` = the whole split).
+    /// Training and test images actually used (`0` = the whole split).
     pub fn example_counts(&self) -> (usize, usize) {
         let (train, test) = self.task.sizes();
         let pick = |n: usize, all: usize| if n == 0 { all } else { n };

@@ -105,7 +105,7 @@ mod tests {
         // The shipped excerpt: 71 training / 7 validation windows of 100 characters.
         assert_eq!(c.task.sizes(), (71, 7));
         assert_eq!(c.example_counts(), (71, 7));
-        assert_eq!(c.task.kind.shape(), (100, 83));
+        assert_eq!(c.task.kind.shape(), (100, 83, 83));
         assert_eq!(c.task.kind.head(), rnn_models::Head::PerStepClass { classes: 83 });
         let mut full = c.clone();
         full.task.data = TaskData::MobyDick;

@@ -56,12 +56,22 @@ pub fn run_stage(run: &RunFolder, config: &ExperimentConfig) -> Result<bool> {
     let crossval_path = run.aelle_dir().join("crossval.json");
     let pretrained_path = run.pretrained_model();
     let readout_path = aelle::PretrainedAelle::readout_path(&pretrained_path);
+    let rows_path = run.aelle_dir().join("rows.json");
+    let rows = collect_rows(run, config)?;
     if metrics_path.exists() && crossval_path.exists() && readout_path.exists() {
+        // The input table is checked, not trusted: a truncated or stale copy is rewritten.
+        // (Compared as the bytes `write_json` writes: rows may hold NaN, which is not equal
+        // to itself.)
+        let mut want = serde_json::to_vec_pretty(&rows)?;
+        want.push(b'\n');
+        if std::fs::read(&rows_path).ok().as_ref() != Some(&want) {
+            tracing::warn!(path = %rows_path.display(), "aelle: rows.json missing or not the run's table; rewriting");
+            write_json(&rows_path, &rows)?;
+        }
         tracing::info!(path = %metrics_path.display(), "aelle: already done, skipping");
         return Ok(false);
     }
-    let rows = collect_rows(run, config)?;
-    write_json(&run.aelle_dir().join("rows.json"), &rows)?;
+    write_json(&rows_path, &rows)?;
     if !crossval_path.exists() {
         let cv = &config.aelle.cross_validation;
         tracing::info!(

@@ -48,7 +48,15 @@ pub fn driving_sequences(
     let d =
         task.driving_sequences(config.spectra.driving_sequences, config.spectra.driving_seed)?;
     let path = run.driving();
-    if !path.exists() {
+    // The file is a record of what the spectra used; an existing one must be exactly that
+    // (a truncated or stale copy is rewritten, never trusted).
+    // (Compared by content: the metadata's key order in the header may differ.)
+    let intact = path.exists()
+        && datasets::DrivingSequences::load_safetensors(&path).is_ok_and(|on_disk| on_disk == d);
+    if !intact {
+        if path.exists() {
+            tracing::warn!(path = %path.display(), "driving sequences on disk differ from the task's; rewriting");
+        }
         write_atomic(&path, &d.to_safetensors_bytes()?)?;
     }
     Ok(d)

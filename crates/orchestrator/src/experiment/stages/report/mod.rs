@@ -299,7 +299,7 @@ impl ReportData {
                 c.task.describe()
             ),
             TaskKind::CharLm => {
-                let (t, i) = c.task.kind.shape();
+                let (t, i, _) = c.task.kind.shape();
                 format!(
                     "Task: char-lm, next-character prediction on Moby-Dick (windows of T = {t} one-hot characters, I = V = {i}; a softmax over the {i} characters at every step; the target is the final validation loss, the mean cross-entropy per character on the last 10 % of the text). Data: {}; {train} training / {test} validation windows used.",
                     c.task.describe()
