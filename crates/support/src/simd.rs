@@ -94,7 +94,7 @@ pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> Result<R, Unsupport
     if !supported().contains(&level) {
         return Err(Unsupported(level));
     }
-    let _lock = FORCED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _lock = FORCED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     struct Restore(u8);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -110,7 +110,7 @@ pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> Result<R, Unsupport
 /// compares two runs bit for bit in a test binary where other tests force levels.
 #[must_use = "the level is held only while the guard lives"]
 pub fn hold() -> std::sync::MutexGuard<'static, ()> {
-    FORCED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    FORCED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn level_code() -> u8 {

@@ -65,7 +65,7 @@ fn spectra<T: Real>(
 /// sizes with one and several panels and row stripes, both precisions, both QR schedules.
 fn factored_equals_explicit<T: Real>(tol: f64) {
     at_every_tiled_level("factored_q_path_equals_explicit_path", |level| {
-        factored_equals_explicit_at::<T>(tol, level)
+        factored_equals_explicit_at::<T>(tol, level);
     });
 }
 
