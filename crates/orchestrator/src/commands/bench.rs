@@ -651,7 +651,7 @@ impl TorchScript {
             .iter()
             .map(|row| {
                 row.as_array()
-                    .map(|r| r.iter().filter_map(|x| x.as_f64()).collect())
+                    .map(|r| r.iter().filter_map(serde_json::Value::as_f64).collect())
                     .context("exponents: expected one array per network")
             })
             .collect::<Result<Vec<Vec<f64>>>>()?;
