@@ -14,6 +14,14 @@ use rand_distr::{Distribution, StandardNormal};
 const SIZES: &[usize] = &[1, 2, 3, 63, 64, 65, 127, 128, 257];
 const C_BACKWARD: f64 = 4.0;
 
+/// Run `f` at every SIMD level this CPU supports (AVX-512, AVX2 + FMA, baseline): each
+/// `QrWorkspace` built inside runs that level's kernels.
+fn at_every_level(f: impl Fn()) {
+    for level in aelle_support::simd::supported() {
+        aelle_support::simd::with_level(level, &f).expect("a supported level");
+    }
+}
+
 fn tol<T: Real>(d: usize) -> f64 {
     C_BACKWARD * d as f64 * T::epsilon().as_f64()
 }
@@ -128,7 +136,7 @@ fn invariants_for<T: Real>() {
             let z = gaussian(d, k, (d * 1000 + k) as u64);
             let (_, _, c) = check::<T>(&z, d, k);
             let t = tol::<T>(d);
-            let name = format!("{} D={d} k={k}", T::NAME);
+            let name = format!("{} D={d} k={k} ({})", T::NAME, aelle_support::simd::level_name());
             assert!(c.orthonormality <= t, "{name}: ||Q^TQ - I|| = {:e} > {t:e}", c.orthonormality);
             assert!(c.reconstruction <= t, "{name}: ||QR - Z|| = {:e} > {t:e}", c.reconstruction);
             assert!(
@@ -148,12 +156,12 @@ fn invariants_for<T: Real>() {
 
 #[test]
 fn qr_invariants_f64() {
-    invariants_for::<f64>();
+    at_every_level(invariants_for::<f64>);
 }
 
 #[test]
 fn qr_invariants_f32() {
-    invariants_for::<f32>();
+    at_every_level(invariants_for::<f32>);
 }
 
 fn matches_twin_for<T: Real>() {
@@ -165,7 +173,12 @@ fn matches_twin_for<T: Real>() {
             let (q_ref, r_ref) = mgs(&zt, d, k);
             let t = 2.0 * tol::<T>(d);
             let qerr = q.iter().zip(&q_ref).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-            assert!(qerr <= t, "{} D={d} k={k}: Q differs from MGS by {qerr:e} > {t:e}", T::NAME);
+            let level = aelle_support::simd::level_name();
+            assert!(
+                qerr <= t,
+                "{} D={d} k={k} ({level}): Q differs from MGS by {qerr:e} > {t:e}",
+                T::NAME
+            );
             for i in 0..k {
                 let want = r_ref[i * k + i].ln();
                 assert!(
@@ -181,12 +194,12 @@ fn matches_twin_for<T: Real>() {
 
 #[test]
 fn qr_matches_gram_schmidt_twin_f64() {
-    matches_twin_for::<f64>();
+    at_every_level(matches_twin_for::<f64>);
 }
 
 #[test]
 fn qr_matches_gram_schmidt_twin_f32() {
-    matches_twin_for::<f32>();
+    at_every_level(matches_twin_for::<f32>);
 }
 
 #[test]
@@ -261,8 +274,12 @@ fn flop_count_formula() {
 
 #[test]
 fn every_panel_width_gives_the_same_factorisation() {
-    // Panel widths select different code paths (column-wise trailing update vs compact-WY GEMM);
-    // all must agree with each other to rounding.
+    at_every_level(every_panel_width_at_this_level);
+}
+
+fn every_panel_width_at_this_level() {
+    // Panel widths select different code paths (column-wise trailing update vs compact-WY GEMM,
+    // and at width 8 the tiled kernels); all must agree with each other to rounding.
     for &(d, k) in &[(1usize, 1usize), (5, 5), (63, 40), (128, 128), (257, 100)] {
         let z = well_conditioned(d, k, 11 + d as u64);
         let mut results = Vec::new();
@@ -279,7 +296,8 @@ fn every_panel_width_gives_the_same_factorisation() {
             let lerr = l.iter().zip(l0).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
             assert!(
                 qerr <= tol::<f64>(d) && lerr <= tol::<f64>(d),
-                "D={d} k={k} nb={nb}: {qerr:e} {lerr:e}"
+                "D={d} k={k} nb={nb} ({}): {qerr:e} {lerr:e}",
+                aelle_support::simd::level_name()
             );
         }
     }
@@ -321,12 +339,15 @@ fn batched_qr_matches_one_block_at_a_time() {
                     .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
                 assert!(
                     qerr <= t && lerr <= t,
-                    "{} D={d} k={k} block {b}: Q {qerr:e}, logs {lerr:e}",
-                    T::NAME
+                    "{} D={d} k={k} block {b} ({}): Q {qerr:e}, logs {lerr:e}",
+                    T::NAME,
+                    aelle_support::simd::level_name()
                 );
             }
         }
     }
-    run::<f64>();
-    run::<f32>();
+    at_every_level(|| {
+        run::<f64>();
+        run::<f32>();
+    });
 }

@@ -275,4 +275,12 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// With --rnn: also run the PyTorch reference (scripts/reference/bench_torch_les.py, built
+    /// into the binary) with this Python (needs torch, numpy, safetensors) on the same LSTM
+    /// networks and inputs, right after each engine row, plus torch's and numpy's SGEMM.
+    #[arg(long, value_name = "PYTHON", requires = "rnn")]
+    pub against_torch: Option<PathBuf>,
+    /// Networks of each population the PyTorch reference runs (its rate is per sequence-step).
+    #[arg(long, default_value_t = 8)]
+    pub torch_networks: usize,
 }

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use le_engine::linalg::qr::{QrWorkspace, householder_factor, orthonormalize_in_place, qr_flops};
 use le_engine::linalg::timing::{gemm_rate, random_normal, time_per_call};
 use le_engine::{Real, SpectrumConfig, jacobian_sequence_spectrum};
@@ -78,9 +78,42 @@ pub struct RnnBenchRow {
     pub useful_gflops: f64,
     /// `useful_gflops` / all-thread SGEMM GFLOP/s of this run.
     pub fraction_of_gemm_all_threads: f64,
+    /// `useful_gflops` / the best SGEMM of this run (`gemm` crate or, with `--against-torch`,
+    /// torch's or numpy's BLAS).
+    pub fraction_of_best_sgemm: f64,
     /// Sequence-steps per second of the naive baseline (one thread, one sequence at a time).
     pub baseline_sequence_steps_per_second: f64,
     pub speedup_over_baseline: f64,
+    /// The PyTorch reference on the same networks and inputs, right after this row.
+    pub torch: Option<TorchRow>,
+}
+
+/// The PyTorch reference (`scripts/reference/bench_torch_les.py`) of one LSTM row.
+#[derive(Debug, Serialize)]
+pub struct TorchRow {
+    /// Networks it ran (the first of the engine's population; its rate is per sequence-step).
+    pub networks: usize,
+    /// Its fastest setup (`threads`: one process, all intra-op threads; `processes`: one
+    /// single-thread process per thread).
+    pub best_mode: String,
+    pub sequence_steps_per_second: f64,
+    /// Every setup it measured: (mode, sequence-steps/s).
+    pub modes: Vec<(String, f64)>,
+    /// Engine sequence-steps/s over torch's.
+    pub engine_over_torch: f64,
+    /// Largest difference of a network's mean exponent between the two (both f32), relative
+    /// to `max(1, |lambda|)`.
+    pub max_exponent_difference: f64,
+}
+
+/// SGEMM through the BLAS torch and numpy ship, measured in the same run.
+#[derive(Debug, Serialize)]
+pub struct BlasSgemm {
+    pub torch_version: String,
+    pub numpy_version: String,
+    /// GFLOP/s by library and threads (`torch_1t`, `torch_2t`, `numpy_2t`, ...), best of
+    /// n = 512 and 1024.
+    pub gflops: Vec<(String, f64)>,
 }
 
 /// The whole report.
@@ -96,6 +129,11 @@ pub struct BenchReport {
     /// The all-thread SGEMM rate the RNN rows are compared with: the best of the first
     /// measurement and two taken right before the RNN rows (n = 512 and 1024).
     pub sgemm_gflops_for_rnn: f64,
+    /// With `--against-torch`: torch's and numpy's SGEMM of the same run.
+    pub blas_sgemm: Option<BlasSgemm>,
+    /// The best all-thread SGEMM of the run, `gemm` crate or BLAS: the RNN rows'
+    /// `fraction_of_best_sgemm` denominator.
+    pub best_sgemm_gflops: f64,
     pub rows: Vec<BenchRow>,
     pub rnn: Vec<RnnBenchRow>,
 }
@@ -274,6 +312,8 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
     }
     let mut rnn = Vec::new();
     let mut sgemm_rnn = g32_all;
+    let mut blas_sgemm = None;
+    let mut best_sgemm = g32_all;
     if args.rnn {
         // The denominator of the RNN ratios: the best all-thread SGEMM rate of this run,
         // re-measured right before the RNN rows (so a machine that slowed down in between
@@ -281,14 +321,35 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         let par = gemm::Parallelism::Rayon(threads);
         sgemm_rnn =
             g32_all.max(gemm_rate::<f32>(512, par, min)).max(gemm_rate::<f32>(1024, par, min));
+        best_sgemm = sgemm_rnn;
+        let torch = match &args.against_torch {
+            Some(python) => {
+                let script = TorchScript::write()?;
+                let blas = script.sgemm(python, threads)?;
+                for (_, g) in &blas.gflops {
+                    best_sgemm = best_sgemm.max(*g);
+                }
+                blas_sgemm = Some(blas);
+                Some((python, script))
+            }
+            None => None,
+        };
         for arch in [le_engine::rnn::CellKind::Lstm, le_engine::rnn::CellKind::Gru] {
             for &hidden in &args.rnn_hidden {
                 tracing::info!(arch = arch.name(), hidden, "benchmarking an RNN population");
-                rnn.push(rnn_population_row(arch, hidden, args, sgemm_rnn)?);
+                let torch = match (&torch, arch) {
+                    (Some((python, script)), le_engine::rnn::CellKind::Lstm) => {
+                        Some((python.as_path(), script))
+                    }
+                    _ => None,
+                };
+                rnn.push(rnn_population_row(arch, hidden, args, sgemm_rnn, best_sgemm, torch)?);
             }
         }
     }
     Ok(BenchReport {
+        blas_sgemm,
+        best_sgemm_gflops: best_sgemm,
         rnn,
         cpu: cpu_name(),
         simd: aelle_support::simd::level_name(),
@@ -408,6 +469,8 @@ fn rnn_population_row(
     hidden: usize,
     args: &BenchArgs,
     sgemm_all: f64,
+    best_sgemm: f64,
+    torch: Option<(&std::path::Path, &TorchScript)>,
 ) -> Result<RnnBenchRow> {
     use le_engine::rnn::{InputSet, LstmState, RnnSpectrumConfig, population_spectra};
     let (m, b, t, w, input) = (args.rnn_networks, 16usize, 100usize, 20usize, 28usize);
@@ -427,7 +490,37 @@ fn rnn_population_row(
     let rate = seq_steps / seconds;
     let baseline_steps = if hidden > 64 { 6 } else { 20 };
     let baseline = naive_rnn_rate(&nets[0], &inputs[..baseline_steps * input], baseline_steps);
+    let torch = match torch {
+        Some((python, script)) => {
+            let mt = args.torch_networks.clamp(1, m);
+            tracing::info!(hidden, networks = mt, "running the PyTorch reference");
+            let (side, lambdas) = script.lstm(python, &nets[..mt], &inputs, b, t + w, w)?;
+            let mut worst = 0.0f64;
+            for (stats, lam) in pop.stats.iter().zip(&lambdas) {
+                anyhow::ensure!(
+                    lam.len() == stats.mean.len(),
+                    "the PyTorch reference returned {} exponents per network, expected {}",
+                    lam.len(),
+                    stats.mean.len()
+                );
+                for (a, b) in stats.mean.iter().zip(lam) {
+                    worst = worst.max((a - b).abs() / b.abs().max(1.0));
+                }
+            }
+            Some(TorchRow {
+                networks: mt,
+                engine_over_torch: rate / side.1,
+                best_mode: side.0,
+                sequence_steps_per_second: side.1,
+                modes: side.2,
+                max_exponent_difference: worst,
+            })
+        }
+        None => None,
+    };
     Ok(RnnBenchRow {
+        torch,
+        fraction_of_best_sgemm: rate * flops_per / 1e9 / best_sgemm,
         arch: kind.name(),
         hidden,
         networks: m,
@@ -442,6 +535,141 @@ fn rnn_population_row(
         baseline_sequence_steps_per_second: baseline,
         speedup_over_baseline: rate / baseline,
     })
+}
+
+/// The PyTorch reference script, built into the binary and written to a temporary file for the
+/// run (removed on drop).
+pub struct TorchScript {
+    dir: std::path::PathBuf,
+}
+
+/// `(best mode, its sequence-steps/s, every mode)` of one PyTorch run.
+type TorchRate = (String, f64, Vec<(String, f64)>);
+
+impl TorchScript {
+    const SOURCE: &'static str = include_str!("../../../../scripts/reference/bench_torch_les.py");
+
+    fn write() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("aelle-bench-torch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the scratch folder {}", dir.display()))?;
+        let me = Self { dir };
+        std::fs::write(me.script(), Self::SOURCE)
+            .with_context(|| format!("writing {}", me.script().display()))?;
+        Ok(me)
+    }
+
+    fn script(&self) -> std::path::PathBuf {
+        self.dir.join("bench_torch_les.py")
+    }
+
+    /// Run the script with `args`; its stdout parsed as one JSON object.
+    fn call(&self, python: &std::path::Path, args: &[&str]) -> Result<serde_json::Value> {
+        let out = std::process::Command::new(python)
+            .arg(self.script())
+            .args(args)
+            .output()
+            .with_context(|| format!("running {} (--against-torch)", python.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "the PyTorch reference failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        serde_json::from_slice(&out.stdout).context("parsing the PyTorch reference's JSON")
+    }
+
+    fn sgemm(&self, python: &std::path::Path, threads: usize) -> Result<BlasSgemm> {
+        let v = self.call(python, &["--sgemm-only", "--threads", &threads.to_string()])?;
+        let gflops = v["sgemm_gflops"]
+            .as_object()
+            .context("the PyTorch reference's JSON has no sgemm_gflops")?
+            .iter()
+            .filter_map(|(k, g)| g.as_f64().map(|g| (k.clone(), g)))
+            .collect();
+        Ok(BlasSgemm {
+            torch_version: v["torch"].as_str().unwrap_or("?").to_string(),
+            numpy_version: v["numpy"].as_str().unwrap_or("?").to_string(),
+            gflops,
+        })
+    }
+
+    /// The reference on `nets` (one-layer LSTMs) and the shared `inputs` `[batch, len, I]`:
+    /// its rate and each network's mean sorted exponents.
+    fn lstm(
+        &self,
+        python: &std::path::Path,
+        nets: &[le_engine::rnn::Network<f32>],
+        inputs: &[f32],
+        batch: usize,
+        len: usize,
+        warmup: usize,
+    ) -> Result<(TorchRate, Vec<Vec<f64>>)> {
+        let (m, n, ni) = (nets.len(), nets[0].hidden, nets[0].input);
+        let mut w_ih = Vec::with_capacity(m * 4 * n * ni);
+        let mut w_hh = Vec::with_capacity(m * 4 * n * n);
+        let mut bias = Vec::with_capacity(m * 4 * n);
+        for net in nets {
+            let l = &net.layers[0];
+            w_ih.extend_from_slice(&l.w_in);
+            w_hh.extend_from_slice(&l.w_rec);
+            bias.extend(l.b_in.iter().zip(&l.b_rec).map(|(a, b)| a + b));
+        }
+        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let (b1, b2, b3, b4) = (bytes(&w_ih), bytes(&w_hh), bytes(&bias), bytes(inputs));
+        use safetensors::tensor::{Dtype, TensorView};
+        fn view(data: &[u8], shape: Vec<usize>) -> Result<TensorView<'_>> {
+            TensorView::new(Dtype::F32, shape, data).context("building a tensor view")
+        }
+        let tensors = vec![
+            ("w_ih", view(&b1, vec![m, 4 * n, ni])?),
+            ("w_hh", view(&b2, vec![m, 4 * n, n])?),
+            ("b", view(&b3, vec![m, 4 * n])?),
+            ("inputs", view(&b4, vec![batch, len, ni])?),
+        ];
+        let meta = std::collections::HashMap::from([("warmup".to_string(), warmup.to_string())]);
+        let file = self.dir.join(format!("lstm{n}.safetensors"));
+        safetensors::serialize_to_file(tensors, Some(meta), &file)
+            .with_context(|| format!("writing {}", file.display()))?;
+        let threads = rayon::current_num_threads().to_string();
+        let file_arg = file.to_string_lossy().into_owned();
+        let v = self.call(
+            python,
+            &["--weights", &file_arg, "--json", "--no-sgemm", "--threads", &threads],
+        )?;
+        let rate = |row: &serde_json::Value| row["sequence_steps_per_second"].as_f64();
+        let best = &v["best"];
+        let modes = v["modes"]
+            .as_array()
+            .context("the PyTorch reference's JSON has no modes")?
+            .iter()
+            .filter_map(|r| Some((r["mode"].as_str()?.to_string(), rate(r)?)))
+            .collect();
+        let lambdas = v["exponents"]
+            .as_array()
+            .context("the PyTorch reference's JSON has no exponents")?
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .map(|r| r.iter().filter_map(serde_json::Value::as_f64).collect())
+                    .context("exponents: expected one array per network")
+            })
+            .collect::<Result<Vec<Vec<f64>>>>()?;
+        anyhow::ensure!(
+            lambdas.len() == m,
+            "the PyTorch reference returned {} networks, expected {m}",
+            lambdas.len()
+        );
+        let mode = best["mode"].as_str().unwrap_or("?").to_string();
+        let best_rate = rate(best).context("the PyTorch reference's JSON has no best rate")?;
+        Ok(((mode, best_rate, modes), lambdas))
+    }
+}
+
+impl Drop for TorchScript {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The report as Markdown.
@@ -476,23 +704,52 @@ pub fn render_markdown(r: &BenchReport) -> String {
     if !r.rnn.is_empty() {
         let _ = writeln!(
             s,
-            "\nRNN populations (f32, full state, k = D, QR every step, B = 16, T = 100 + 20 warm-up, I = 28, all threads), against the all-thread SGEMM rate {:.1} GFLOP/s (best of the first measurement and two right before these rows, n = 512 and 1024):\n",
+            "\nRNN populations (f32, full state, k = D, QR every step, B = 16, T = 100 + 20 warm-up, I = 28, all threads), against the all-thread SGEMM rate {:.1} GFLOP/s of the gemm crate (best of the first measurement and two right before these rows, n = 512 and 1024):\n",
             r.sgemm_gflops_for_rnn
+        );
+        if let Some(b) = &r.blas_sgemm {
+            let rates: Vec<String> = b.gflops.iter().map(|(k, g)| format!("{k} {g:.1}")).collect();
+            let _ = writeln!(
+                s,
+                "BLAS SGEMM of the same run (torch {}, numpy {}; GFLOP/s, n = 512 / 1024): {}. \
+                 Best SGEMM of the run: {:.1} GFLOP/s (\"of best SGEMM\").\n",
+                b.torch_version,
+                b.numpy_version,
+                rates.join(", "),
+                r.best_sgemm_gflops
+            );
+        }
+        let _ = writeln!(
+            s,
+            "| cell | N | networks | time | sequence-steps/s | useful GFLOP/s | of gemm-crate SGEMM | of best SGEMM | PyTorch (seq-steps/s, setup, networks) | engine / PyTorch | max exponent diff | naive baseline (seq-steps/s, 1 thread) | speed-up |"
         );
         let _ = writeln!(
             s,
-            "| cell | N | networks | time | sequence-steps/s | useful GFLOP/s | of all-thread SGEMM | naive baseline (seq-steps/s, 1 thread) | speed-up |"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
-        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         let notes = "\nUseful flops per sequence-step: `2 G N^2 k` (tangent, G gates) + \
             `2 D k^2 - 2 k^3 / 3` (QR factorisation), as the issue counts them. The engine does \
             the factorisation and then, instead of forming Q and multiplying the next \
             Jacobian by it, applies the factored Q to the explicit next Jacobian from the \
-            right (about 2 D^3 flops; le-engine README, \"Factored Q\").";
+            right (about 2 D^3 flops; le-engine README, \"Factored Q\"). PyTorch: \
+            `scripts/reference/bench_torch_les.py` on the first networks of the same \
+            population and the same inputs (analytic tangent map, one GEMM per network, batched \
+            `torch.linalg.qr`), best of one process with all threads and one single-thread \
+            process per thread (the threads setup on 2 networks: it is the slow one); \"max \
+            exponent diff\": the largest difference of a network's mean exponent between the \
+            two, relative to max(1, |lambda|) (both f32).";
         for x in &r.rnn {
+            let (torch, ratio, diff) = match &x.torch {
+                Some(t) => (
+                    format!("{:.0} ({}, {})", t.sequence_steps_per_second, t.best_mode, t.networks),
+                    format!("{:.2}x", t.engine_over_torch),
+                    format!("{:.1e}", t.max_exponent_difference),
+                ),
+                None => ("—".into(), "—".into(), "—".into()),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.2} s | {:.0} | {:.1} | {:.0} % | {:.1} | {:.0}x |",
+                "| {} | {} | {} | {:.2} s | {:.0} | {:.1} | {:.0} % | {:.0} % | {} | {} | {} | {:.1} | {:.0}x |",
                 x.arch,
                 x.hidden,
                 x.networks,
@@ -500,6 +757,10 @@ pub fn render_markdown(r: &BenchReport) -> String {
                 x.sequence_steps_per_second,
                 x.useful_gflops,
                 100.0 * x.fraction_of_gemm_all_threads,
+                100.0 * x.fraction_of_best_sgemm,
+                torch,
+                ratio,
+                diff,
                 x.baseline_sequence_steps_per_second,
                 x.speedup_over_baseline
             );

@@ -9,6 +9,7 @@
 //! many networks as threads; otherwise the networks run one after the other and each one's
 //! GEMMs and QRs use all threads.
 
+use aelle_support::simd::{Level, level};
 use rayon::prelude::*;
 
 use crate::config::{Orientation, SpectrumConfig};
@@ -40,14 +41,19 @@ pub fn population_spectra<T: Real>(
         network_spectra_with(net, inputs.for_network(m), inputs.batch, inputs.steps, cfg, threading)
     };
     let spectra: Vec<Vec<Spectrum>> = if nets.len() >= threads {
-        let threading =
-            Threading { par: gemm::Parallelism::None, parallel_qr: false, factored_q: true };
+        let threading = Threading {
+            par: gemm::Parallelism::None,
+            parallel_qr: false,
+            factored_q: true,
+            simd: level(),
+        };
         nets.par_iter().enumerate().map(|m_net| run(m_net, threading)).collect::<Result<_>>()?
     } else {
         let threading = Threading {
             par: gemm::Parallelism::Rayon(threads),
             parallel_qr: true,
             factored_q: true,
+            simd: level(),
         };
         nets.iter().enumerate().map(|m_net| run(m_net, threading)).collect::<Result<_>>()?
     };
@@ -114,7 +120,7 @@ pub fn network_spectra<T: Real>(
 ) -> Result<Vec<Spectrum>> {
     let threads = rayon::current_num_threads();
     let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    let threading = Threading { par, parallel_qr: threads > 1, factored_q: true };
+    let threading = Threading { par, parallel_qr: threads > 1, factored_q: true, simd: level() };
     network_spectra_with(net, inputs, batch, steps, cfg, threading)
 }
 
@@ -197,6 +203,9 @@ struct Threading {
     /// Keep `Q` factored where that path applies (always, except in the tests comparing it
     /// with the explicit path).
     factored_q: bool,
+    /// The SIMD level of the QR workspaces (and so of the factored-`Q` path): the process's
+    /// [`aelle_support::simd::level`], or another supported one in the tests that check each.
+    simd: Level,
 }
 
 /// One network's run: the configuration as the loop reads it, the forward state, the tangent
@@ -276,7 +285,7 @@ impl<'a, T: Real> NetworkRun<'a, T> {
         cfg: &'a RnnSpectrumConfig,
         threading: Threading,
     ) -> Result<Self> {
-        let Threading { par, parallel_qr, factored_q } = threading;
+        let Threading { par, parallel_qr, factored_q, simd } = threading;
         let (d, k) = check_run(net, [inputs], batch, steps, cfg)?;
         let sc = &cfg.spectrum;
         let lstm = cfg.lstm_state;
@@ -306,10 +315,14 @@ impl<'a, T: Real> NetworkRun<'a, T> {
         } else {
             (Vec::new(), Vec::new())
         };
-        let workspaces: Vec<QrWorkspace<T>> =
-            (0..if parallel_qr { batch } else { 1 }).map(|_| QrWorkspace::new(d, k)).collect();
-        let interleaved = (!parallel_qr && batch > 1 && simd_interleaved_pays::<T>(d))
-            .then(|| (BatchedQrWorkspace::<T>::new(d, k), vec![0.0f64; LANES * k]));
+        let workspaces: Vec<QrWorkspace<T>> = (0..if parallel_qr { batch } else { 1 })
+            .map(|_| QrWorkspace::new(d, k).with_simd_level(simd).expect("a supported level"))
+            .collect();
+        // The interleaved QR's kernels follow the process level; used only when that and this
+        // run's level agree.
+        let interleaved =
+            (!parallel_qr && batch > 1 && simd == level() && simd_interleaved_pays::<T>(d))
+                .then(|| (BatchedQrWorkspace::<T>::new(d, k), vec![0.0f64; LANES * k]));
         let acc: Vec<SequenceAccumulator> =
             (0..batch).map(|_| SequenceAccumulator::new(k, sc.trace_every)).collect();
         let scale = sc.log_base.from_nats();
@@ -396,7 +409,7 @@ impl<'a, T: Real> NetworkRun<'a, T> {
             if keep_q_factored && s > 0 {
                 ctx.jacobian(b, zb, sc, rec_cm);
                 let qb = &q_prev[b * block..(b + 1) * block];
-                apply_factored_q_right(d, zb, qb, tb, sb, zeros);
+                apply_factored_q_right(ws.simd_level(), d, zb, qb, tb, sb, zeros);
             } else {
                 ctx.run(b, zb, sc);
             }

@@ -2,7 +2,7 @@
 //! compact-WY `T`, the signs of `diag(R)`) and applied from the right, `J <- J Q`, by the tiled
 //! kernels of `tiles_apply_q.rs`: the one-layer LSTM/GRU population path at `k = D`.
 
-use aelle_support::simd::{Level, level};
+use aelle_support::simd::Level;
 
 use super::{DEFAULT_PANEL_WIDTH, QrWorkspace, householder_factor};
 use crate::scalar::Real;
@@ -33,9 +33,10 @@ pub(crate) fn factor_keeping_reflectors<T: Real>(
 
 /// `j <- j Q` for square `d x d` blocks, `Q` in the factored form
 /// [`factor_keeping_reflectors`] left in `a` (`tf`, `sign` from [`QrWorkspace::factored_q_parts`] of a workspace with
-/// [`QrWorkspace::supports_factored_q`]); see `tiles_apply_q::apply_q_right`. `zeros` is
-/// scratch of at least `d` zeros.
+/// [`QrWorkspace::supports_factored_q`], whose [`QrWorkspace::simd_level`] is `level`); see
+/// `tiles_apply_q::apply_q_right`. `zeros` is scratch of at least `d` zeros.
 pub(crate) fn apply_factored_q_right<T: Real>(
+    level: Level,
     d: usize,
     j: &mut [T],
     a: &[T],
@@ -47,10 +48,12 @@ pub(crate) fn apply_factored_q_right<T: Real>(
     assert!(tf.len() >= d.div_ceil(DEFAULT_PANEL_WIDTH) * DEFAULT_PANEL_WIDTH.pow(2));
     #[cfg(target_arch = "x86_64")]
     {
-        assert!(level() == Level::Avx512, "factored Q needs AVX-512");
-        // SAFETY: AVX-512 checked above; all extents asserted above.
+        assert!(level != Level::Baseline, "factored Q needs the tiled path (AVX-512 or AVX2)");
+        // SAFETY: `level` is a workspace's level, so this CPU has it (not the baseline,
+        // asserted above); all extents asserted above.
         unsafe {
             super::tiles_apply_q::apply_q_right_dispatch(
+                level,
                 d,
                 j.as_mut_ptr(),
                 a.as_ptr(),
@@ -62,7 +65,7 @@ pub(crate) fn apply_factored_q_right<T: Real>(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (tf, zeros);
+        let _ = (level, tf, zeros);
         unreachable!("factored Q is x86_64-only");
     }
 }
@@ -75,9 +78,19 @@ mod tests {
     /// `J Q` with `Q` kept factored equals `J` times the explicit `Q` of the same
     /// factorisation (formed by `form_q_in_place`, multiplied in f64).
     fn factored_q_matches_explicit<T: Real>(tol: f64) {
-        if !aelle_support::simd::avx512_or_skip("factored_q_matches_explicit") {
-            return;
+        let levels: Vec<Level> = aelle_support::simd::supported()
+            .into_iter()
+            .filter(|l| *l != Level::Baseline)
+            .collect();
+        if levels.is_empty() {
+            aelle_support::simd::avx512_or_skip("factored_q_matches_explicit (no tiled level)");
         }
+        for level in levels {
+            factored_q_matches_explicit_at::<T>(tol, level);
+        }
+    }
+
+    fn factored_q_matches_explicit_at<T: Real>(tol: f64, level: Level) {
         let mut u = 0x9e37_79b9_7f4a_7c15u64;
         let mut rnd = || {
             u ^= u << 13;
@@ -88,7 +101,7 @@ mod tests {
         for d in [1usize, 5, 8, 13, 31, 32, 33, 64, 100, 128, 130] {
             let z: Vec<T> = (0..d * d).map(|_| T::from_f64(rnd())).collect();
             let jm: Vec<T> = (0..d * d).map(|_| T::from_f64(rnd())).collect();
-            let mut ws = QrWorkspace::<T>::new(d, d);
+            let mut ws = QrWorkspace::<T>::new(d, d).with_simd_level(level).expect("supported");
             assert!(ws.supports_factored_q());
             let mut a = z.clone();
             let mut logs = vec![0.0; d];
@@ -96,7 +109,8 @@ mod tests {
             let (tf, sign) = ws.factored_q_parts();
             let (tf, sign) = (tf.to_vec(), sign.to_vec());
             let mut got = jm.clone();
-            apply_factored_q_right(d, &mut got, &a, &tf, &sign, &vec![T::zero(); d]);
+            assert_eq!(ws.simd_level(), level);
+            apply_factored_q_right(level, d, &mut got, &a, &tf, &sign, &vec![T::zero(); d]);
             let mut q = a.clone();
             form_q_in_place(&mut q, &mut ws);
             let mut worst = 0.0f64;
@@ -107,7 +121,12 @@ mod tests {
                     worst = worst.max((got[r + c * d].as_f64() - want).abs());
                 }
             }
-            assert!(worst <= tol * d as f64, "{} d = {d}: J Q off by {worst:e}", T::NAME);
+            assert!(
+                worst <= tol * d as f64,
+                "{} d = {d} ({}): J Q off by {worst:e}",
+                T::NAME,
+                level.name()
+            );
         }
     }
 

@@ -1,7 +1,7 @@
 //! The Householder QR of one block: entry points, reflectors, and the two drivers (the
 //! blocked factorisation and the backward accumulation of `Q`), see the [`super`] docs.
 
-use aelle_support::simd::{Level, level};
+use aelle_support::simd::Level;
 
 use super::panel::{panel_factor_tiled, panel_form_q_tiled};
 use super::update::{CHUNK_COLS, build_t, prepare_y, tiled_update, tiled_updates, update_columns};
@@ -36,7 +36,7 @@ pub fn orthonormalize_in_place<T: Real>(
 /// `log_diag[i] = ln |R_ii|`.
 pub fn householder_factor<T: Real>(a: &mut [T], log_diag: &mut [f64], ws: &mut QrWorkspace<T>) {
     check_shapes(a, log_diag.len(), ws);
-    match level() {
+    match ws.simd {
         #[cfg(target_arch = "x86_64")]
         Level::Avx512 => unsafe { kernels::factor_avx512(a, log_diag, ws) },
         #[cfg(target_arch = "x86_64")]
@@ -50,7 +50,7 @@ pub fn householder_factor<T: Real>(a: &mut [T], log_diag: &mut [f64], ws: &mut Q
 /// workspace.
 pub fn form_q_in_place<T: Real>(a: &mut [T], ws: &mut QrWorkspace<T>) {
     check_shapes(a, ws.k, ws);
-    match level() {
+    match ws.simd {
         #[cfg(target_arch = "x86_64")]
         Level::Avx512 => unsafe { kernels::form_q_avx512(a, ws) },
         #[cfg(target_arch = "x86_64")]
@@ -236,22 +236,22 @@ fn factor_impl<T: Real, const FMA: bool>(
     }
     ws.t_factors = t_factors;
     if tiled {
-        ln_all(log_diag);
+        ln_all(ws.simd, log_diag);
     }
 }
 
-/// `ln` of the tiled path's `|R_cc|`, vectorised (see `tiles_update::ln_in_place`).
+/// `ln` of the tiled path's `|R_cc|`, vectorised for the workspace's level (see
+/// `tiles_update::ln_in_place`).
 #[inline(always)]
-fn ln_all(x: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: only called on the tiled path, which requires AVX-512 (`tiled_updates`).
-    unsafe {
-        super::tiles_update::ln_in_place(x);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = x;
-        unreachable!("tiled updates are x86_64-only");
+fn ln_all(level: Level, x: &mut [f64]) {
+    match level {
+        // SAFETY: the workspace's level is one this CPU has.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { super::tiles_update::ln_in_place(x) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2Fma => unsafe { super::tiles_update::ln_in_place_avx2(x) },
+        Level::Baseline => x.iter_mut().for_each(|v| *v = v.ln()),
     }
 }
 

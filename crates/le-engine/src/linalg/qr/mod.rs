@@ -20,7 +20,7 @@
 //! and row `c` of `R` change sign, so the factorisation is the unique one with a non-negative
 //! diagonal.
 //!
-//! **AVX-512 path** (panel width 8, the default): the trailing updates use the register-tiled
+//! **Tiled path** (AVX-512 or AVX2 + FMA, panel width 8, the default): the trailing updates use the register-tiled
 //! kernels of `tiles_update.rs` with `Y = V op(T)` precomputed per panel (`C -= Y (V^T C)`),
 //! and the blocking has two levels: [`OUTER_PANELS`] panels form an outer block; inside it each
 //! panel updates only the block's own columns, and the columns right of the block receive all
@@ -47,14 +47,18 @@
 //! * `householder.rs`: the entry points ([`orthonormalize_in_place`], [`householder_factor`],
 //!   [`form_q_in_place`]), the reflectors and the two drivers (factorisation, forming `Q`),
 //!   each compiled for AVX-512, AVX2+FMA and the baseline.
-//! * `update.rs`: the three trailing-update variants (tiled AVX-512 kernels, two `gemm`
+//! * `update.rs`: the three trailing-update variants (tiled kernels, two `gemm`
 //!   calls, reflector by reflector) and the compact-WY `T` and `Y = V op(T)` they use.
 //! * `panel.rs`: factoring one panel and forming its columns of `Q` on the tiled path.
 //! * `factored.rs`: keeping `Q` factored and applying it from the right (`J Q`).
 //! * [`batched`]: the QR of up to 16 blocks at once, SIMD across the blocks.
-//! * `tiles_zmm.rs`, `tiles_update.rs`, `tiles_apply_q.rs`: the AVX-512 register-tiled
-//!   kernels (register abstraction; trailing-update products and vector `ln`; `J Q` with `Q`
-//!   factored).
+//! * `tiles_reg.rs`, `tiles_update.rs`, `tiles_apply_q.rs`: the register-tiled kernels, written
+//!   once over a register abstraction (`Reg`: AVX-512 `Z`, AVX2 `Y`, narrower tiles where
+//!   only 16 registers exist) and compiled for each level (trailing-update products and
+//!   vector `ln`; `J Q` with `Q` factored). The level is fixed per [`QrWorkspace`] when it is
+//!   built ([`QrWorkspace::simd_level`]).
+
+use aelle_support::simd::Level;
 
 use crate::linalg::AlignedBuf;
 use crate::scalar::Real;
@@ -66,21 +70,47 @@ mod householder;
 mod panel;
 mod update;
 
-/// `$name::<T: Real>(..)`: the kernel `$kernel` for the QR's element type (f32 or f64); the QR
-/// is generic over [`crate::scalar::Real`], the kernels over the register type.
+/// `$name::<T: Real>(level, ..)`: the kernel `$kernel` (generic over [`tiles_reg::Reg`]) for
+/// the QR's element type (f32 or f64), compiled for `level`'s instruction set (AVX-512 with
+/// its 32 wide registers, or AVX2 + FMA); the QR is generic over [`crate::scalar::Real`], the
+/// kernels over the register type.
 #[cfg(target_arch = "x86_64")]
-macro_rules! dispatch_on_real {
+macro_rules! dispatch_simd {
     ($(#[$doc:meta])* $name:ident => $kernel:ident($($arg:ident: $ty:ty),* $(,)?)) => {
         $(#[$doc])*
         ///
         /// # Safety
-        #[doc = concat!("As [`", stringify!($kernel), "`].")]
+        #[doc = concat!("As [`", stringify!($kernel), "`]; `level` is AVX-512 or AVX2 + FMA and this CPU has it.")]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) unsafe fn $name<T: crate::scalar::Real>($($arg: $ty),*) {
-            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
-                $kernel::<f64>($($arg as _),*)
-            } else {
-                $kernel::<f32>($($arg as _),*)
+        pub(crate) unsafe fn $name<T: crate::scalar::Real>(
+            level: aelle_support::simd::Level,
+            $($arg: $ty),*
+        ) {
+            use crate::linalg::qr::tiles_reg::{Y, Z};
+            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn zmm<T: crate::scalar::Real>($($arg: $ty),*) {
+                if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
+                    $kernel::<Z<f64>>($($arg as _),*)
+                } else {
+                    $kernel::<Z<f32>>($($arg as _),*)
+                }
+            }
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn ymm<T: crate::scalar::Real>($($arg: $ty),*) {
+                if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
+                    $kernel::<Y<f64>>($($arg as _),*)
+                } else {
+                    $kernel::<Y<f32>>($($arg as _),*)
+                }
+            }
+            match level {
+                aelle_support::simd::Level::Avx512 => zmm::<T>($($arg),*),
+                aelle_support::simd::Level::Avx2Fma => ymm::<T>($($arg),*),
+                aelle_support::simd::Level::Baseline => {
+                    unreachable!("the tiled QR kernels are not used at the baseline level")
+                }
             }
         }
     };
@@ -89,9 +119,9 @@ macro_rules! dispatch_on_real {
 #[cfg(target_arch = "x86_64")]
 mod tiles_apply_q;
 #[cfg(target_arch = "x86_64")]
-mod tiles_update;
+mod tiles_reg;
 #[cfg(target_arch = "x86_64")]
-mod tiles_zmm;
+mod tiles_update;
 
 pub(crate) use factored::{apply_factored_q_right, factor_keeping_reflectors};
 pub use householder::{form_q_in_place, householder_factor, orthonormalize_in_place, qr_flops};
@@ -124,6 +154,9 @@ pub struct QrWorkspace<T: Real> {
     w: Vec<T>,
     /// `Y = V op(T)` of the panels in `panel` (same layout), for the tiled updates.
     panel_y: AlignedBuf<T>,
+    /// The SIMD level of every kernel run on this workspace, fixed when it is built (so one
+    /// factorisation, its `Q` and a factored-`Q` product never mix paths).
+    simd: Level,
 }
 
 impl<T: Real> QrWorkspace<T> {
@@ -151,7 +184,27 @@ impl<T: Real> QrWorkspace<T> {
             t_factors: vec![T::zero(); k.div_ceil(nb).max(1) * nb * nb],
             w: vec![T::zero(); nb * k],
             panel_y: AlignedBuf::zeroed(slots),
+            simd: aelle_support::simd::level(),
         }
+    }
+
+    /// The same workspace with its kernels at `level` instead (one this CPU supports, see
+    /// [`aelle_support::simd::supported`]), e.g. to check or measure one level.
+    pub fn with_simd_level(
+        mut self,
+        level: Level,
+    ) -> Result<Self, aelle_support::simd::Unsupported> {
+        if !aelle_support::simd::supported().contains(&level) {
+            return Err(aelle_support::simd::Unsupported(level));
+        }
+        self.simd = level;
+        Ok(self)
+    }
+
+    /// The SIMD level this workspace's kernels run at ([`aelle_support::simd::level`] when it
+    /// was built).
+    pub fn simd_level(&self) -> Level {
+        self.simd
     }
 
     /// Panel width of this workspace.
@@ -171,7 +224,7 @@ impl<T: Real> QrWorkspace<T> {
     }
 
     /// Whether this workspace's factorisation leaves `Q` in the form [`apply_factored_q_right`]
-    /// reads (the AVX-512 tiled path with the default panel width).
+    /// reads (the tiled path: AVX-512 or AVX2 + FMA, default panel width).
     pub(crate) fn supports_factored_q(&self) -> bool {
         tiled_updates(self)
     }

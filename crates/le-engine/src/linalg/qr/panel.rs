@@ -1,4 +1,4 @@
-//! One panel of the tiled (AVX-512, panel width 8) path: its left-looking factorisation in
+//! One panel of the tiled (AVX-512 or AVX2 + FMA, panel width 8) path: its left-looking factorisation in
 //! compact WY form and the explicit columns of `Q` it owns.
 
 use super::householder::make_reflector;
@@ -52,10 +52,11 @@ pub(super) fn panel_factor_tiled<T: Real, const FMA: bool>(
                     }
                     w2[i] = acc;
                 }
-                // SAFETY: AVX-512 checked by the caller; V = rows p0..d of the NB slots, x =
+                // SAFETY: the level checked by the caller; V = rows p0..d of the NB slots, x =
                 // rows p0..d of column c, w2 has NB entries.
                 unsafe {
                     super::tiles_update::c_minus_v_w_dispatch(
+                        ws.simd,
                         m,
                         1,
                         ws.panel.as_ptr().add(base + p0),
@@ -79,10 +80,11 @@ pub(super) fn panel_factor_tiled<T: Real, const FMA: bool>(
             // One paired pass: V^T v_j (for T's column j) and V^T col_{c+1} (for the next
             // column's update, V now including v_j).
             let next = if c + 1 < pe { c + 1 } else { c };
-            // SAFETY: AVX-512 checked by the caller; V = rows p0..d of the NB slots, x0 = rows
+            // SAFETY: the level checked by the caller; V = rows p0..d of the NB slots, x0 = rows
             // p0..d of slot j, x1 = rows p0..d of column `next` of `a`, w has 2 NB entries.
             unsafe {
                 super::tiles_update::vt_2cols_dispatch(
+                    ws.simd,
                     m,
                     ws.panel.as_ptr().add(base + p0),
                     d,
@@ -136,10 +138,11 @@ pub(super) fn panel_form_q_tiled<T: Real>(
             col.fill(T::zero());
             col[p + jj] = T::one();
         }
-        // SAFETY: AVX-512 checked by the caller; Y = rows p..d of the NB slots (unused ones
+        // SAFETY: the level checked by the caller; Y = rows p..d of the NB slots (unused ones
         // zeroed by prepare_y), C = rows p..d of columns p..pe, W = NB x npc in ws.w.
         unsafe {
             super::tiles_update::c_minus_v_w_dispatch(
+                ws.simd,
                 d - p0,
                 npc,
                 ws.panel_y.as_ptr().add(base + p0),

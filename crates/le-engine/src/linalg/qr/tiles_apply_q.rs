@@ -1,9 +1,9 @@
-//! `J <- J Q` with `Q` kept factored ([`apply_q_right`]): the AVX-512 kernel of the
-//! factored-`Q` population path (`factored.rs`).
+//! `J <- J Q` with `Q` kept factored ([`apply_q_right`]): the kernel of the factored-`Q`
+//! population path (`factored.rs`), AVX-512 or AVX2 + FMA.
 #![allow(unsafe_op_in_unsafe_fn, clippy::too_many_arguments, clippy::needless_range_loop)]
 
+use super::tiles_reg::Reg;
 use super::tiles_update::NB;
-use super::tiles_zmm::Zmm;
 
 /// `J <- J Q` in place for a square `d x d` block `J` (column-major, leading dimension `d`) and
 /// the orthonormal `Q` of a previous [`crate::linalg::qr::householder_factor`] of another `d x d`
@@ -15,7 +15,8 @@ use super::tiles_zmm::Zmm;
 /// the kernel reads from a reflector column is the reflector's.
 ///
 /// `J Q` acts on each row of `J` separately, so the block is processed in stripes of three
-/// registers of rows (48 rows in f32, 24 in f64; the last stripe two, masked) that stay in L1
+/// registers of rows (AVX-512: 48 rows in f32, 24 in f64; the last stripe two, masked; AVX2,
+/// 16 registers: one register, 8 rows in f32, 4 in f64) that stay in L1
 /// while every panel is applied: `W = J_stripe V_s` (the stripe's columns times broadcast
 /// reflector entries, `3 x NB` accumulators, no horizontal reductions), `W <- W T_s` in
 /// registers, `J_stripe -= W V_s^T` (same form), and finally the columns with `sign < 0`
@@ -23,64 +24,76 @@ use super::tiles_zmm::Zmm;
 /// formation of `Q` and the `J Q` product of the explicit path.
 ///
 /// # Safety
-/// AVX-512F available; `j` and `a` valid for `d * d` entries, `tf` for `ceil(d / NB) NB^2`,
+/// The register type's instruction set available; `j` and `a` valid for `d * d` entries, `tf` for `ceil(d / NB) NB^2`,
 /// `sign` for `d`, `zeros` for `d` entries that are all zero.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn apply_q_right<T: Zmm>(
+#[inline(always)]
+pub(crate) unsafe fn apply_q_right<R: Reg>(
     d: usize,
-    j: *mut T,
-    a: *const T,
-    tf: *const T,
-    sign: *const T,
-    zeros: *const T,
+    j: *mut R::T,
+    a: *const R::T,
+    tf: *const R::T,
+    sign: *const R::T,
+    zeros: *const R::T,
 ) {
     let mut r0 = 0;
     while r0 < d {
         let left = d - r0;
-        // Three registers of rows while they are full, then one stripe of up to two.
-        let regs = if left >= 3 * T::L { 3 } else { 2 };
-        let ns: [usize; 3] = std::array::from_fn(|q| left.saturating_sub(q * T::L).min(T::L));
+        // AVX-512: three registers of rows while they are full, then one stripe of up to two
+        // (3 x NB accumulators, 24 of the 32 registers). AVX2: one register (NB of 16).
+        let regs = if !R::WIDE {
+            1
+        } else if left >= 3 * R::L {
+            3
+        } else {
+            2
+        };
+        let ns: [usize; 3] = std::array::from_fn(|q| left.saturating_sub(q * R::L).min(R::L));
         let js = j.add(r0);
         let mut p = 0;
         while p < d {
             let t = tf.add((p / NB) * NB * NB);
-            if regs == 3 {
-                apply_panel_stripe::<T, 3, true>(d, js, ns, a, p, t, zeros);
-            } else if ns[1] == T::L {
-                apply_panel_stripe::<T, 2, true>(d, js, ns, a, p, t, zeros);
+            if regs == 1 {
+                if ns[0] == R::L {
+                    apply_panel_stripe::<R, 1, true>(d, js, ns, a, p, t, zeros);
+                } else {
+                    apply_panel_stripe::<R, 1, false>(d, js, ns, a, p, t, zeros);
+                }
+            } else if regs == 3 {
+                apply_panel_stripe::<R, 3, true>(d, js, ns, a, p, t, zeros);
+            } else if ns[1] == R::L {
+                apply_panel_stripe::<R, 2, true>(d, js, ns, a, p, t, zeros);
             } else {
-                apply_panel_stripe::<T, 2, false>(d, js, ns, a, p, t, zeros);
+                apply_panel_stripe::<R, 2, false>(d, js, ns, a, p, t, zeros);
             }
             p += NB;
         }
         for c in 0..d {
-            if *sign.add(c) < T::ZERO {
+            if *sign.add(c) < R::ZERO {
                 let col = js.add(c * d);
                 for (q, &n) in ns.iter().enumerate().take(regs) {
-                    let x = T::load(col.add(q * T::L), n);
-                    T::store(col.add(q * T::L), T::fnmadd(x, T::splat(T::ONE), T::zero()), n);
+                    let x = R::load(col.add(q * R::L), n);
+                    R::store(col.add(q * R::L), R::fnmadd(x, R::splat(R::ONE), R::zero()), n);
                 }
             }
         }
-        r0 += regs * T::L;
+        r0 += regs * R::L;
     }
 }
 
 /// One panel of [`apply_q_right`] on one stripe of `R` registers of rows at `js` (leading
 /// dimension `ld`; `ns[q]` rows in register `q`, all full when `FULL`, so no masks): the
 /// reflectors `p .. p + NB` (fewer at the end: missing columns read `zeros`).
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn apply_panel_stripe<T: Zmm, const R: usize, const FULL: bool>(
+#[inline(always)]
+unsafe fn apply_panel_stripe<R: Reg, const NR: usize, const FULL: bool>(
     ld: usize,
-    js: *mut T,
+    js: *mut R::T,
     ns: [usize; 3],
-    a: *const T,
+    a: *const R::T,
     p: usize,
-    t: *const T,
-    zeros: *const T,
+    t: *const R::T,
+    zeros: *const R::T,
 ) {
-    let ns: [usize; R] = std::array::from_fn(|q| if FULL { T::L } else { ns[q] });
+    let ns: [usize; NR] = std::array::from_fn(|q| if FULL { R::L } else { ns[q] });
     let nbp = (ld - p).min(NB);
     let ncols = ld - p;
     // vc[r][i] = V[p + i, r].
@@ -89,24 +102,24 @@ unsafe fn apply_panel_stripe<T: Zmm, const R: usize, const FULL: bool>(
         *v = a.add((p + r) * ld + p);
     }
     // Pass 1: W = J V (R x NB accumulators).
-    let mut w = [[T::zero(); R]; NB];
+    let mut w = [[R::zero(); NR]; NB];
     for i in 0..ncols {
         let col = js.add((p + i) * ld);
-        let x: [T::V; R] = std::array::from_fn(|q| T::load(col.add(q * T::L), ns[q]));
+        let x: [R::V; NR] = std::array::from_fn(|q| R::load(col.add(q * R::L), ns[q]));
         for r in 0..NB {
-            let b = T::splat(*vc[r].add(i));
-            for q in 0..R {
-                w[r][q] = T::fmadd(x[q], b, w[r][q]);
+            let b = R::splat(*vc[r].add(i));
+            for q in 0..NR {
+                w[r][q] = R::fmadd(x[q], b, w[r][q]);
             }
         }
     }
     // W <- W T (T upper triangular): column r from the top down, highest r first.
     for r in (0..NB).rev() {
-        let mut acc = [T::zero(); R];
+        let mut acc = [R::zero(); NR];
         for l in 0..=r {
-            let b = T::splat(*t.add(l + r * NB));
-            for q in 0..R {
-                acc[q] = T::fmadd(w[l][q], b, acc[q]);
+            let b = R::splat(*t.add(l + r * NB));
+            for q in 0..NR {
+                acc[q] = R::fmadd(w[l][q], b, acc[q]);
             }
         }
         w[r] = acc;
@@ -115,34 +128,34 @@ unsafe fn apply_panel_stripe<T: Zmm, const R: usize, const FULL: bool>(
     // when the stripe is two registers (four chains of NB / 2), in one otherwise.
     for i in 0..ncols {
         let col = js.add((p + i) * ld);
-        let mut x: [T::V; R] = std::array::from_fn(|q| T::load(col.add(q * T::L), ns[q]));
-        if R <= 2 {
-            let mut y = [T::zero(); R];
+        let mut x: [R::V; NR] = std::array::from_fn(|q| R::load(col.add(q * R::L), ns[q]));
+        if NR <= 2 {
+            let mut y = [R::zero(); NR];
             for r in 0..NB {
-                let b = T::splat(*vc[r].add(i));
+                let b = R::splat(*vc[r].add(i));
                 let acc = if r % 2 == 0 { &mut x } else { &mut y };
-                for q in 0..R {
-                    acc[q] = T::fnmadd(w[r][q], b, acc[q]);
+                for q in 0..NR {
+                    acc[q] = R::fnmadd(w[r][q], b, acc[q]);
                 }
             }
-            for q in 0..R {
-                x[q] = T::add(x[q], y[q]);
+            for q in 0..NR {
+                x[q] = R::add(x[q], y[q]);
             }
         } else {
             for r in 0..NB {
-                let b = T::splat(*vc[r].add(i));
-                for q in 0..R {
-                    x[q] = T::fnmadd(w[r][q], b, x[q]);
+                let b = R::splat(*vc[r].add(i));
+                for q in 0..NR {
+                    x[q] = R::fnmadd(w[r][q], b, x[q]);
                 }
             }
         }
-        for q in 0..R {
-            T::store(col.add(q * T::L), x[q], ns[q]);
+        for q in 0..NR {
+            R::store(col.add(q * R::L), x[q], ns[q]);
         }
     }
 }
 
-dispatch_on_real!(
+dispatch_simd!(
     /// [`apply_q_right`] on the QR's element type.
     apply_q_right_dispatch => apply_q_right(
         d: usize,

@@ -1,9 +1,9 @@
-//! The trailing update `C -= V op(T) V^T C` of one panel, in its three variants: the AVX-512
-//! register-tiled kernels (panel width 8, with `Y = V op(T)` precomputed), two calls of the
+//! The trailing update `C -= V op(T) V^T C` of one panel, in its three variants: the
+//! register-tiled kernels (AVX-512 or AVX2 + FMA) (panel width 8, with `Y = V op(T)` precomputed), two calls of the
 //! `gemm` crate with a scalar triangular product, and (narrow trailing blocks) reflector by
 //! reflector; plus the compact-WY factor `T` (`dlarft`) they use.
 
-use aelle_support::simd::{Level, level};
+use aelle_support::simd::Level;
 
 use super::householder::apply_reflector;
 use super::{MAX_PANEL_WIDTH, QrWorkspace, aligned_row};
@@ -99,13 +99,13 @@ pub(super) fn build_t<T: Real, const FMA: bool>(
     }
 }
 
-/// Whether the register-tiled AVX-512 trailing updates (and the two-level blocking built on
-/// them) serve this workspace.
+/// Whether the register-tiled trailing updates (and the two-level blocking built on them)
+/// serve this workspace: panel width 8 and a workspace level of AVX-512 or AVX2 + FMA.
 #[inline(always)]
 pub(super) fn tiled_updates<T: Real>(ws: &QrWorkspace<T>) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        ws.nb == super::tiles_update::NB && level() == Level::Avx512
+        ws.nb == super::tiles_update::NB && ws.simd != Level::Baseline
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -138,11 +138,12 @@ pub(super) fn prepare_y<T: Real>(
         debug_assert_eq!(ldt, super::tiles_update::NB);
         assert!(base + ldt * d <= ws.panel_y.len() && base + nb * d <= ws.panel.len());
         assert!(t.len() >= ldt * ldt);
-        // SAFETY: AVX-512 checked by the caller (`tiled_updates`); V = rows p0..d of the nb
+        // SAFETY: the level checked by the caller (`tiled_updates`); V = rows p0..d of the nb
         // reflectors of the slot, Y = rows p0..d of the NB columns of its Y slot, T = nb x nb
         // inside `t` (all bounds asserted above).
         unsafe {
             super::tiles_update::y_from_v_dispatch(
+                ws.simd,
                 d - p0,
                 nb,
                 ws.panel.as_ptr().add(base + p0),
@@ -185,12 +186,13 @@ pub(super) fn tiled_update<T: Real>(
         }
         let base = ws.slot_start(slot);
         assert!(c1 <= ws.k && ws.w.len() >= super::tiles_update::NB * n2);
-        // SAFETY: AVX-512 is checked by the caller (`tiled_updates`); V and Y are rows p..d of
+        // SAFETY: the level is checked by the caller (`tiled_updates`); V and Y are rows p..d of
         // the NB slots of `slot` (element (i, r) at base + p + i + r d), C is rows p..d of
         // columns c0..c1 of `a` (element (i, c) at (c0 + c) d + p + i), W is NB x n2 inside
         // ws.w (checked above).
         unsafe {
             super::tiles_update::vt_c_dispatch(
+                ws.simd,
                 m,
                 n2,
                 ws.panel.as_ptr().add(base + p),
@@ -200,6 +202,7 @@ pub(super) fn tiled_update<T: Real>(
                 ws.w.as_mut_ptr(),
             );
             super::tiles_update::c_minus_v_w_dispatch(
+                ws.simd,
                 m,
                 n2,
                 ws.panel_y.as_ptr().add(base + p),
@@ -219,7 +222,7 @@ pub(super) fn tiled_update<T: Real>(
 
 /// `C -= V op(T) V^T C` for the trailing block `C = a[p.., c0..k]` with the panel `V` in slot 0
 /// and its `T` in `t`, by two calls of the `gemm` crate and a scalar triangular product
-/// (panel widths other than the tiled kernels' `NB`, and CPUs without AVX-512).
+/// (panel widths other than the tiled kernels' `NB`, and the baseline level).
 #[inline(always)]
 fn gemm_update<T: Real, const FMA: bool>(
     a: &mut [T],

@@ -28,14 +28,19 @@ pub(crate) struct CombinedStep<'a, T: Real> {
 }
 
 impl<T: Real> CombinedStep<'_, T> {
-    /// Sequence `b`'s tangent columns `zb`, with AVX-512 code generation where the CPU has it
-    /// (the row scalings and elementwise loops vectorise 16 lanes wide instead of 4).
+    /// Sequence `b`'s tangent columns `zb`, with AVX-512 or AVX2 + FMA code generation where
+    /// the level allows (the row scalings and elementwise loops vectorise 16 or 8 lanes wide
+    /// instead of 4).
     pub(crate) fn run(&self, b: usize, zb: &mut [T], scratch: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
-        if aelle_support::simd::level() == aelle_support::simd::Level::Avx512 {
-            // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked just above).
-            unsafe { self.run_avx512(b, zb, scratch) };
-            return;
+        match aelle_support::simd::level() {
+            // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (run-time detection).
+            aelle_support::simd::Level::Avx512 => {
+                return unsafe { self.run_avx512(b, zb, scratch) };
+            }
+            // SAFETY: the CPU supports AVX2 and FMA.
+            aelle_support::simd::Level::Avx2Fma => return unsafe { self.run_avx2(b, zb, scratch) },
+            aelle_support::simd::Level::Baseline => {}
         }
         self.run_generic(b, zb, scratch);
     }
@@ -64,10 +69,15 @@ impl<T: Real> CombinedStep<'_, T> {
     /// sequence scratch buffer of [`BatchState::combined_parts`].
     pub(crate) fn jacobian(&self, b: usize, jb: &mut [T], scratch: &mut [T], rec_cm: &[T]) {
         #[cfg(target_arch = "x86_64")]
-        if aelle_support::simd::level() == aelle_support::simd::Level::Avx512 {
-            // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked just above).
-            unsafe { self.jacobian_avx512(b, jb, scratch, rec_cm) };
-            return;
+        {
+            use aelle_support::simd::Level;
+            match aelle_support::simd::level() {
+                // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (run-time detection).
+                Level::Avx512 => return unsafe { self.jacobian_avx512(b, jb, scratch, rec_cm) },
+                // SAFETY: the CPU supports AVX2 and FMA.
+                Level::Avx2Fma => return unsafe { self.jacobian_avx2(b, jb, scratch, rec_cm) },
+                Level::Baseline => {}
+            }
         }
         self.jacobian_generic(b, jb, scratch, rec_cm);
     }
@@ -75,6 +85,12 @@ impl<T: Real> CombinedStep<'_, T> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     unsafe fn jacobian_avx512(&self, b: usize, jb: &mut [T], scratch: &mut [T], rec_cm: &[T]) {
+        self.jacobian_generic(b, jb, scratch, rec_cm);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn jacobian_avx2(&self, b: usize, jb: &mut [T], scratch: &mut [T], rec_cm: &[T]) {
         self.jacobian_generic(b, jb, scratch, rec_cm);
     }
 
@@ -96,6 +112,12 @@ impl<T: Real> CombinedStep<'_, T> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     unsafe fn run_avx512(&self, b: usize, zb: &mut [T], scratch: &mut [T]) {
+        self.run_generic(b, zb, scratch);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, b: usize, zb: &mut [T], scratch: &mut [T]) {
         self.run_generic(b, zb, scratch);
     }
 

@@ -54,8 +54,9 @@ fn spectra<T: Real>(
     cfg: &RnnSpectrumConfig,
     parallel_qr: bool,
     factored_q: bool,
+    simd: Level,
 ) -> Vec<Spectrum> {
-    let threading = Threading { par: gemm::Parallelism::None, parallel_qr, factored_q };
+    let threading = Threading { par: gemm::Parallelism::None, parallel_qr, factored_q, simd };
     network_spectra_with(net, inputs, BATCH, STEPS, cfg, threading).unwrap()
 }
 
@@ -63,9 +64,27 @@ fn spectra<T: Real>(
 /// spectra of the explicit path (form Q, multiply) for every cell and state it serves,
 /// sizes with one and several panels and row stripes, both precisions, both QR schedules.
 fn factored_equals_explicit<T: Real>(tol: f64) {
-    if !aelle_support::simd::avx512_or_skip("factored_q_path_equals_explicit_path") {
-        return;
+    at_every_tiled_level("factored_q_path_equals_explicit_path", |level| {
+        factored_equals_explicit_at::<T>(tol, level);
+    });
+}
+
+/// Run `f` at every SIMD level of this CPU that has the factored-`Q` path (AVX-512, AVX2 +
+/// FMA); says so on stderr when there is none.
+#[allow(clippy::print_stderr)] // the skip must be visible in the test output
+fn at_every_tiled_level(test: &str, f: impl Fn(Level)) {
+    let levels: Vec<Level> =
+        aelle_support::simd::supported().into_iter().filter(|l| *l != Level::Baseline).collect();
+    if levels.is_empty() {
+        eprintln!("SKIP {test}: needs AVX2 + FMA or AVX-512 (the factored-Q path)");
     }
+    for level in levels {
+        f(level);
+    }
+}
+
+fn factored_equals_explicit_at<T: Real>(tol: f64, simd: Level) {
+    let level = simd.name();
     for (kind, lstm) in CASES {
         for n in [3, 8, 21, 40, 64] {
             let net = net::<T>(kind, n, INPUT, 7 + n as u64);
@@ -74,14 +93,14 @@ fn factored_equals_explicit<T: Real>(tol: f64) {
             cfg.spectrum.warmup = 5;
             cfg.spectrum.precision = if T::NAME == "f64" { Precision::F64 } else { Precision::F32 };
             for parallel_qr in [false, true] {
-                let run = |factored| spectra(&net, &inputs, &cfg, parallel_qr, factored);
+                let run = |factored| spectra(&net, &inputs, &cfg, parallel_qr, factored, simd);
                 let (a, b) = (run(false), run(true));
                 for (sa, sb) in a.iter().zip(&b) {
                     assert!(sa.status.is_finite() && sb.status.is_finite());
                     for (x, y) in sa.exponents.iter().zip(&sb.exponents) {
                         assert!(
                             (x - y).abs() <= tol * x.abs().max(1.0),
-                            "{} {kind:?} {lstm:?} N = {n}: explicit {x} vs factored {y}",
+                            "{} {kind:?} {lstm:?} N = {n} ({level}): explicit {x} vs factored {y}",
                             T::NAME
                         );
                     }
@@ -104,9 +123,14 @@ fn factored_q_path_equals_explicit_path_f64() {
 /// directions).
 #[test]
 fn factored_q_path_is_as_accurate_as_explicit_path_f32() {
-    if !aelle_support::simd::avx512_or_skip("factored_q_path_is_as_accurate_as_explicit_path_f32") {
-        return;
-    }
+    at_every_tiled_level(
+        "factored_q_path_is_as_accurate_as_explicit_path_f32",
+        factored_as_accurate_at,
+    );
+}
+
+fn factored_as_accurate_at(simd: Level) {
+    let level = simd.name();
     let mut sums = (0.0f64, 0.0f64);
     for (kind, lstm) in CASES {
         for n in [3, 8, 21, 40, 64] {
@@ -118,9 +142,9 @@ fn factored_q_path_is_as_accurate_as_explicit_path_f32() {
             let mut cfg = RnnSpectrumConfig { lstm_state: lstm, ..Default::default() };
             cfg.spectrum.warmup = 5;
             cfg.spectrum.precision = Precision::F64;
-            let truth = spectra(&net64, &in64, &cfg, false, false);
+            let truth = spectra(&net64, &in64, &cfg, false, false, simd);
             cfg.spectrum.precision = Precision::F32;
-            let run = |factored| spectra(&net32, &in32, &cfg, false, factored);
+            let run = |factored| spectra(&net32, &in32, &cfg, false, factored, simd);
             let (explicit, factored) = (run(false), run(true));
             for ((t, e), f) in truth.iter().zip(&explicit).zip(&factored) {
                 let err = |s: &Spectrum| {
@@ -134,7 +158,7 @@ fn factored_q_path_is_as_accurate_as_explicit_path_f32() {
                 sums.1 += ef;
                 assert!(
                     ef <= 2e-3,
-                    "{kind:?} {lstm:?} N = {n}: factored error {ef:e} vs explicit {ee:e}"
+                    "{kind:?} {lstm:?} N = {n} ({level}): factored error {ef:e} vs explicit {ee:e}"
                 );
             }
         }
@@ -142,11 +166,16 @@ fn factored_q_path_is_as_accurate_as_explicit_path_f32() {
     // Printed for the record (`cargo test -p le-engine --release --lib
     // factored_q_path_is_as_accurate -- --nocapture`).
     eprintln!(
-        "f32 error against f64, summed over all cases: factored {:.3e}, explicit {:.3e} \
-         (ratio {:.2})",
+        "f32 error against f64 ({level}), summed over all cases: factored {:.3e}, \
+         explicit {:.3e} (ratio {:.2})",
         sums.1,
         sums.0,
         sums.1 / sums.0
     );
-    assert!(sums.1 <= 2.0 * sums.0, "total error: factored {:e}, explicit {:e}", sums.1, sums.0);
+    assert!(
+        sums.1 <= 2.0 * sums.0,
+        "total error ({level}): factored {:e}, explicit {:e}",
+        sums.1,
+        sums.0
+    );
 }
