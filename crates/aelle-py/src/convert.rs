@@ -24,7 +24,7 @@ pub fn engine_error(e: LeError) -> PyErr {
 /// An AeLLE error: unreadable file -> `OSError`, everything else -> `ValueError`.
 pub fn aelle_error(e: aelle::AelleError) -> PyErr {
     match e {
-        aelle::AelleError::Io { ref source, .. } => PyOSError::new_err(format!("{e}: {source}")),
+        aelle::AelleError::Io { .. } => PyOSError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
 }

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use numpy::{PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 
@@ -21,26 +20,22 @@ pub struct PyPretrained {
     path: PathBuf,
 }
 
-/// The rows of a C-contiguous `[n, k]` float64 array of spectra.
-fn spectra_rows(spectra: &PyReadonlyArray2<'_, f64>) -> PyResult<Vec<Vec<f64>>> {
-    let [n, k] = [spectra.shape()[0], spectra.shape()[1]];
-    let data = spectra
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("spectra: expected a C-contiguous array"))?;
-    if k == 0 {
-        return Err(PyValueError::new_err(format!(
-            "spectra: shape [{n}, 0], expected [n, k] with k >= 1 exponents"
-        )));
+/// Spectra (each sorted descending, any length `>= 1`, all finite) as the model's rows.
+fn spectra_rows(spectra: Vec<Vec<f64>>) -> PyResult<Vec<Vec<f64>>> {
+    for (i, s) in spectra.iter().enumerate() {
+        if s.is_empty() {
+            return Err(PyValueError::new_err(format!(
+                "spectra[{i}]: empty, expected k >= 1 exponents"
+            )));
+        }
+        if let Some(j) = s.iter().position(|v| !v.is_finite()) {
+            return Err(PyValueError::new_err(format!(
+                "spectra: non-finite value {} at [{i}, {j}] (a diverged spectrum has no embedding)",
+                s[j]
+            )));
+        }
     }
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(PyValueError::new_err(format!(
-            "spectra: non-finite value {} at [{}, {}] (a diverged spectrum has no embedding)",
-            data[i],
-            i / k,
-            i % k
-        )));
-    }
-    Ok(data.chunks_exact(k).map(<[f64]>::to_vec).collect())
+    Ok(spectra)
 }
 
 fn point_label(p: &EvaluationPoint) -> String {
@@ -94,14 +89,10 @@ impl PyPretrained {
             .collect()
     }
 
-    /// Latent codes `[n, latent_dim]` of spectra `[n, k]` (the model's feature transform and
+    /// Latent codes `[n, latent_dim]` of `n` spectra (lists of any length) (the model's feature transform and
     /// encoder).
-    fn latent<'py>(
-        &self,
-        py: Python<'py>,
-        spectra: PyReadonlyArray2<'py, f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let rows = spectra_rows(&spectra)?;
+    fn latent<'py>(&self, py: Python<'py>, spectra: Vec<Vec<f64>>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = spectra_rows(spectra)?;
         let latent: Matrix = detached(py, || self.inner.model.latent(&rows).map_err(aelle_error))?;
         array(py, latent.data().to_vec(), &[latent.rows(), latent.cols()])
     }
@@ -110,9 +101,9 @@ impl PyPretrained {
     fn predict_final_loss<'py>(
         &self,
         py: Python<'py>,
-        spectra: PyReadonlyArray2<'py, f64>,
+        spectra: Vec<Vec<f64>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let rows = spectra_rows(&spectra)?;
+        let rows = spectra_rows(spectra)?;
         let loss =
             detached(py, || self.inner.model.predict_final_loss(&rows).map_err(aelle_error))?;
         let n = loss.len();
@@ -125,7 +116,7 @@ impl PyPretrained {
     fn logistic<'py>(
         &self,
         py: Python<'py>,
-        spectra: PyReadonlyArray2<'py, f64>,
+        spectra: Vec<Vec<f64>>,
         point: usize,
     ) -> PyResult<(Bound<'py, PyAny>, f64)> {
         let points = &self.inner.readout.points;
@@ -149,7 +140,7 @@ impl PyPretrained {
             .position(|c| *c == ClassifierKind::AelleLogistic)
             .expect("AelleLogistic is one of ClassifierKind::ALL");
         let cut = readout.cuts[cut_index];
-        let rows = spectra_rows(&spectra)?;
+        let rows = spectra_rows(spectra)?;
         let probability = detached(py, || {
             let latent = self.inner.model.latent(&rows).map_err(aelle_error)?;
             readout.logistic.predict_probability(&latent).map_err(aelle_error)

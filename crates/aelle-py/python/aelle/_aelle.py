@@ -28,13 +28,17 @@ class Prediction(NamedTuple):
     """The evaluation point whose read-out was used."""
 
 
-def _spectra(spectra, name: str = "spectra") -> np.ndarray:
+def _spectra(spectra, name: str = "spectra") -> list[list[float]]:
+    """Spectra as rows: a :class:`Spectrum` (its ``mean``), one spectrum ``[k]``, an array
+    ``[n, k]``, or a list of spectra of different lengths (e.g. LSTM and GRU networks)."""
     from ._spectrum import Spectrum
 
     if isinstance(spectra, Spectrum):
-        spectra = spectra.mean[None]
+        spectra = spectra.mean
+    if isinstance(spectra, (list, tuple)) and len(spectra) > 0 and not np.isscalar(spectra[0]):
+        return [to_numpy(s, f"{name}[{i}]", ndim=1, dtype=np.float64).tolist() for i, s in enumerate(spectra)]
     x = to_numpy(spectra, name, ndim=(1, 2), dtype=np.float64)
-    return np.ascontiguousarray(x[None] if x.ndim == 1 else x)
+    return (x[None] if x.ndim == 1 else x).tolist()
 
 
 class AeLLE:
@@ -106,8 +110,8 @@ class AeLLE:
         raise TypeError(f"point: expected None, a label or a training fraction (float), got {point!r}")
 
     def embed(self, spectra) -> np.ndarray:
-        """Latent codes ``[n, d]`` of spectra ``[n, k]`` (or one ``[k]``, or a
-        :class:`Spectrum`, whose ``mean`` is used)."""
+        """Latent codes ``[n, d]`` of spectra: ``[n, k]``, one ``[k]``, a list of spectra of
+        any lengths, or a :class:`Spectrum` (its ``mean``)."""
         return self._m.latent(_spectra(spectra))
 
     def predict_final_loss(self, spectra) -> np.ndarray:
