@@ -82,6 +82,12 @@ def test_unsupported_modules(x):
         aelle.lyapunov_spectrum(torch.nn.LSTM(3, 4, proj_size=2, batch_first=True), x)
     with pytest.raises(TypeError, match=r"model: expected a torch.nn.RNN/GRU/LSTM.*got int"):
         aelle.lyapunov_spectrum(3, x)
+    with pytest.raises(TypeError, match=r"models: expected a sequence of models.*got LSTM"):
+        aelle.population_spectra(torch.nn.LSTM(3, 4), x)
+    with pytest.raises(ValueError, match=r"a population needs one cell kind"):
+        aelle.population_spectra([torch.nn.LSTM(3, 4), torch.nn.GRU(3, 4)], x)
+    with pytest.raises(ValueError, match=r"network 1 is a lstm with N = 5"):
+        aelle.population_spectra([torch.nn.LSTM(3, 4), torch.nn.LSTM(3, 5)], x)
 
 
 def test_non_finite_weights_and_inputs(lstm, x):

@@ -83,7 +83,7 @@ def test_module_state_dict_arrays_and_file_agree(arch, tmp_path):
 def test_population_equals_one_call_per_network():
     mods = [make("gru", 1, True, True, seed=s) for s in range(3)]
     x = torch.randn(2, 20, I, dtype=torch.float64)
-    pop = aelle.population_spectra(mods, x)
+    pop = aelle.population_spectra(torch.nn.ModuleList(mods), x)
     assert len(pop) == 3
     for m, s in zip(mods, pop):
         np.testing.assert_array_equal(s.exponents, aelle.lyapunov_spectrum(m, x).exponents)

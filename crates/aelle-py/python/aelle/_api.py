@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,8 +61,10 @@ def population_spectra(
     network, or one per network (``[M, B, T, I]`` or a list of ``M`` ``[B, T, I]``). Returns one
     :class:`Spectrum` per network, in order. Options as in :func:`lyapunov_spectrum`.
     """
-    if isinstance(models, (str, bytes)) or not isinstance(models, Sequence):
-        raise TypeError(f"models: expected a sequence of models, got {type(models).__name__}")
+    if isinstance(models, (str, bytes, Mapping)) or not hasattr(models, "__iter__"):
+        raise TypeError(f"models: expected a sequence of models (a list, a torch.nn.ModuleList, ...), "
+                        f"got {type(models).__name__}")
+    models = list(models)
     if len(models) == 0:
         raise ValueError("models: expected at least one network")
     prec = precision_name(precision)
