@@ -4,8 +4,10 @@ Lyapunov spectrum (and, with a trained AeLLE model, its latent and predicted pro
 ending high performing) every epoch with aelle.lyapunov_spectrum and aelle.EpochMonitor.
 
 Data: the 10,000 MNIST digits embedded in the datasets crate
-(crates/datasets/data/mnist-10k, gzipped IDX; first 8,000 train, last 2,000 test, as the Rust
-task uses them), pixels / 255, each image a sequence of 28 rows of 28 pixels.
+(crates/datasets/data/mnist-10k, gzipped IDX, grouped by label), split 8,000 / 2,000 stratified
+by class like ``datasets::mnist_10k_split`` (20 % of each class to test; numpy's generator, so
+not the same images as the Rust split), pixels / 255, each image a sequence of 28 rows of 28
+pixels.
 Driving inputs of the spectra: 15 fixed test images (the same every epoch).
 
     python examples/python/smnist_lstm_monitor.py [--epochs 3] [--hidden 32]
@@ -63,9 +65,14 @@ def main():
     torch.manual_seed(args.seed)
     images = read_idx(DATA / "mnist-10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0
     labels = read_idx(DATA / "mnist-10k-labels-idx1-ubyte.gz").astype(np.int64)
-    x_train, y_train = torch.from_numpy(images[:8000]), torch.from_numpy(labels[:8000])
-    x_test, y_test = torch.from_numpy(images[8000:]), torch.from_numpy(labels[8000:])
-    driving = x_test[:15]  # [15, 28, 28]: B = 15 sequences of T = 28 rows, I = 28
+    rng = np.random.default_rng(20261127)
+    test = np.zeros(len(labels), dtype=bool)
+    for c in range(10):  # the file is grouped by label: a stratified split
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        test[idx[:round(0.2 * len(idx))]] = True
+    x_train, y_train = torch.from_numpy(images[~test]), torch.from_numpy(labels[~test])
+    x_test, y_test = torch.from_numpy(images[test]), torch.from_numpy(labels[test])
+    driving = x_test[rng.choice(len(x_test), 15, replace=False)]  # [15, 28, 28]: B = 15, T = 28, I = 28
 
     net = Classifier(args.hidden)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
