@@ -23,6 +23,24 @@ TORCH_WHEELS=(
 t0=$SECONDS
 stamp() { echo "   ($(( SECONDS - t0 )) s)"; }
 
+echo "== python: feature unification of crates/aelle-py with the workspace"
+# `pip install` builds aelle-py alone; its dependencies must have the features they have in
+# the workspace build, or candle, aelle and le-engine are compiled a second time (see the
+# comment in crates/aelle-py/Cargo.toml). Warn with the features to add there.
+features() {
+    cargo tree "$@" -e features --target x86_64-unknown-linux-gnu --prefix none --no-dedupe 2>/dev/null \
+        | grep -o '^[A-Za-z0-9_-]* feature "[^"]*"' | sort -u
+}
+# features the workspace gives to crates in aelle-py's graph that aelle-py alone does not
+missing=$(awk 'NR == FNR { own[$0] = 1; crate[$1] = 1; next } ($1 in crate) && !($0 in own)' \
+    <(features -p aelle-py) <(features --workspace))
+if [[ -n "$missing" ]]; then
+    echo "WARNING: pip install will recompile shared dependencies; add to crates/aelle-py/Cargo.toml:"
+    echo "$missing"
+else
+    echo "   same features as the workspace build"
+fi
+
 echo "== python: venv $VENV"
 rm -rf "$VENV"
 python3 -m venv "$VENV"
