@@ -135,6 +135,8 @@ mod tests {
                 "task.kind=\"char-lm\"".into(),
                 "task.train_examples=0".into(),
                 "task.test_examples=0".into(),
+                // the excerpt has 71 training windows, fewer than the tiny preset's batch
+                "training.batch_size=8".into(),
             ],
         )
         .unwrap();
