@@ -204,7 +204,18 @@ fn char_lm_data_is_the_excerpt_or_the_fetched_full_text_and_a_missing_text_is_na
     let dir = tempfile::tempdir().unwrap();
     let no_data = dir.path().join("no-datasets");
     std::fs::create_dir_all(&no_data).unwrap();
-    let small = ["--networks", "4", "--epochs", "1", "--hidden-size", "4"];
+    // One epoch has spectra at epochs 0 and 1 only, so the evaluation points are those epochs
+    // (the preset's fraction points need checkpoints near them).
+    let small = [
+        "--networks",
+        "4",
+        "--epochs",
+        "1",
+        "--hidden-size",
+        "4",
+        "--set",
+        "aelle.evaluation.points=[{epoch = 0}, {epoch = 1}]",
+    ];
 
     // The full text asked for but not fetched: exit 2, the folder and the script named, no run.
     let root = dir.path().join("full");
