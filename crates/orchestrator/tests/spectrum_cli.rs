@@ -2,9 +2,12 @@
 //! built-in path, and one test per kind of bad input (exit code 2, one-line message naming the
 //! file, the tensor and what was expected, no panic).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::fixture;
 use le_engine::systems::Henon;
 use le_engine::{DiscreteMap, MapWorkspace, save_jacobians};
 use safetensors::Dtype;
@@ -251,15 +254,6 @@ fn bad_system_arguments() {
     // clap's own usage errors also exit with 2
     let out = orchestrator(&["spectrum", "--system", "nosuch"]);
     assert_eq!(out.status.code(), Some(2));
-}
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../le-engine/tests/fixtures")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

@@ -30,6 +30,16 @@ pub fn run_err(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Path of a le-engine test fixture (PyTorch-produced weights and inputs).
+pub fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../le-engine/tests/fixtures")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
