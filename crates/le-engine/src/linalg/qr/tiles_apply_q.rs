@@ -39,31 +39,36 @@ pub(crate) unsafe fn apply_q_right<R: Reg>(
     while r0 < d {
         let left = d - r0;
         // AVX-512: three registers of rows while they are full, then one stripe of up to two
-        // (3 x NB accumulators, 24 of the 32 registers). AVX2: one register (NB of 16).
-        let regs = if !R::WIDE {
-            1
-        } else if left >= 3 * R::L {
+        // (3 x NB accumulators, 24 of the 32 registers). AVX2 (16 registers): the same stripe
+        // heights, each pass split into two sweeps of NB / 2 reflectors (3 x NB / 2
+        // accumulators), see `apply_panel_stripe_halves`; the last stripe one register.
+        let regs = if R::WIDE && left >= 3 * R::L {
             3
-        } else {
+        } else if left > R::L {
             2
+        } else {
+            1
         };
         let ns: [usize; 3] = std::array::from_fn(|q| left.saturating_sub(q * R::L).min(R::L));
         let js = j.add(r0);
         let mut p = 0;
         while p < d {
             let t = tf.add((p / NB) * NB * NB);
-            if regs == 1 {
-                if ns[0] == R::L {
-                    apply_panel_stripe::<R, 1, true>(d, js, ns, a, p, t, zeros);
-                } else {
-                    apply_panel_stripe::<R, 1, false>(d, js, ns, a, p, t, zeros);
+            match (R::WIDE, regs, ns[regs - 1] == R::L) {
+                (true, 3, _) => apply_panel_stripe::<R, 3, true>(d, js, ns, a, p, t, zeros),
+                (true, 2, true) => apply_panel_stripe::<R, 2, true>(d, js, ns, a, p, t, zeros),
+                (true, 2, false) => apply_panel_stripe::<R, 2, false>(d, js, ns, a, p, t, zeros),
+                (true, _, true) => apply_panel_stripe::<R, 1, true>(d, js, ns, a, p, t, zeros),
+                (true, _, false) => apply_panel_stripe::<R, 1, false>(d, js, ns, a, p, t, zeros),
+                (false, 3, _) => apply_panel_stripe_halves::<R, 3, true>(d, js, ns, a, p, t, zeros),
+                (false, 2, true) => {
+                    apply_panel_stripe_halves::<R, 2, true>(d, js, ns, a, p, t, zeros)
                 }
-            } else if regs == 3 {
-                apply_panel_stripe::<R, 3, true>(d, js, ns, a, p, t, zeros);
-            } else if ns[1] == R::L {
-                apply_panel_stripe::<R, 2, true>(d, js, ns, a, p, t, zeros);
-            } else {
-                apply_panel_stripe::<R, 2, false>(d, js, ns, a, p, t, zeros);
+                (false, 2, false) => {
+                    apply_panel_stripe_halves::<R, 2, false>(d, js, ns, a, p, t, zeros)
+                }
+                (false, _, true) => apply_panel_stripe::<R, 1, true>(d, js, ns, a, p, t, zeros),
+                (false, _, false) => apply_panel_stripe::<R, 1, false>(d, js, ns, a, p, t, zeros),
             }
             p += NB;
         }
@@ -151,6 +156,80 @@ unsafe fn apply_panel_stripe<R: Reg, const NR: usize, const FULL: bool>(
         }
         for q in 0..NR {
             R::store(col.add(q * R::L), x[q], ns[q]);
+        }
+    }
+}
+
+/// [`apply_panel_stripe`] for a register file of 16 (AVX2): a stripe of `NR` (2 or 3)
+/// registers of rows with both passes split into two sweeps over the columns of `NB / 2`
+/// reflectors each, so the accumulators (`NR x NB / 2`), the loaded column and one broadcast
+/// fit in the registers. Per column and sweep, `NR` loads and `NB / 2` broadcasts feed
+/// `NR x NB / 2` FMAs (a one-register stripe over all `NB` reflectors: 1 load and `NB`
+/// broadcasts for `NB` FMAs). `W` lives in a small stack array between the passes.
+#[inline(always)]
+unsafe fn apply_panel_stripe_halves<R: Reg, const NR: usize, const FULL: bool>(
+    ld: usize,
+    js: *mut R::T,
+    ns: [usize; 3],
+    a: *const R::T,
+    p: usize,
+    t: *const R::T,
+    zeros: *const R::T,
+) {
+    const H: usize = NB / 2;
+    let ns: [usize; NR] = std::array::from_fn(|q| if FULL { R::L } else { ns[q] });
+    let nbp = (ld - p).min(NB);
+    let ncols = ld - p;
+    // vc[r][i] = V[p + i, r].
+    let mut vc = [zeros; NB];
+    for (r, v) in vc.iter_mut().enumerate().take(nbp) {
+        *v = a.add((p + r) * ld + p);
+    }
+    // Pass 1: W = J V, reflectors h H .. (h + 1) H per sweep.
+    let mut w = [[R::zero(); NR]; NB];
+    for h in 0..2 {
+        let mut acc = [[R::zero(); NR]; H];
+        for i in 0..ncols {
+            let col = js.add((p + i) * ld);
+            let x: [R::V; NR] = std::array::from_fn(|q| R::load(col.add(q * R::L), ns[q]));
+            for r in 0..H {
+                let b = R::splat(*vc[h * H + r].add(i));
+                for q in 0..NR {
+                    acc[r][q] = R::fmadd(x[q], b, acc[r][q]);
+                }
+            }
+        }
+        w[h * H..(h + 1) * H].copy_from_slice(&acc);
+    }
+    // W <- W T (T upper triangular): column r from the top down, highest r first.
+    for r in (0..NB).rev() {
+        let mut acc = [R::zero(); NR];
+        for l in 0..=r {
+            let b = R::splat(*t.add(l + r * NB));
+            for q in 0..NR {
+                acc[q] = R::fmadd(w[l][q], b, acc[q]);
+            }
+        }
+        w[r] = acc;
+    }
+    // Pass 2: J -= W V^T, one sweep per half of the reflectors.
+    for h in 0..2 {
+        let wh: [[R::V; NR]; H] = std::array::from_fn(|r| w[h * H + r]);
+        for i in 0..ncols {
+            let col = js.add((p + i) * ld);
+            // Two chains of H / 2 (even and odd reflectors) per register, then one add.
+            let mut x: [R::V; NR] = std::array::from_fn(|q| R::load(col.add(q * R::L), ns[q]));
+            let mut y = [R::zero(); NR];
+            for r in 0..H {
+                let b = R::splat(*vc[h * H + r].add(i));
+                let acc = if r % 2 == 0 { &mut x } else { &mut y };
+                for q in 0..NR {
+                    acc[q] = R::fnmadd(wh[r][q], b, acc[q]);
+                }
+            }
+            for q in 0..NR {
+                R::store(col.add(q * R::L), R::add(x[q], y[q]), ns[q]);
+            }
         }
     }
 }
