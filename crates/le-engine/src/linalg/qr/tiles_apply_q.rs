@@ -15,8 +15,9 @@ use super::tiles_update::NB;
 /// the kernel reads from a reflector column is the reflector's.
 ///
 /// `J Q` acts on each row of `J` separately, so the block is processed in stripes of three
-/// registers of rows (AVX-512: 48 rows in f32, 24 in f64; the last stripe two, masked; AVX2,
-/// 16 registers: one register, 8 rows in f32, 4 in f64) that stay in L1
+/// registers of rows (AVX-512: 48 rows in f32, 24 in f64, the last stripe two or one, masked;
+/// AVX2, 16 registers: two registers, 16 rows in f32, 8 in f64, each pass in two sweeps of
+/// `NB / 2` reflectors, the last stripe one register) that stay in L1
 /// while every panel is applied: `W = J_stripe V_s` (the stripe's columns times broadcast
 /// reflector entries, `3 x NB` accumulators, no horizontal reductions), `W <- W T_s` in
 /// registers, `J_stripe -= W V_s^T` (same form), and finally the columns with `sign < 0`
@@ -38,10 +39,11 @@ pub(crate) unsafe fn apply_q_right<R: Reg>(
     let mut r0 = 0;
     while r0 < d {
         let left = d - r0;
-        // AVX-512: three registers of rows while they are full, then one stripe of up to two
-        // (3 x NB accumulators, 24 of the 32 registers). AVX2 (16 registers): the same stripe
-        // heights, each pass split into two sweeps of NB / 2 reflectors (3 x NB / 2
-        // accumulators), see `apply_panel_stripe_halves`; the last stripe one register.
+        // AVX-512: three registers of rows while they are full (3 x NB accumulators, 24 of
+        // the 32 registers), then one stripe of two or one. AVX2 (16 registers): stripes of
+        // two registers with each pass split into two sweeps of NB / 2 reflectors (2 x NB / 2
+        // accumulators; `apply_panel_stripe_halves`; three registers spill and were measured
+        // slower), the last stripe one register over all NB reflectors.
         let regs = if R::WIDE && left >= 3 * R::L {
             3
         } else if left > R::L {
@@ -50,25 +52,21 @@ pub(crate) unsafe fn apply_q_right<R: Reg>(
             1
         };
         let ns: [usize; 3] = std::array::from_fn(|q| left.saturating_sub(q * R::L).min(R::L));
+        let full = ns[regs - 1] == R::L;
         let js = j.add(r0);
         let mut p = 0;
         while p < d {
             let t = tf.add((p / NB) * NB * NB);
-            match (R::WIDE, regs, ns[regs - 1] == R::L) {
-                (true, 3, _) => apply_panel_stripe::<R, 3, true>(d, js, ns, a, p, t, zeros),
-                (true, 2, true) => apply_panel_stripe::<R, 2, true>(d, js, ns, a, p, t, zeros),
-                (true, 2, false) => apply_panel_stripe::<R, 2, false>(d, js, ns, a, p, t, zeros),
-                (true, _, true) => apply_panel_stripe::<R, 1, true>(d, js, ns, a, p, t, zeros),
-                (true, _, false) => apply_panel_stripe::<R, 1, false>(d, js, ns, a, p, t, zeros),
-                (false, 3, _) => apply_panel_stripe_halves::<R, 3, true>(d, js, ns, a, p, t, zeros),
-                (false, 2, true) => {
-                    apply_panel_stripe_halves::<R, 2, true>(d, js, ns, a, p, t, zeros)
+            match (regs, full) {
+                (3, _) => apply_panel_stripe::<R, 3, true>(d, js, ns, a, p, t, zeros),
+                (2, true) if R::WIDE => apply_panel_stripe::<R, 2, true>(d, js, ns, a, p, t, zeros),
+                (2, false) if R::WIDE => {
+                    apply_panel_stripe::<R, 2, false>(d, js, ns, a, p, t, zeros);
                 }
-                (false, 2, false) => {
-                    apply_panel_stripe_halves::<R, 2, false>(d, js, ns, a, p, t, zeros)
-                }
-                (false, _, true) => apply_panel_stripe::<R, 1, true>(d, js, ns, a, p, t, zeros),
-                (false, _, false) => apply_panel_stripe::<R, 1, false>(d, js, ns, a, p, t, zeros),
+                (2, true) => apply_panel_stripe_halves::<R, 2, true>(d, js, ns, a, p, t, zeros),
+                (2, false) => apply_panel_stripe_halves::<R, 2, false>(d, js, ns, a, p, t, zeros),
+                (_, true) => apply_panel_stripe::<R, 1, true>(d, js, ns, a, p, t, zeros),
+                (_, false) => apply_panel_stripe::<R, 1, false>(d, js, ns, a, p, t, zeros),
             }
             p += NB;
         }
@@ -160,7 +158,7 @@ unsafe fn apply_panel_stripe<R: Reg, const NR: usize, const FULL: bool>(
     }
 }
 
-/// [`apply_panel_stripe`] for a register file of 16 (AVX2): a stripe of `NR` (2 or 3)
+/// [`apply_panel_stripe`] for a register file of 16 (AVX2): a stripe of `NR` (2)
 /// registers of rows with both passes split into two sweeps over the columns of `NB / 2`
 /// reflectors each, so the accumulators (`NR x NB / 2`), the loaded column and one broadcast
 /// fit in the registers. Per column and sweep, `NR` loads and `NB / 2` broadcasts feed
