@@ -21,6 +21,10 @@ then one batched `torch.linalg.qr` of all M B blocks. (Forming J explicitly and 
 
 Setups measured (the best is reported): one process with all intra-op threads ("threads"), and
 P processes of one thread each splitting the networks ("processes", P = the thread count).
+`--modes processes-compiled,threads-compiled` runs the same with the tangent step under
+`torch.compile` (inductor; the QR stays eager); measured on the 2-core AMD EPYC, 2026-12-07:
+4,376 against 4,608 seq-steps/s eager at N = 64 and 947 against 933 at N = 128, so the default
+modes are the eager ones.
 Also the machine's SGEMM through torch (MKL or OpenBLAS, as the wheel ships) and numpy
 (n = 512 and 1024, one and all threads), the denominator `orchestrator bench` compares with.
 
@@ -47,12 +51,56 @@ import numpy as np
 import torch
 
 
-def lstm_spectra(w_ih, w_hh, b, x, warmup):
+def tangent_step(pre_in, h, c, q, w_t, w_hh):
+    """One forward step of all M B sequences and their tangent blocks: the new (h, c) and
+    Z = J Q, [M, B, D, D], before its QR."""
+    m, _, n = w_hh.shape
+    bsz, d = h.shape[1], 2 * n
+    pre = pre_in + torch.bmm(h, w_t)  # [M, B, 4N]
+    i, f, g, o = pre.chunk(4, dim=-1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c_new = f * c + i * g
+    tc = torch.tanh(c_new)
+    h_new = o * tc
+    a_i = g * i * (1 - i)
+    a_f = c * f * (1 - f)
+    a_g = i * (1 - g * g)
+    a_o = tc * o * (1 - o)
+    k = o * (1 - tc * tc)
+    # U Q_h for all B blocks of a network at once: [M, 4N, N] x [M, N, B D].
+    qh = q[:, :, :n, :].permute(0, 2, 1, 3).reshape(m, n, bsz * d)
+    uq = torch.bmm(w_hh, qh).reshape(m, 4, n, bsz, d).permute(1, 0, 3, 2, 4)  # [4, M, B, N, D]
+    qc = q[:, :, n:, :]
+    zc = (
+        a_i[..., None] * uq[0]
+        + a_f[..., None] * uq[1]
+        + a_g[..., None] * uq[2]
+        + f[..., None] * qc
+    )
+    zh = a_o[..., None] * uq[3] + k[..., None] * zc
+    return torch.cat([zh, zc], dim=2), h_new, c_new
+
+
+_COMPILED = {}
+
+
+def _step_fn(compiled):
+    """`tangent_step`, or its `torch.compile` (inductor, static shapes; the QR stays eager:
+    LAPACK has no fusible form). Compiled once per process."""
+    if not compiled:
+        return tangent_step
+    if "step" not in _COMPILED:
+        _COMPILED["step"] = torch.compile(tangent_step, dynamic=False)
+    return _COMPILED["step"]
+
+
+def lstm_spectra(w_ih, w_hh, b, x, warmup, compiled=False):
     """Mean over the B sequences of each sequence's sorted exponents, [M, D], and the wall time
     of the loop."""
     m, g4, n = w_hh.shape
     bsz, length, _ = x.shape
     d = 2 * n
+    step = _step_fn(compiled)
     # Input projections of every step, for every network: [M, L, B, 4N].
     xi = torch.einsum("bli,mgi->mlbg", x, w_ih) + b[:, None, None, :]
     w_t = w_hh.transpose(1, 2).contiguous()  # [M, N, 4N]
@@ -62,58 +110,42 @@ def lstm_spectra(w_ih, w_hh, b, x, warmup):
     logs = torch.zeros(m, bsz, d, dtype=torch.float64)
     start = time.perf_counter()
     for t in range(length):
-        pre = xi[:, t] + torch.bmm(h, w_t)  # [M, B, 4N]
-        i, f, g, o = pre.chunk(4, dim=-1)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c_new = f * c + i * g
-        tc = torch.tanh(c_new)
-        h_new = o * tc
-        a_i = g * i * (1 - i)
-        a_f = c * f * (1 - f)
-        a_g = i * (1 - g * g)
-        a_o = tc * o * (1 - o)
-        k = o * (1 - tc * tc)
-        # U Q_h for all B blocks of a network at once: [M, 4N, N] x [M, N, B D].
-        qh = q[:, :, :n, :].permute(0, 2, 1, 3).reshape(m, n, bsz * d)
-        uq = torch.bmm(w_hh, qh).reshape(m, 4, n, bsz, d).permute(1, 0, 3, 2, 4)  # [4, M, B, N, D]
-        qc = q[:, :, n:, :]
-        zc = (
-            a_i[..., None] * uq[0]
-            + a_f[..., None] * uq[1]
-            + a_g[..., None] * uq[2]
-            + f[..., None] * qc
-        )
-        zh = a_o[..., None] * uq[3] + k[..., None] * zc
-        z = torch.cat([zh, zc], dim=2)  # [M, B, D, D]
+        z, h, c = step(xi[:, t].contiguous(), h, c, q, w_t, w_hh)
         q, r = torch.linalg.qr(z)
         if t >= warmup:
             logs += torch.log(torch.abs(torch.diagonal(r, dim1=-2, dim2=-1))).double()
-        h, c = h_new, c_new
     wall = time.perf_counter() - start
     # Each sequence's exponents sorted (as the engine reports them), then the mean over B.
     lam = (logs / (length - warmup)).sort(dim=-1, descending=True).values
     return lam.mean(dim=1), wall
 
 
+def _warm(w_ih, w_hh, b, x, compiled):
+    """Warm the allocator and kernels (and, compiled, compile for these shapes: all the
+    networks, a 3-step sequence)."""
+    mw = w_hh.shape[0] if compiled else 1
+    lstm_spectra(w_ih[:mw], w_hh[:mw], b[:mw], x[:, :3], 1, compiled)
+
+
 def _worker(args):
-    part, w_ih, w_hh, b, x, warmup, barrier = args
+    part, w_ih, w_hh, b, x, warmup, barrier, compiled = args
     torch.set_num_threads(1)
-    lstm_spectra(w_ih[:1], w_hh[:1], b[:1], x[:, :3], 1)  # warm the allocator and kernels
+    _warm(w_ih, w_hh, b, x, compiled)
     barrier.wait()
     t0 = time.perf_counter()
-    lam, _ = lstm_spectra(w_ih, w_hh, b, x, warmup)
+    lam, _ = lstm_spectra(w_ih, w_hh, b, x, warmup, compiled)
     return part, lam.numpy(), time.perf_counter() - t0
 
 
-def run_threads(w_ih, w_hh, b, x, warmup, threads):
+def run_threads(w_ih, w_hh, b, x, warmup, threads, compiled=False):
     torch.set_num_threads(threads)
-    lstm_spectra(w_ih[:1], w_hh[:1], b[:1], x[:, :3], 1)
+    _warm(w_ih, w_hh, b, x, compiled)
     t0 = time.perf_counter()
-    lam, _ = lstm_spectra(w_ih, w_hh, b, x, warmup)
+    lam, _ = lstm_spectra(w_ih, w_hh, b, x, warmup, compiled)
     return lam.numpy(), time.perf_counter() - t0
 
 
-def run_processes(w_ih, w_hh, b, x, warmup, procs):
+def run_processes(w_ih, w_hh, b, x, warmup, procs, compiled=False):
     m = w_hh.shape[0]
     procs = max(1, min(procs, m))
     bounds = [(p * m // procs, (p + 1) * m // procs) for p in range(procs)]
@@ -121,7 +153,7 @@ def run_processes(w_ih, w_hh, b, x, warmup, procs):
     with ctx.Manager() as manager:
         barrier = manager.Barrier(procs)
         jobs = [
-            (p, w_ih[lo:hi], w_hh[lo:hi], b[lo:hi], x, warmup, barrier)
+            (p, w_ih[lo:hi], w_hh[lo:hi], b[lo:hi], x, warmup, barrier, compiled)
             for p, (lo, hi) in enumerate(bounds)
         ]
         with ctx.Pool(procs) as pool:
@@ -219,6 +251,9 @@ def self_check():
     return worst
 
 
+MODES = ("processes", "threads", "processes-compiled", "threads-compiled")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", help="population file written by orchestrator bench")
@@ -275,16 +310,20 @@ def main():
     }
     best, exponents = None, None
     for mode in a.modes.split(","):
-        if mode == "threads":
+        base, _, suffix = mode.partition("-")
+        if suffix not in ("", "compiled"):
+            raise SystemExit(f"--modes: unknown mode {mode!r} ({', '.join(MODES)})")
+        compiled = suffix == "compiled"
+        if base == "threads":
             mt = max(1, min(m, a.threads_networks))
-            lam, wall = run_threads(w_ih[:mt], w_hh[:mt], b[:mt], x, warmup, a.threads)
-            row = {"mode": "threads", "threads": a.threads, "networks": mt}
-        elif mode == "processes":
+            lam, wall = run_threads(w_ih[:mt], w_hh[:mt], b[:mt], x, warmup, a.threads, compiled)
+            row = {"mode": mode, "threads": a.threads, "networks": mt}
+        elif base == "processes":
             mt = m
-            lam, wall = run_processes(w_ih, w_hh, b, x, warmup, a.threads)
-            row = {"mode": "processes", "processes": min(a.threads, m), "threads": 1, "networks": m}
+            lam, wall = run_processes(w_ih, w_hh, b, x, warmup, a.threads, compiled)
+            row = {"mode": mode, "processes": min(a.threads, m), "threads": 1, "networks": m}
         else:
-            raise SystemExit(f"--modes: unknown mode {mode!r} (threads, processes)")
+            raise SystemExit(f"--modes: unknown mode {mode!r} ({', '.join(MODES)})")
         row["seconds"] = wall
         row["sequence_steps_per_second"] = mt * bsz * length / wall
         report["modes"].append(row)
