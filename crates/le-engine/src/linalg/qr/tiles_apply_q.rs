@@ -42,8 +42,8 @@ pub(crate) unsafe fn apply_q_right<R: Reg>(
         // AVX-512: three registers of rows while they are full (3 x NB accumulators, 24 of
         // the 32 registers), then one stripe of two or one. AVX2 (16 registers): stripes of
         // two registers with each pass split into two sweeps of NB / 2 reflectors (2 x NB / 2
-        // accumulators; `apply_panel_stripe_halves`; three registers spill and were measured
-        // slower), the last stripe one register over all NB reflectors.
+        // accumulators, `SWEEPS = 2`; three registers spill and ran slower in
+        // `examples/rnn_profile`), the last stripe one register over all NB reflectors.
         let regs = if R::WIDE && left >= 3 * R::L {
             3
         } else if left > R::L {
@@ -57,16 +57,19 @@ pub(crate) unsafe fn apply_q_right<R: Reg>(
         let mut p = 0;
         while p < d {
             let t = tf.add((p / NB) * NB * NB);
+            // AVX2's two-register stripes sweep twice (`apply_panel_stripe`).
             match (regs, full) {
-                (3, _) => apply_panel_stripe::<R, 3, true>(d, js, ns, a, p, t, zeros),
-                (2, true) if R::WIDE => apply_panel_stripe::<R, 2, true>(d, js, ns, a, p, t, zeros),
-                (2, false) if R::WIDE => {
-                    apply_panel_stripe::<R, 2, false>(d, js, ns, a, p, t, zeros);
+                (3, _) => apply_panel_stripe::<R, 3, true, 1>(d, js, ns, a, p, t, zeros),
+                (2, true) if R::WIDE => {
+                    apply_panel_stripe::<R, 2, true, 1>(d, js, ns, a, p, t, zeros);
                 }
-                (2, true) => apply_panel_stripe_halves::<R, 2, true>(d, js, ns, a, p, t, zeros),
-                (2, false) => apply_panel_stripe_halves::<R, 2, false>(d, js, ns, a, p, t, zeros),
-                (_, true) => apply_panel_stripe::<R, 1, true>(d, js, ns, a, p, t, zeros),
-                (_, false) => apply_panel_stripe::<R, 1, false>(d, js, ns, a, p, t, zeros),
+                (2, false) if R::WIDE => {
+                    apply_panel_stripe::<R, 2, false, 1>(d, js, ns, a, p, t, zeros);
+                }
+                (2, true) => apply_panel_stripe::<R, 2, true, 2>(d, js, ns, a, p, t, zeros),
+                (2, false) => apply_panel_stripe::<R, 2, false, 2>(d, js, ns, a, p, t, zeros),
+                (_, true) => apply_panel_stripe::<R, 1, true, 1>(d, js, ns, a, p, t, zeros),
+                (_, false) => apply_panel_stripe::<R, 1, false, 1>(d, js, ns, a, p, t, zeros),
             }
             p += NB;
         }
@@ -83,11 +86,15 @@ pub(crate) unsafe fn apply_q_right<R: Reg>(
     }
 }
 
-/// One panel of [`apply_q_right`] on one stripe of `R` registers of rows at `js` (leading
+/// One panel of [`apply_q_right`] on one stripe of `NR` registers of rows at `js` (leading
 /// dimension `ld`; `ns[q]` rows in register `q`, all full when `FULL`, so no masks): the
-/// reflectors `p .. p + NB` (fewer at the end: missing columns read `zeros`).
+/// reflectors `p .. p + NB` (fewer at the end: missing columns read `zeros`). Each pass
+/// sweeps the columns `SWEEPS` times, over `NB / SWEEPS` reflectors each: one sweep where the
+/// `NR x NB` accumulators fit (AVX-512), two on AVX2's 16 registers (per column and sweep `NR`
+/// loads and `NB / 2` broadcasts feed `NR x NB / 2` FMAs). `W` stays in a small stack array
+/// between the passes (in registers when one sweep).
 #[inline(always)]
-unsafe fn apply_panel_stripe<R: Reg, const NR: usize, const FULL: bool>(
+unsafe fn apply_panel_stripe<R: Reg, const NR: usize, const FULL: bool, const SWEEPS: usize>(
     ld: usize,
     js: *mut R::T,
     ns: [usize; 3],
@@ -96,6 +103,7 @@ unsafe fn apply_panel_stripe<R: Reg, const NR: usize, const FULL: bool>(
     t: *const R::T,
     zeros: *const R::T,
 ) {
+    let h_len = NB / SWEEPS;
     let ns: [usize; NR] = std::array::from_fn(|q| if FULL { R::L } else { ns[q] });
     let nbp = (ld - p).min(NB);
     let ncols = ld - p;
@@ -104,100 +112,20 @@ unsafe fn apply_panel_stripe<R: Reg, const NR: usize, const FULL: bool>(
     for (r, v) in vc.iter_mut().enumerate().take(nbp) {
         *v = a.add((p + r) * ld + p);
     }
-    // Pass 1: W = J V (R x NB accumulators).
+    // Pass 1: W = J V, reflectors h h_len .. (h + 1) h_len in sweep h.
     let mut w = [[R::zero(); NR]; NB];
-    for i in 0..ncols {
-        let col = js.add((p + i) * ld);
-        let x: [R::V; NR] = std::array::from_fn(|q| R::load(col.add(q * R::L), ns[q]));
-        for r in 0..NB {
-            let b = R::splat(*vc[r].add(i));
-            for q in 0..NR {
-                w[r][q] = R::fmadd(x[q], b, w[r][q]);
-            }
-        }
-    }
-    // W <- W T (T upper triangular): column r from the top down, highest r first.
-    for r in (0..NB).rev() {
-        let mut acc = [R::zero(); NR];
-        for l in 0..=r {
-            let b = R::splat(*t.add(l + r * NB));
-            for q in 0..NR {
-                acc[q] = R::fmadd(w[l][q], b, acc[q]);
-            }
-        }
-        w[r] = acc;
-    }
-    // Pass 2: J -= W V^T, one column at a time; the sum over the NB reflectors in two halves
-    // when the stripe is two registers (four chains of NB / 2), in one otherwise.
-    for i in 0..ncols {
-        let col = js.add((p + i) * ld);
-        let mut x: [R::V; NR] = std::array::from_fn(|q| R::load(col.add(q * R::L), ns[q]));
-        if NR <= 2 {
-            let mut y = [R::zero(); NR];
-            for r in 0..NB {
-                let b = R::splat(*vc[r].add(i));
-                let acc = if r % 2 == 0 { &mut x } else { &mut y };
-                for q in 0..NR {
-                    acc[q] = R::fnmadd(w[r][q], b, acc[q]);
-                }
-            }
-            for q in 0..NR {
-                x[q] = R::add(x[q], y[q]);
-            }
-        } else {
-            for r in 0..NB {
-                let b = R::splat(*vc[r].add(i));
-                for q in 0..NR {
-                    x[q] = R::fnmadd(w[r][q], b, x[q]);
-                }
-            }
-        }
-        for q in 0..NR {
-            R::store(col.add(q * R::L), x[q], ns[q]);
-        }
-    }
-}
-
-/// [`apply_panel_stripe`] for a register file of 16 (AVX2): a stripe of `NR` (2)
-/// registers of rows with both passes split into two sweeps over the columns of `NB / 2`
-/// reflectors each, so the accumulators (`NR x NB / 2`), the loaded column and one broadcast
-/// fit in the registers. Per column and sweep, `NR` loads and `NB / 2` broadcasts feed
-/// `NR x NB / 2` FMAs (a one-register stripe over all `NB` reflectors: 1 load and `NB`
-/// broadcasts for `NB` FMAs). `W` lives in a small stack array between the passes.
-#[inline(always)]
-unsafe fn apply_panel_stripe_halves<R: Reg, const NR: usize, const FULL: bool>(
-    ld: usize,
-    js: *mut R::T,
-    ns: [usize; 3],
-    a: *const R::T,
-    p: usize,
-    t: *const R::T,
-    zeros: *const R::T,
-) {
-    const H: usize = NB / 2;
-    let ns: [usize; NR] = std::array::from_fn(|q| if FULL { R::L } else { ns[q] });
-    let nbp = (ld - p).min(NB);
-    let ncols = ld - p;
-    // vc[r][i] = V[p + i, r].
-    let mut vc = [zeros; NB];
-    for (r, v) in vc.iter_mut().enumerate().take(nbp) {
-        *v = a.add((p + r) * ld + p);
-    }
-    // Pass 1: W = J V, reflectors h H .. (h + 1) H per sweep.
-    let mut w = [[R::zero(); NR]; NB];
-    for h in 0..2 {
-        let mut acc = [[R::zero(); NR]; H];
+    for h in 0..SWEEPS {
+        let wh = &mut w[h * h_len..(h + 1) * h_len];
         for i in 0..ncols {
             let col = js.add((p + i) * ld);
             let x: [R::V; NR] = std::array::from_fn(|q| R::load(col.add(q * R::L), ns[q]));
-            for r in 0..H {
-                let b = R::splat(*vc[h * H + r].add(i));
+            for (r, wr) in wh.iter_mut().enumerate() {
+                let b = R::splat(*vc[h * h_len + r].add(i));
                 for q in 0..NR {
-                    acc[r][q] = R::fmadd(x[q], b, acc[r][q]);
+                    wr[q] = R::fmadd(x[q], b, wr[q]);
                 }
             }
         }
-        w[h * H..(h + 1) * H].copy_from_slice(&acc);
     }
     // W <- W T (T upper triangular): column r from the top down, highest r first.
     for r in (0..NB).rev() {
@@ -210,23 +138,29 @@ unsafe fn apply_panel_stripe_halves<R: Reg, const NR: usize, const FULL: bool>(
         }
         w[r] = acc;
     }
-    // Pass 2: J -= W V^T, one sweep per half of the reflectors.
-    for h in 0..2 {
-        let wh: [[R::V; NR]; H] = std::array::from_fn(|r| w[h * H + r]);
+    // Pass 2: J -= W V^T, one column at a time per sweep; the sum over the sweep's reflectors
+    // in two chains (even and odd reflectors) when the stripe is at most two registers, in one
+    // otherwise.
+    for h in 0..SWEEPS {
+        let wh = &w[h * h_len..(h + 1) * h_len];
         for i in 0..ncols {
             let col = js.add((p + i) * ld);
-            // Two chains of H / 2 (even and odd reflectors) per register, then one add.
             let mut x: [R::V; NR] = std::array::from_fn(|q| R::load(col.add(q * R::L), ns[q]));
             let mut y = [R::zero(); NR];
-            for r in 0..H {
-                let b = R::splat(*vc[h * H + r].add(i));
-                let acc = if r % 2 == 0 { &mut x } else { &mut y };
+            for (r, wr) in wh.iter().enumerate() {
+                let b = R::splat(*vc[h * h_len + r].add(i));
+                let acc = if NR <= 2 && r % 2 == 1 { &mut y } else { &mut x };
                 for q in 0..NR {
-                    acc[q] = R::fnmadd(wh[r][q], b, acc[q]);
+                    acc[q] = R::fnmadd(wr[q], b, acc[q]);
+                }
+            }
+            if NR <= 2 {
+                for q in 0..NR {
+                    x[q] = R::add(x[q], y[q]);
                 }
             }
             for q in 0..NR {
-                R::store(col.add(q * R::L), R::add(x[q], y[q]), ns[q]);
+                R::store(col.add(q * R::L), x[q], ns[q]);
             }
         }
     }

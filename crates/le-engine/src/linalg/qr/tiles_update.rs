@@ -89,104 +89,19 @@ pub(crate) unsafe fn c_minus_v_w<R: Reg>(
     w: *const R::T,
 ) {
     let mut j = 0;
-    // Column pairs where the 16 broadcast entries of W and 8 row chunks fit (AVX-512); single
-    // columns otherwise (8 broadcasts, one chunk at a time).
-    while R::WIDE && j + 2 <= n2 {
+    // Column pairs: on AVX-512 the 16 broadcast entries of W and 8 row chunks fit, all NB
+    // reflectors in one sweep of four chunks at a time; on AVX2 (16 registers) two sweeps of
+    // NB / 2 reflectors, two chunks at a time (per chunk pair and sweep 4 loads of C and
+    // NB / 2 of V for 2 NB FMAs in four chains).
+    while j + 2 <= n2 {
         let (c0, c1) = (c.add(j * ldc), c.add((j + 1) * ldc));
-        let mut w0 = [R::zero(); NB];
-        let mut w1 = [R::zero(); NB];
-        for r in 0..NB {
-            w0[r] = R::splat(*w.add(j * NB + r));
-            w1[r] = R::splat(*w.add((j + 1) * NB + r));
-        }
-        let mut i = 0;
-        // Four row chunks at a time: eight independent FMA chains hide the FMA latency.
-        while i + 4 * R::L <= m {
-            let mut x0 = [R::zero(); 4];
-            let mut x1 = [R::zero(); 4];
-            for q in 0..4 {
-                x0[q] = R::load(c0.add(i + q * R::L), R::L);
-                x1[q] = R::load(c1.add(i + q * R::L), R::L);
-            }
-            for r in 0..NB {
-                for q in 0..4 {
-                    let vr = R::load(v.add(r * ldv + i + q * R::L), R::L);
-                    x0[q] = R::fnmadd(vr, w0[r], x0[q]);
-                    x1[q] = R::fnmadd(vr, w1[r], x1[q]);
-                }
-            }
-            for q in 0..4 {
-                R::store(c0.add(i + q * R::L), x0[q], R::L);
-                R::store(c1.add(i + q * R::L), x1[q], R::L);
-            }
-            i += 4 * R::L;
-        }
-        while i + R::L <= m {
-            let mut x0 = R::load(c0.add(i), R::L);
-            let mut x1 = R::load(c1.add(i), R::L);
-            for r in 0..NB {
-                let vr = R::load(v.add(r * ldv + i), R::L);
-                x0 = R::fnmadd(vr, w0[r], x0);
-                x1 = R::fnmadd(vr, w1[r], x1);
-            }
-            R::store(c0.add(i), x0, R::L);
-            R::store(c1.add(i), x1, R::L);
-            i += R::L;
-        }
-        if i < m {
-            let n = m - i;
-            let mut x0 = R::load(c0.add(i), n);
-            let mut x1 = R::load(c1.add(i), n);
-            for r in 0..NB {
-                let vr = R::load(v.add(r * ldv + i), n);
-                x0 = R::fnmadd(vr, w0[r], x0);
-                x1 = R::fnmadd(vr, w1[r], x1);
-            }
-            R::store(c0.add(i), x0, n);
-            R::store(c1.add(i), x1, n);
-        }
-        j += 2;
-    }
-    // AVX2: column pairs in two sweeps of NB / 2 reflectors (8 broadcast entries of W, two
-    // row chunks of each column: per chunk pair and sweep 4 loads of C and NB / 2 of V for
-    // 2 NB FMAs in four chains).
-    while !R::WIDE && j + 2 <= n2 {
-        const H: usize = NB / 2;
-        let (c0, c1) = (c.add(j * ldc), c.add((j + 1) * ldc));
-        for h in 0..2 {
-            let vh = v.add(h * H * ldv);
-            let w0: [R::V; H] = std::array::from_fn(|r| R::splat(*w.add(j * NB + h * H + r)));
-            let w1: [R::V; H] = std::array::from_fn(|r| R::splat(*w.add((j + 1) * NB + h * H + r)));
-            let mut i = 0;
-            while i + 2 * R::L <= m {
-                let mut x0 = [R::load(c0.add(i), R::L), R::load(c0.add(i + R::L), R::L)];
-                let mut x1 = [R::load(c1.add(i), R::L), R::load(c1.add(i + R::L), R::L)];
-                for r in 0..H {
-                    for q in 0..2 {
-                        let vr = R::load(vh.add(r * ldv + i + q * R::L), R::L);
-                        x0[q] = R::fnmadd(vr, w0[r], x0[q]);
-                        x1[q] = R::fnmadd(vr, w1[r], x1[q]);
-                    }
-                }
-                for q in 0..2 {
-                    R::store(c0.add(i + q * R::L), x0[q], R::L);
-                    R::store(c1.add(i + q * R::L), x1[q], R::L);
-                }
-                i += 2 * R::L;
-            }
-            while i < m {
-                let n = (m - i).min(R::L);
-                let mut x0 = R::load(c0.add(i), n);
-                let mut x1 = R::load(c1.add(i), n);
-                for r in 0..H {
-                    let vr = R::load(vh.add(r * ldv + i), n);
-                    x0 = R::fnmadd(vr, w0[r], x0);
-                    x1 = R::fnmadd(vr, w1[r], x1);
-                }
-                R::store(c0.add(i), x0, n);
-                R::store(c1.add(i), x1, n);
-                i += R::L;
-            }
+        let (w0, w1) = (w.add(j * NB), w.add((j + 1) * NB));
+        if R::WIDE {
+            c_minus_v_w_pair::<R, NB, 4>(m, v, ldv, c0, c1, w0, w1);
+        } else {
+            const H: usize = NB / 2;
+            c_minus_v_w_pair::<R, H, 2>(m, v, ldv, c0, c1, w0, w1);
+            c_minus_v_w_pair::<R, H, 2>(m, v.add(H * ldv), ldv, c0, c1, w0.add(H), w1.add(H));
         }
         j += 2;
     }
@@ -207,6 +122,57 @@ pub(crate) unsafe fn c_minus_v_w<R: Reg>(
             i += R::L;
         }
         j += 1;
+    }
+}
+
+/// `C[j][i] -= sum_{r < H} V[r][i] W_j[r]` for the two columns `c0`, `c1` (`W_0`, `W_1`: `H`
+/// entries at `w0`, `w1`), rows `0..m`: the `2 H` entries of `W` broadcast in registers,
+/// `Q` row chunks of both columns at a time (`2 Q` independent FMA chains), then single full
+/// chunks, then one masked tail.
+///
+/// # Safety
+/// As [`c_minus_v_w`].
+#[inline(always)]
+unsafe fn c_minus_v_w_pair<R: Reg, const H: usize, const Q: usize>(
+    m: usize,
+    v: *const R::T,
+    ldv: usize,
+    c0: *mut R::T,
+    c1: *mut R::T,
+    w0: *const R::T,
+    w1: *const R::T,
+) {
+    let w0: [R::V; H] = std::array::from_fn(|r| R::splat(*w0.add(r)));
+    let w1: [R::V; H] = std::array::from_fn(|r| R::splat(*w1.add(r)));
+    let mut i = 0;
+    while i + Q * R::L <= m {
+        let mut x0: [R::V; Q] = std::array::from_fn(|q| R::load(c0.add(i + q * R::L), R::L));
+        let mut x1: [R::V; Q] = std::array::from_fn(|q| R::load(c1.add(i + q * R::L), R::L));
+        for r in 0..H {
+            for q in 0..Q {
+                let vr = R::load(v.add(r * ldv + i + q * R::L), R::L);
+                x0[q] = R::fnmadd(vr, w0[r], x0[q]);
+                x1[q] = R::fnmadd(vr, w1[r], x1[q]);
+            }
+        }
+        for q in 0..Q {
+            R::store(c0.add(i + q * R::L), x0[q], R::L);
+            R::store(c1.add(i + q * R::L), x1[q], R::L);
+        }
+        i += Q * R::L;
+    }
+    while i < m {
+        let n = (m - i).min(R::L);
+        let mut x0 = R::load(c0.add(i), n);
+        let mut x1 = R::load(c1.add(i), n);
+        for r in 0..H {
+            let vr = R::load(v.add(r * ldv + i), n);
+            x0 = R::fnmadd(vr, w0[r], x0);
+            x1 = R::fnmadd(vr, w1[r], x1);
+        }
+        R::store(c0.add(i), x0, n);
+        R::store(c1.add(i), x1, n);
+        i += R::L;
     }
 }
 
