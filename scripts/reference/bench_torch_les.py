@@ -22,9 +22,10 @@ then one batched `torch.linalg.qr` of all M B blocks. (Forming J explicitly and 
 Setups measured (the best is reported): one process with all intra-op threads ("threads"), and
 P processes of one thread each splitting the networks ("processes", P = the thread count).
 `--modes processes-compiled,threads-compiled` runs the same with the tangent step under
-`torch.compile` (inductor; the QR stays eager); measured on the 2-core AMD EPYC, 2026-12-07:
-4,376 against 4,608 seq-steps/s eager at N = 64 and 947 against 933 at N = 128, so the default
-modes are the eager ones.
+`torch.compile` (inductor; the QR stays eager). `--hidden 64 --networks 8 --modes
+processes,processes-compiled --no-sgemm` and `--hidden 128 --networks 4` on the 2-core AMD
+EPYC, 2026-12-07: 4,376 compiled against 4,608 seq-steps/s eager at N = 64, 947 against 933 at
+N = 128, so the default modes are the eager ones.
 Also the machine's SGEMM through torch (MKL or OpenBLAS, as the wheel ships) and numpy
 (n = 512 and 1024, one and all threads), the denominator `orchestrator bench` compares with.
 
@@ -110,7 +111,7 @@ def lstm_spectra(w_ih, w_hh, b, x, warmup, compiled=False):
     logs = torch.zeros(m, bsz, d, dtype=torch.float64)
     start = time.perf_counter()
     for t in range(length):
-        z, h, c = step(xi[:, t].contiguous(), h, c, q, w_t, w_hh)
+        z, h, c = step(xi[:, t], h, c, q, w_t, w_hh)
         q, r = torch.linalg.qr(z)
         if t >= warmup:
             logs += torch.log(torch.abs(torch.diagonal(r, dim1=-2, dim2=-1))).double()

@@ -34,8 +34,8 @@ pub(crate) trait Reg: Copy {
     unsafe fn store_sums8(acc: &[Self::V; 8], w: *mut Self::T);
     /// `w[l] = sum(acc[l])` for `l < 16` (about 2 operations per sum instead of about 8).
     /// `inline(always)` like every kernel piece: a default method is compiled outside the
-    /// callers' `target_feature` context, and not inlined it calls each intrinsic out of line
-    /// (that made the AVX-512 f64 QR six times slower than the AVX2 one).
+    /// callers' `target_feature` context, so out of line it would call each intrinsic as a
+    /// function.
     #[inline(always)]
     unsafe fn store_sums16(acc: &[Self::V; 16], w: *mut Self::T) {
         let lo: [Self::V; 8] = std::array::from_fn(|l| acc[l]);

@@ -264,7 +264,8 @@ pub(crate) unsafe fn vt_2cols<R: Reg>(
 ) {
     if !R::WIDE {
         // 16 accumulators do not fit beside the operands in 16 registers: one column at a
-        // time (measured faster on AVX2 than two sweeps of NB / 2 reflectors over a pair).
+        // time (faster on AVX2 in `examples/rnn_profile` than two sweeps of NB / 2 reflectors
+        // over a pair).
         vt_1col::<R>(m, v, ldv, c0, w);
         vt_1col::<R>(m, v, ldv, c1, w.add(NB));
         return;
