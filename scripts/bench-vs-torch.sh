@@ -2,7 +2,11 @@
 # The engine against the PyTorch reference on this machine, side by side in one invocation:
 # `orchestrator bench --rnn --against-torch PYTHON` at the native SIMD level and, on a CPU with
 # AVX-512, again with the level capped to AVX2 + FMA (LE_ENGINE_SIMD=avx2), so both paths are
-# measured against the same machine's SGEMM and the same PyTorch.
+# measured on the same machine in one invocation. In the capped run the bench
+# caps PyTorch and numpy to AVX2 too (MKL_ENABLE_INSTRUCTIONS, ATEN_CPU_CAPABILITY,
+# ONEDNN_MAX_CPU_ISA, OPENBLAS_CORETYPE) and reports "of best SGEMM" against their AVX2 SGEMM,
+# so that run stands for an AVX2-only machine (the gemm crate's SGEMM, which cannot be capped,
+# is shown beside it).
 #
 # Usage: scripts/bench-vs-torch.sh PYTHON [OUT_DIR] [extra bench args...]
 #   PYTHON needs torch, numpy and safetensors (e.g. python3 -m venv V && V/bin/pip install

@@ -131,8 +131,14 @@ pub struct BenchReport {
     pub sgemm_gflops_for_rnn: f64,
     /// With `--against-torch`: torch's and numpy's SGEMM of the same run.
     pub blas_sgemm: Option<BlasSgemm>,
-    /// The best all-thread SGEMM of the run, `gemm` crate or BLAS: the RNN rows'
-    /// `fraction_of_best_sgemm` denominator.
+    /// With `--against-torch` and `LE_ENGINE_SIMD` below this CPU's widest level: the
+    /// environment that capped PyTorch's and numpy's kernels to the same level
+    /// ([`blas_isa_caps`]), as `NAME=value` pairs.
+    pub blas_isa_caps: Vec<String>,
+    /// The best all-thread SGEMM of the run: the RNN rows' `fraction_of_best_sgemm`
+    /// denominator. The `gemm` crate or BLAS; with [`Self::blas_isa_caps`] set, BLAS only (the
+    /// `gemm` crate always runs this CPU's widest kernels, so under a cap it is not a rate of
+    /// the capped level).
     pub best_sgemm_gflops: f64,
     pub rows: Vec<BenchRow>,
     pub rnn: Vec<RnnBenchRow>,
@@ -326,6 +332,9 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
             Some(python) => {
                 let script = TorchScript::write()?;
                 let blas = script.sgemm(python, threads)?;
+                if !blas_isa_caps().is_empty() {
+                    best_sgemm = 0.0;
+                }
                 for (_, g) in &blas.gflops {
                     best_sgemm = best_sgemm.max(*g);
                 }
@@ -347,8 +356,13 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
             }
         }
     }
+    let blas_isa_caps = match &blas_sgemm {
+        Some(_) => blas_isa_caps().iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        None => Vec::new(),
+    };
     Ok(BenchReport {
         blas_sgemm,
+        blas_isa_caps,
         best_sgemm_gflops: best_sgemm,
         rnn,
         cpu: cpu_name(),
@@ -537,6 +551,39 @@ fn rnn_population_row(
     })
 }
 
+/// When `LE_ENGINE_SIMD` caps this project's kernels below the CPU's widest level: the
+/// environment that caps PyTorch's and numpy's kernels to the same level, so that the
+/// reference and the SGEMM denominator are those an AVX2-only (or SSE-only) machine would
+/// have: MKL's code path (`MKL_ENABLE_INSTRUCTIONS`), ATen's vectorised kernels
+/// (`ATEN_CPU_CAPABILITY`), oneDNN (`ONEDNN_MAX_CPU_ISA`) and OpenBLAS, which numpy ships
+/// (`OPENBLAS_CORETYPE`), each as this process's environment has it if set there, else at the
+/// level's value. Empty when nothing is capped.
+pub fn blas_isa_caps() -> Vec<(&'static str, String)> {
+    use aelle_support::simd::{Level, level, supported};
+    let widest = supported()[0];
+    if level() == widest {
+        return Vec::new();
+    }
+    let caps: &[(&'static str, &'static str)] = match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2Fma => &[
+            ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
+            ("ATEN_CPU_CAPABILITY", "avx2"),
+            ("ONEDNN_MAX_CPU_ISA", "AVX2"),
+            ("OPENBLAS_CORETYPE", "Haswell"),
+        ],
+        #[cfg(target_arch = "x86_64")]
+        Level::Baseline => &[
+            ("MKL_ENABLE_INSTRUCTIONS", "SSE4_2"),
+            ("ATEN_CPU_CAPABILITY", "default"),
+            ("ONEDNN_MAX_CPU_ISA", "SSE41"),
+            ("OPENBLAS_CORETYPE", "Nehalem"),
+        ],
+        _ => &[],
+    };
+    caps.iter().map(|&(k, v)| (k, std::env::var(k).unwrap_or_else(|_| v.to_string()))).collect()
+}
+
 /// The PyTorch reference script, built into the binary and written to a temporary file for the
 /// run (removed on drop).
 pub struct TorchScript {
@@ -563,11 +610,13 @@ impl TorchScript {
         self.dir.join("bench_torch_les.py")
     }
 
-    /// Run the script with `args`; its stdout parsed as one JSON object.
+    /// Run the script with `args` (and [`blas_isa_caps`] in its environment); its stdout
+    /// parsed as one JSON object.
     fn call(&self, python: &std::path::Path, args: &[&str]) -> Result<serde_json::Value> {
         let out = std::process::Command::new(python)
             .arg(self.script())
             .args(args)
+            .envs(blas_isa_caps())
             .output()
             .with_context(|| format!("running {} (--against-torch)", python.display()))?;
         anyhow::ensure!(
@@ -718,6 +767,17 @@ pub fn render_markdown(r: &BenchReport) -> String {
                 rates.join(", "),
                 r.best_sgemm_gflops
             );
+            if !r.blas_isa_caps.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "This project's kernels are capped at `{}` (`LE_ENGINE_SIMD`), and so are \
+                     PyTorch and numpy ({}): \"of best SGEMM\" is against their capped SGEMM \
+                     only, since the gemm crate runs this CPU's widest kernels whatever the \
+                     cap (\"of gemm-crate SGEMM\").\n",
+                    r.simd,
+                    r.blas_isa_caps.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                );
+            }
         }
         let _ = writeln!(
             s,
@@ -768,4 +828,40 @@ pub fn render_markdown(r: &BenchReport) -> String {
         let _ = writeln!(s, "{notes}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use aelle_support::simd::{Level, supported, with_level};
+
+    /// At this CPU's widest level PyTorch and numpy run as they are; below it, each lower level
+    /// this CPU has caps MKL, ATen, oneDNN and OpenBLAS to the same instruction set.
+    #[test]
+    fn blas_caps_follow_the_engine_level() {
+        let levels = supported();
+        let widest = with_level(levels[0], super::blas_isa_caps).expect("a supported level");
+        assert!(widest.is_empty(), "nothing is capped at the widest level: {widest:?}");
+        for &level in &levels[1..] {
+            let caps = with_level(level, super::blas_isa_caps).expect("a supported level");
+            let want = match level {
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx2Fma => "AVX2",
+                _ => "SSE4_2",
+            };
+            let keys: Vec<&str> = caps.iter().map(|(k, _)| *k).collect();
+            assert_eq!(
+                keys,
+                [
+                    "MKL_ENABLE_INSTRUCTIONS",
+                    "ATEN_CPU_CAPABILITY",
+                    "ONEDNN_MAX_CPU_ISA",
+                    "OPENBLAS_CORETYPE"
+                ],
+                "{}",
+                level.name()
+            );
+            let mkl = std::env::var("MKL_ENABLE_INSTRUCTIONS").unwrap_or_else(|_| want.into());
+            assert_eq!(caps[0].1, mkl, "{}", level.name());
+        }
+    }
 }
