@@ -138,25 +138,17 @@ unsafe fn apply_panel_stripe<R: Reg, const NR: usize, const FULL: bool, const SW
         }
         w[r] = acc;
     }
-    // Pass 2: J -= W V^T, one column at a time per sweep; the sum over the sweep's reflectors
-    // in two chains (even and odd reflectors) when the stripe is at most two registers, in one
-    // otherwise.
+    // Pass 2: J -= W V^T, one column at a time per sweep (one FMA chain per register: the
+    // columns are independent, so out-of-order execution overlaps their chains).
     for h in 0..SWEEPS {
         let wh = &w[h * h_len..(h + 1) * h_len];
         for i in 0..ncols {
             let col = js.add((p + i) * ld);
             let mut x: [R::V; NR] = std::array::from_fn(|q| R::load(col.add(q * R::L), ns[q]));
-            let mut y = [R::zero(); NR];
             for (r, wr) in wh.iter().enumerate() {
                 let b = R::splat(*vc[h * h_len + r].add(i));
-                let acc = if NR <= 2 && r % 2 == 1 { &mut y } else { &mut x };
                 for q in 0..NR {
-                    acc[q] = R::fnmadd(wr[q], b, acc[q]);
-                }
-            }
-            if NR <= 2 {
-                for q in 0..NR {
-                    x[q] = R::add(x[q], y[q]);
+                    x[q] = R::fnmadd(wr[q], b, x[q]);
                 }
             }
             for q in 0..NR {

@@ -28,7 +28,6 @@ pub(crate) trait Reg: Copy {
     unsafe fn store(p: *mut Self::T, v: Self::V, n: usize);
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn fnmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     /// `w[l] = sum(acc[l])` for `l < 8`: eight horizontal sums by a transposing tree of
     /// shuffles and adds.
     unsafe fn store_sums8(acc: &[Self::V; 8], w: *mut Self::T);
@@ -87,10 +86,6 @@ impl Reg for Z<f64> {
     #[inline(always)]
     unsafe fn fnmadd(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
         _mm512_fnmadd_pd(a, b, c)
-    }
-    #[inline(always)]
-    unsafe fn add(a: __m512d, b: __m512d) -> __m512d {
-        _mm512_add_pd(a, b)
     }
     #[inline(always)]
     unsafe fn store_sums8(acc: &[__m512d; 8], w: *mut f64) {
@@ -159,10 +154,6 @@ impl Reg for Z<f32> {
     #[inline(always)]
     unsafe fn fnmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
         _mm512_fnmadd_ps(a, b, c)
-    }
-    #[inline(always)]
-    unsafe fn add(a: __m512, b: __m512) -> __m512 {
-        _mm512_add_ps(a, b)
     }
     #[inline(always)]
     unsafe fn store_sums8(acc: &[__m512; 8], w: *mut f32) {
@@ -253,10 +244,6 @@ impl Reg for Y<f64> {
         _mm256_fnmadd_pd(a, b, c)
     }
     #[inline(always)]
-    unsafe fn add(a: __m256d, b: __m256d) -> __m256d {
-        _mm256_add_pd(a, b)
-    }
-    #[inline(always)]
     unsafe fn store_sums8(acc: &[__m256d; 8], w: *mut f64) {
         for half in 0..2 {
             let a = &acc[4 * half..4 * half + 4];
@@ -304,10 +291,6 @@ impl Reg for Y<f32> {
     #[inline(always)]
     unsafe fn fnmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
         _mm256_fnmadd_ps(a, b, c)
-    }
-    #[inline(always)]
-    unsafe fn add(a: __m256, b: __m256) -> __m256 {
-        _mm256_add_ps(a, b)
     }
     #[inline(always)]
     unsafe fn store_sums8(acc: &[__m256; 8], w: *mut f32) {
