@@ -22,10 +22,12 @@ then one batched `torch.linalg.qr` of all M B blocks. (Forming J explicitly and 
 Setups measured (the best is reported): one process with all intra-op threads ("threads"), and
 P processes of one thread each splitting the networks ("processes", P = the thread count).
 `--modes processes-compiled,threads-compiled` runs the same with the tangent step under
-`torch.compile` (inductor; the QR stays eager). `--hidden 64 --networks 8 --modes
-processes,processes-compiled --no-sgemm` and `--hidden 128 --networks 4` on the 2-core AMD
-EPYC, 2026-12-07: 4,376 compiled against 4,608 seq-steps/s eager at N = 64, 947 against 933 at
-N = 128, so the default modes are the eager ones.
+`torch.compile` (inductor; the QR stays eager). Whether that pays depends on the machine
+(`--hidden 64 --networks 8 --modes processes,processes-compiled --no-sgemm`, and `--hidden 128
+--networks 4`): on a 2-core AMD EPYC, 2026-12-07, 4,376 compiled against 4,608 seq-steps/s
+eager at N = 64 and 947 against 933 at N = 128; on a 2-core Intel Xeon, 2026-12-08, 3,747-4,229
+against 3,509-4,026 at N = 64 and 976 against 852 at N = 128. So `orchestrator bench
+--against-torch` runs `processes,threads,processes-compiled` and reports the best.
 Also the machine's SGEMM through torch (MKL or OpenBLAS, as the wheel ships) and numpy
 (n = 512 and 1024, one and all threads), the denominator `orchestrator bench` compares with.
 

@@ -94,7 +94,8 @@ pub struct TorchRow {
     /// Networks it ran (the first of the engine's population; its rate is per sequence-step).
     pub networks: usize,
     /// Its fastest setup (`threads`: one process, all intra-op threads; `processes`: one
-    /// single-thread process per thread).
+    /// single-thread process per thread; `processes-compiled`: the same with the tangent step
+    /// under `torch.compile`).
     pub best_mode: String,
     pub sequence_steps_per_second: f64,
     /// Every setup it measured: (mode, sequence-steps/s).
@@ -684,7 +685,16 @@ impl TorchScript {
         let file_arg = file.to_string_lossy().into_owned();
         let v = self.call(
             python,
-            &["--weights", &file_arg, "--json", "--no-sgemm", "--threads", &threads],
+            &[
+                "--weights",
+                &file_arg,
+                "--json",
+                "--no-sgemm",
+                "--threads",
+                &threads,
+                "--modes",
+                "processes,threads,processes-compiled",
+            ],
         )?;
         let rate = |row: &serde_json::Value| row["sequence_steps_per_second"].as_f64();
         let best = &v["best"];
@@ -794,8 +804,9 @@ pub fn render_markdown(r: &BenchReport) -> String {
             right (about 2 D^3 flops; le-engine README, \"Factored Q\"). PyTorch: \
             `scripts/reference/bench_torch_les.py` on the first networks of the same \
             population and the same inputs (analytic tangent map, one GEMM per network, batched \
-            `torch.linalg.qr`), best of one process with all threads and one single-thread \
-            process per thread (the threads setup on 2 networks: it is the slow one); \"max \
+            `torch.linalg.qr`), best of one process with all threads, one single-thread \
+            process per thread, and the latter with the tangent step under torch.compile \
+            (`processes-compiled`) (the threads setup on 2 networks: it is the slow one); \"max \
             exponent diff\": the largest difference of a network's mean exponent between the \
             two, relative to max(1, |lambda|) (both f32).";
         for x in &r.rnn {
