@@ -22,13 +22,12 @@ then one batched `torch.linalg.qr` of all M B blocks. (Forming J explicitly and 
 Setups measured (the best is reported): one process with all intra-op threads ("threads"), and
 P processes of one thread each splitting the networks ("processes", P = the thread count).
 `--modes processes-compiled,threads-compiled` runs the same with the tangent step under
-`torch.compile` (inductor; the QR stays eager). Whether that pays depends on the machine
-(`--hidden 64 --networks 8 --modes processes,processes-compiled --no-sgemm`, and `--hidden 128
---networks 4`): on a 2-core AMD EPYC, 2026-12-07, 4,376 compiled against 4,608 seq-steps/s
-eager at N = 64 and 947 against 933 at N = 128 (before the warm-up compiled for the timed
-strides, so those compiled rates include recompilations); on a 2-core Intel Xeon, 2026-12-08,
-3,873 / 3,724 against 3,491 / 3,526 at N = 64 and 894 against 814 at N = 128. So `orchestrator
-bench --against-torch` runs `processes,threads,processes-compiled` and reports the best.
+`torch.compile` (inductor; the QR stays eager). Whether that pays depends on the machine: on a
+2-core Intel Xeon, 2026-12-08 (`--hidden 64 --networks 8 --modes processes,processes-compiled
+--no-sgemm`, then `--hidden 128 --networks 4`), 3,873 / 3,724 compiled against 3,491 / 3,526
+seq-steps/s eager at N = 64 and 894 against 814 at N = 128. Compiled children of the
+processes setup can hang (see `run_processes`), so `orchestrator bench --against-torch` runs
+the eager setups only.
 Also the machine's SGEMM through torch (MKL or OpenBLAS, as the wheel ships) and numpy
 (n = 512 and 1024, one and all threads), the denominator `orchestrator bench` compares with.
 
@@ -156,6 +155,9 @@ def run_processes(w_ih, w_hh, b, x, warmup, procs, compiled=False):
     m = w_hh.shape[0]
     procs = max(1, min(procs, m))
     bounds = [(p * m // procs, (p + 1) * m // procs) for p in range(procs)]
+    # Forked. With `compiled`, forked children have hung (2026-12-08, Intel Xeon, N = 16, in
+    # either setup order) and spawned ones crashed in inductor, so `orchestrator bench` runs
+    # the eager setups only; `--modes processes-compiled` is for runs by hand.
     ctx = mp.get_context("fork")
     with ctx.Manager() as manager:
         barrier = manager.Barrier(procs)

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use le_engine::linalg::qr::{QrWorkspace, householder_factor, orthonormalize_in_place, qr_flops};
 use le_engine::linalg::timing::{gemm_rate, random_normal, time_per_call};
 use le_engine::{Real, SpectrumConfig, jacobian_sequence_spectrum};
@@ -21,6 +21,13 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
+
+mod markdown;
+mod torch;
+
+pub use markdown::render_markdown;
+use torch::TorchScript;
+pub use torch::{BlasSgemm, TorchRow};
 
 /// One measured kernel.
 #[derive(Debug, Serialize)]
@@ -88,35 +95,6 @@ pub struct RnnBenchRow {
     pub torch: Option<TorchRow>,
 }
 
-/// The PyTorch reference (`scripts/reference/bench_torch_les.py`) of one LSTM row.
-#[derive(Debug, Serialize)]
-pub struct TorchRow {
-    /// Networks it ran (the first of the engine's population; its rate is per sequence-step).
-    pub networks: usize,
-    /// Its fastest setup (`threads`: one process, all intra-op threads; `processes`: one
-    /// single-thread process per thread; `processes-compiled`: the same with the tangent step
-    /// under `torch.compile`).
-    pub best_mode: String,
-    pub sequence_steps_per_second: f64,
-    /// Every setup it measured: (mode, sequence-steps/s).
-    pub modes: Vec<(String, f64)>,
-    /// Engine sequence-steps/s over torch's.
-    pub engine_over_torch: f64,
-    /// Largest difference of a network's mean exponent between the two (both f32), relative
-    /// to `max(1, |lambda|)`.
-    pub max_exponent_difference: f64,
-}
-
-/// SGEMM through the BLAS torch and numpy ship, measured in the same run.
-#[derive(Debug, Serialize)]
-pub struct BlasSgemm {
-    pub torch_version: String,
-    pub numpy_version: String,
-    /// GFLOP/s by library and threads (`torch_1t`, `torch_2t`, `numpy_2t`, ...), best of
-    /// n = 512 and 1024.
-    pub gflops: Vec<(String, f64)>,
-}
-
 /// The whole report.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
@@ -134,10 +112,10 @@ pub struct BenchReport {
     pub blas_sgemm: Option<BlasSgemm>,
     /// With `--against-torch` and `LE_ENGINE_SIMD` below this CPU's widest level: the
     /// environment that capped PyTorch's and numpy's kernels to the same level
-    /// ([`blas_isa_caps`]), as `NAME=value` pairs.
-    pub blas_isa_caps: Vec<String>,
+    /// ([`reference_isa_caps`]), as `NAME=value` pairs.
+    pub reference_isa_caps: Vec<String>,
     /// The best all-thread SGEMM of the run: the RNN rows' `fraction_of_best_sgemm`
-    /// denominator. The `gemm` crate or BLAS; with [`Self::blas_isa_caps`] set, BLAS only (the
+    /// denominator. The `gemm` crate or BLAS; with [`Self::reference_isa_caps`] set, BLAS only (the
     /// `gemm` crate always runs this CPU's widest kernels, so under a cap it is not a rate of
     /// the capped level).
     pub best_sgemm_gflops: f64,
@@ -321,6 +299,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
     let mut sgemm_rnn = g32_all;
     let mut blas_sgemm = None;
     let mut best_sgemm = g32_all;
+    let mut reference_isa_caps = Vec::new();
     if args.rnn {
         // The denominator of the RNN ratios: the best all-thread SGEMM rate of this run,
         // re-measured right before the RNN rows (so a machine that slowed down in between
@@ -333,12 +312,16 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
             Some(python) => {
                 let script = TorchScript::write()?;
                 let blas = script.sgemm(python, threads)?;
-                if !blas_isa_caps().is_empty() {
-                    best_sgemm = 0.0;
-                }
-                for (_, g) in &blas.gflops {
-                    best_sgemm = best_sgemm.max(*g);
-                }
+                let blas_best = blas.gflops.iter().map(|(_, g)| *g).fold(0.0, f64::max);
+                anyhow::ensure!(blas_best > 0.0, "the PyTorch reference reported no SGEMM rate");
+                // Under a cap the gemm crate's rate is not one of the capped level.
+                best_sgemm = if script.isa_caps().is_empty() {
+                    best_sgemm.max(blas_best)
+                } else {
+                    blas_best
+                };
+                reference_isa_caps =
+                    script.isa_caps().iter().map(|(k, v)| format!("{k}={v}")).collect();
                 blas_sgemm = Some(blas);
                 Some((python, script))
             }
@@ -357,13 +340,9 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
             }
         }
     }
-    let blas_isa_caps = match &blas_sgemm {
-        Some(_) => blas_isa_caps().iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        None => Vec::new(),
-    };
     Ok(BenchReport {
         blas_sgemm,
-        blas_isa_caps,
+        reference_isa_caps,
         best_sgemm_gflops: best_sgemm,
         rnn,
         cpu: cpu_name(),
@@ -550,329 +529,4 @@ fn rnn_population_row(
         baseline_sequence_steps_per_second: baseline,
         speedup_over_baseline: rate / baseline,
     })
-}
-
-/// When `LE_ENGINE_SIMD` caps this project's kernels below the CPU's widest level: the
-/// environment that caps PyTorch's and numpy's kernels to the same level, so that the
-/// reference and the SGEMM denominator are those an AVX2-only (or SSE-only) machine would
-/// have: MKL's code path (`MKL_ENABLE_INSTRUCTIONS`), ATen's vectorised kernels
-/// (`ATEN_CPU_CAPABILITY`), oneDNN (`ONEDNN_MAX_CPU_ISA`) and OpenBLAS, which numpy ships
-/// (`OPENBLAS_CORETYPE`), each as this process's environment has it if set there, else at the
-/// level's value. Empty when nothing is capped.
-pub fn blas_isa_caps() -> Vec<(&'static str, String)> {
-    use aelle_support::simd::{Level, level, supported};
-    let widest = supported()[0];
-    if level() == widest {
-        return Vec::new();
-    }
-    let caps: &[(&'static str, &'static str)] = match level() {
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2Fma => &[
-            ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
-            ("ATEN_CPU_CAPABILITY", "avx2"),
-            ("ONEDNN_MAX_CPU_ISA", "AVX2"),
-            ("OPENBLAS_CORETYPE", "Haswell"),
-        ],
-        #[cfg(target_arch = "x86_64")]
-        Level::Baseline => &[
-            ("MKL_ENABLE_INSTRUCTIONS", "SSE4_2"),
-            ("ATEN_CPU_CAPABILITY", "default"),
-            ("ONEDNN_MAX_CPU_ISA", "SSE41"),
-            ("OPENBLAS_CORETYPE", "Nehalem"),
-        ],
-        _ => &[],
-    };
-    caps.iter().map(|&(k, v)| (k, std::env::var(k).unwrap_or_else(|_| v.to_string()))).collect()
-}
-
-/// The PyTorch reference script, built into the binary and written to a temporary file for the
-/// run (removed on drop).
-pub struct TorchScript {
-    dir: std::path::PathBuf,
-}
-
-/// `(best mode, its sequence-steps/s, every mode)` of one PyTorch run.
-type TorchRate = (String, f64, Vec<(String, f64)>);
-
-impl TorchScript {
-    const SOURCE: &'static str = include_str!("../../../../scripts/reference/bench_torch_les.py");
-
-    fn write() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("aelle-bench-torch-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating the scratch folder {}", dir.display()))?;
-        let me = Self { dir };
-        std::fs::write(me.script(), Self::SOURCE)
-            .with_context(|| format!("writing {}", me.script().display()))?;
-        Ok(me)
-    }
-
-    fn script(&self) -> std::path::PathBuf {
-        self.dir.join("bench_torch_les.py")
-    }
-
-    /// Run the script with `args` (and [`blas_isa_caps`] in its environment); its stdout
-    /// parsed as one JSON object.
-    fn call(&self, python: &std::path::Path, args: &[&str]) -> Result<serde_json::Value> {
-        let out = std::process::Command::new(python)
-            .arg(self.script())
-            .args(args)
-            .envs(blas_isa_caps())
-            .output()
-            .with_context(|| format!("running {} (--against-torch)", python.display()))?;
-        anyhow::ensure!(
-            out.status.success(),
-            "the PyTorch reference failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        serde_json::from_slice(&out.stdout).context("parsing the PyTorch reference's JSON")
-    }
-
-    fn sgemm(&self, python: &std::path::Path, threads: usize) -> Result<BlasSgemm> {
-        let v = self.call(python, &["--sgemm-only", "--threads", &threads.to_string()])?;
-        let gflops = v["sgemm_gflops"]
-            .as_object()
-            .context("the PyTorch reference's JSON has no sgemm_gflops")?
-            .iter()
-            .filter_map(|(k, g)| g.as_f64().map(|g| (k.clone(), g)))
-            .collect();
-        Ok(BlasSgemm {
-            torch_version: v["torch"].as_str().unwrap_or("?").to_string(),
-            numpy_version: v["numpy"].as_str().unwrap_or("?").to_string(),
-            gflops,
-        })
-    }
-
-    /// The reference on `nets` (one-layer LSTMs) and the shared `inputs` `[batch, len, I]`:
-    /// its rate and each network's mean sorted exponents.
-    fn lstm(
-        &self,
-        python: &std::path::Path,
-        nets: &[le_engine::rnn::Network<f32>],
-        inputs: &[f32],
-        batch: usize,
-        len: usize,
-        warmup: usize,
-    ) -> Result<(TorchRate, Vec<Vec<f64>>)> {
-        let (m, n, ni) = (nets.len(), nets[0].hidden, nets[0].input);
-        let mut w_ih = Vec::with_capacity(m * 4 * n * ni);
-        let mut w_hh = Vec::with_capacity(m * 4 * n * n);
-        let mut bias = Vec::with_capacity(m * 4 * n);
-        for net in nets {
-            let l = &net.layers[0];
-            w_ih.extend_from_slice(&l.w_in);
-            w_hh.extend_from_slice(&l.w_rec);
-            bias.extend(l.b_in.iter().zip(&l.b_rec).map(|(a, b)| a + b));
-        }
-        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let (b1, b2, b3, b4) = (bytes(&w_ih), bytes(&w_hh), bytes(&bias), bytes(inputs));
-        use safetensors::tensor::{Dtype, TensorView};
-        fn view(data: &[u8], shape: Vec<usize>) -> Result<TensorView<'_>> {
-            TensorView::new(Dtype::F32, shape, data).context("building a tensor view")
-        }
-        let tensors = vec![
-            ("w_ih", view(&b1, vec![m, 4 * n, ni])?),
-            ("w_hh", view(&b2, vec![m, 4 * n, n])?),
-            ("b", view(&b3, vec![m, 4 * n])?),
-            ("inputs", view(&b4, vec![batch, len, ni])?),
-        ];
-        let meta = std::collections::HashMap::from([("warmup".to_string(), warmup.to_string())]);
-        let file = self.dir.join(format!("lstm{n}.safetensors"));
-        safetensors::serialize_to_file(tensors, Some(meta), &file)
-            .with_context(|| format!("writing {}", file.display()))?;
-        let threads = rayon::current_num_threads().to_string();
-        let file_arg = file.to_string_lossy().into_owned();
-        let v = self.call(
-            python,
-            &[
-                "--weights",
-                &file_arg,
-                "--json",
-                "--no-sgemm",
-                "--threads",
-                &threads,
-                "--modes",
-                "processes,threads,processes-compiled",
-            ],
-        )?;
-        let rate = |row: &serde_json::Value| row["sequence_steps_per_second"].as_f64();
-        let best = &v["best"];
-        let modes = v["modes"]
-            .as_array()
-            .context("the PyTorch reference's JSON has no modes")?
-            .iter()
-            .filter_map(|r| Some((r["mode"].as_str()?.to_string(), rate(r)?)))
-            .collect();
-        let lambdas = v["exponents"]
-            .as_array()
-            .context("the PyTorch reference's JSON has no exponents")?
-            .iter()
-            .map(|row| {
-                row.as_array()
-                    .map(|r| r.iter().filter_map(serde_json::Value::as_f64).collect())
-                    .context("exponents: expected one array per network")
-            })
-            .collect::<Result<Vec<Vec<f64>>>>()?;
-        anyhow::ensure!(
-            lambdas.len() == m,
-            "the PyTorch reference returned {} networks, expected {m}",
-            lambdas.len()
-        );
-        let mode = best["mode"].as_str().unwrap_or("?").to_string();
-        let best_rate = rate(best).context("the PyTorch reference's JSON has no best rate")?;
-        Ok(((mode, best_rate, modes), lambdas))
-    }
-}
-
-impl Drop for TorchScript {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The report as Markdown.
-pub fn render_markdown(r: &BenchReport) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(s, "CPU: {} ({} threads, kernels: {})\n", r.cpu, r.threads, r.simd);
-    let _ = writeln!(
-        s,
-        "GEMM (gemm crate, n = 256, 1 thread): f64 {:.1} GFLOP/s, f32 {:.1} GFLOP/s; \
-         all threads (n = 512): f64 {:.1}, f32 {:.1}\n",
-        r.gemm_gflops_f64_1t, r.gemm_gflops_f32_1t, r.gemm_gflops_f64_all, r.gemm_gflops_f32_all
-    );
-    let _ = writeln!(
-        s,
-        "| kernel (1 thread, k = D; default QR panel width {}) | prec | D | time | GFLOP/s | of 1-thread GEMM |",
-        le_engine::linalg::qr::DEFAULT_PANEL_WIDTH
-    );
-    let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: |");
-    for row in &r.rows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.1} us | {:.1} | {:.0} % |",
-            row.kernel,
-            row.precision,
-            row.d,
-            row.seconds_per_call * 1e6,
-            row.gflops,
-            100.0 * row.fraction_of_gemm
-        );
-    }
-    if !r.rnn.is_empty() {
-        let _ = writeln!(
-            s,
-            "\nRNN populations (f32, full state, k = D, QR every step, B = 16, T = 100 + 20 warm-up, I = 28, all threads), against the all-thread SGEMM rate {:.1} GFLOP/s of the gemm crate (best of the first measurement and two right before these rows, n = 512 and 1024):\n",
-            r.sgemm_gflops_for_rnn
-        );
-        if let Some(b) = &r.blas_sgemm {
-            let rates: Vec<String> = b.gflops.iter().map(|(k, g)| format!("{k} {g:.1}")).collect();
-            let _ = writeln!(
-                s,
-                "BLAS SGEMM of the same run (torch {}, numpy {}; GFLOP/s, n = 512 / 1024): {}. \
-                 Best SGEMM of the run: {:.1} GFLOP/s (\"of best SGEMM\").\n",
-                b.torch_version,
-                b.numpy_version,
-                rates.join(", "),
-                r.best_sgemm_gflops
-            );
-            if !r.blas_isa_caps.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "This project's kernels are capped at `{}` (`LE_ENGINE_SIMD`), and so are \
-                     PyTorch and numpy ({}): \"of best SGEMM\" is against their capped SGEMM \
-                     only, since the gemm crate runs this CPU's widest kernels whatever the \
-                     cap (\"of gemm-crate SGEMM\").\n",
-                    r.simd,
-                    r.blas_isa_caps.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-                );
-            }
-        }
-        let _ = writeln!(
-            s,
-            "| cell | N | networks | time | sequence-steps/s | useful GFLOP/s | of gemm-crate SGEMM | of best SGEMM | PyTorch (seq-steps/s, setup, networks) | engine / PyTorch | max exponent diff | naive baseline (seq-steps/s, 1 thread) | speed-up |"
-        );
-        let _ = writeln!(
-            s,
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-        );
-        let notes = "\nUseful flops per sequence-step: `2 G N^2 k` (tangent, G gates) + \
-            `2 D k^2 - 2 k^3 / 3` (QR factorisation), as the issue counts them. The engine does \
-            the factorisation and then, instead of forming Q and multiplying the next \
-            Jacobian by it, applies the factored Q to the explicit next Jacobian from the \
-            right (about 2 D^3 flops; le-engine README, \"Factored Q\"). PyTorch: \
-            `scripts/reference/bench_torch_les.py` on the first networks of the same \
-            population and the same inputs (analytic tangent map, one GEMM per network, batched \
-            `torch.linalg.qr`), best of one process with all threads, one single-thread \
-            process per thread, and the latter with the tangent step under torch.compile \
-            (`processes-compiled`) (the threads setup on 2 networks: it is the slow one); \"max \
-            exponent diff\": the largest difference of a network's mean exponent between the \
-            two, relative to max(1, |lambda|) (both f32).";
-        for x in &r.rnn {
-            let (torch, ratio, diff) = match &x.torch {
-                Some(t) => (
-                    format!("{:.0} ({}, {})", t.sequence_steps_per_second, t.best_mode, t.networks),
-                    format!("{:.2}x", t.engine_over_torch),
-                    format!("{:.1e}", t.max_exponent_difference),
-                ),
-                None => ("—".into(), "—".into(), "—".into()),
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {:.2} s | {:.0} | {:.1} | {:.0} % | {:.0} % | {} | {} | {} | {:.1} | {:.0}x |",
-                x.arch,
-                x.hidden,
-                x.networks,
-                x.seconds,
-                x.sequence_steps_per_second,
-                x.useful_gflops,
-                100.0 * x.fraction_of_gemm_all_threads,
-                100.0 * x.fraction_of_best_sgemm,
-                torch,
-                ratio,
-                diff,
-                x.baseline_sequence_steps_per_second,
-                x.speedup_over_baseline
-            );
-        }
-        let _ = writeln!(s, "{notes}");
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use aelle_support::simd::{Level, supported, with_level};
-
-    /// At this CPU's widest level PyTorch and numpy run as they are; below it, each lower level
-    /// this CPU has caps MKL, ATen, oneDNN and OpenBLAS to the same instruction set.
-    #[test]
-    fn blas_caps_follow_the_engine_level() {
-        let levels = supported();
-        let widest = with_level(levels[0], super::blas_isa_caps).expect("a supported level");
-        assert!(widest.is_empty(), "nothing is capped at the widest level: {widest:?}");
-        for &level in &levels[1..] {
-            let caps = with_level(level, super::blas_isa_caps).expect("a supported level");
-            let want = match level {
-                #[cfg(target_arch = "x86_64")]
-                Level::Avx2Fma => "AVX2",
-                _ => "SSE4_2",
-            };
-            let keys: Vec<&str> = caps.iter().map(|(k, _)| *k).collect();
-            assert_eq!(
-                keys,
-                [
-                    "MKL_ENABLE_INSTRUCTIONS",
-                    "ATEN_CPU_CAPABILITY",
-                    "ONEDNN_MAX_CPU_ISA",
-                    "OPENBLAS_CORETYPE"
-                ],
-                "{}",
-                level.name()
-            );
-            let mkl = std::env::var("MKL_ENABLE_INSTRUCTIONS").unwrap_or_else(|_| want.into());
-            assert_eq!(caps[0].1, mkl, "{}", level.name());
-        }
-    }
 }
